@@ -1,0 +1,359 @@
+//! EVE JSON encoders (Suricata 8 field names and value formats), one line per event.
+
+use crate::json::Json;
+use crate::time::write_iso;
+use crate::{Anomaly, AnomalyKind, CommunityId, FlowRecord, Stats};
+use islet_wire::{Family, Tuple, ip_proto};
+use std::io::Write as _;
+
+/// Options every encoder shares.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EveOptions {
+    /// Community ID seed (`--community-id-seed`).
+    pub community_id_seed: u16,
+}
+
+/// Suricata's name for an IP protocol in `proto`.
+pub fn proto_name(p: u8) -> Option<&'static str> {
+    Some(match p {
+        ip_proto::TCP => "TCP",
+        ip_proto::UDP => "UDP",
+        ip_proto::ICMP => "ICMP",
+        ip_proto::ICMPV6 => "IPv6-ICMP",
+        ip_proto::GRE => "GRE",
+        ip_proto::SCTP => "SCTP",
+        50 => "ESP",
+        51 => "AH",
+        _ => return None,
+    })
+}
+
+/// Write an address as Suricata does: dotted quad, or IPv6 fully expanded with leading zeros
+/// (`2001:0db8:0000:…`).
+pub fn write_ip(buf: &mut Vec<u8>, family: Family, a: &[u8; 16]) {
+    buf.push(b'"');
+    match family {
+        Family::V4 => {
+            for (i, o) in a[..4].iter().enumerate() {
+                if i > 0 {
+                    buf.push(b'.');
+                }
+                buf.extend_from_slice(itoa::Buffer::new().format(*o).as_bytes());
+            }
+        }
+        Family::V6 => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            for (i, pair) in a.chunks_exact(2).enumerate() {
+                if i > 0 {
+                    buf.push(b':');
+                }
+                for b in pair {
+                    buf.push(HEX[usize::from(b >> 4)]);
+                    buf.push(HEX[usize::from(b & 0xf)]);
+                }
+            }
+        }
+    }
+    buf.push(b'"');
+}
+
+fn has_ports(proto: u8) -> bool {
+    matches!(proto, ip_proto::TCP | ip_proto::UDP | ip_proto::SCTP)
+}
+
+/// The common header: addresses, ports, proto, VLANs.
+fn tuple_fields(j: &mut Json<'_>, t: &Tuple, ports: bool) {
+    if t.vlan_len > 0 {
+        j.begin_array("vlan");
+        for v in t.vlans() {
+            j.item_u64(u64::from(*v));
+        }
+        j.end_array();
+    }
+    j.with("src_ip", |b| write_ip(b, t.family, &t.src));
+    if ports && has_ports(t.proto) {
+        j.u64("src_port", u64::from(t.sport));
+    }
+    j.with("dest_ip", |b| write_ip(b, t.family, &t.dst));
+    if ports && has_ports(t.proto) {
+        j.u64("dest_port", u64::from(t.dport));
+    }
+    match proto_name(t.proto) {
+        Some(n) => j.str("proto", n),
+        None => j.str("proto", itoa::Buffer::new().format(t.proto)),
+    };
+}
+
+fn tcp_flags_hex(buf: &mut Vec<u8>, f: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    buf.extend_from_slice(&[
+        b'"',
+        HEX[usize::from(f >> 4)],
+        HEX[usize::from(f & 0xf)],
+        b'"',
+    ]);
+}
+
+/// Append one `flow` event.
+pub fn write_flow(buf: &mut Vec<u8>, r: &FlowRecord, o: &EveOptions) {
+    let mut j = Json::object(buf);
+    j.with("timestamp", |b| write_iso(b, r.log_ns));
+    j.u64("flow_id", r.flow_id);
+    j.str("event_type", "flow");
+    tuple_fields(&mut j, &r.tuple, true);
+    if let Some(ic) = r.icmp {
+        j.u64("icmp_type", u64::from(ic.icmp_type));
+        j.u64("icmp_code", u64::from(ic.icmp_code));
+        if let Some((t, c)) = ic.response {
+            j.u64("response_icmp_type", u64::from(t));
+            j.u64("response_icmp_code", u64::from(c));
+        }
+    }
+    if let Some(name) = r.app_proto.name() {
+        j.str("app_proto", name);
+    }
+    if r.app_proto_ts.is_known() && r.app_proto_ts != r.app_proto {
+        j.str("app_proto_ts", r.app_proto_ts.name().unwrap_or_default());
+    }
+    if r.app_proto_tc.is_known() && r.app_proto_tc != r.app_proto {
+        j.str("app_proto_tc", r.app_proto_tc.name().unwrap_or_default());
+    }
+    j.begin_object("flow");
+    j.u64("pkts_toserver", r.pkts_toserver);
+    j.u64("pkts_toclient", r.pkts_toclient);
+    j.u64("bytes_toserver", r.bytes_toserver);
+    j.u64("bytes_toclient", r.bytes_toclient);
+    j.with("start", |b| write_iso(b, r.start_ns));
+    j.with("end", |b| write_iso(b, r.end_ns));
+    j.u64(
+        "age",
+        (r.end_ns / 1_000_000_000).saturating_sub(r.start_ns / 1_000_000_000),
+    );
+    j.str("state", r.state.name());
+    j.str("reason", r.reason.name());
+    j.bool("alerted", r.alerted);
+    j.end_object();
+    let cid = CommunityId::v1(o.community_id_seed, &r.tuple);
+    j.str("community_id", cid.as_str());
+    if let Some(t) = r.tcp {
+        let all = t.flags_ts | t.flags_tc;
+        j.begin_object("tcp");
+        j.with("tcp_flags", |b| tcp_flags_hex(b, all));
+        j.with("tcp_flags_ts", |b| tcp_flags_hex(b, t.flags_ts));
+        j.with("tcp_flags_tc", |b| tcp_flags_hex(b, t.flags_tc));
+        for (bit, name) in [
+            (0x01, "fin"),
+            (0x02, "syn"),
+            (0x04, "rst"),
+            (0x08, "psh"),
+            (0x10, "ack"),
+            (0x20, "urg"),
+            (0x40, "ecn"),
+            (0x80, "cwr"),
+        ] {
+            if all & bit != 0 {
+                j.bool(name, true);
+            }
+        }
+        j.str("state", t.state.name());
+        j.end_object();
+    }
+    if r.tunnel_outer {
+        j.begin_object("islet")
+            .bool("tunnel_outer", true)
+            .end_object();
+    }
+    j.finish();
+}
+
+/// Append one `anomaly` event.
+pub fn write_anomaly(buf: &mut Vec<u8>, a: &Anomaly, o: &EveOptions) {
+    let mut j = Json::object(buf);
+    j.with("timestamp", |b| write_iso(b, a.ts_ns));
+    if let Some(id) = a.flow_id {
+        j.u64("flow_id", id);
+    }
+    if let Some(n) = a.pcap_cnt {
+        j.u64("pcap_cnt", n);
+    }
+    j.str("event_type", "anomaly");
+    if let Some(t) = &a.tuple {
+        tuple_fields(&mut j, t, a.has_ports);
+        if a.has_ports {
+            let cid = CommunityId::v1(o.community_id_seed, t);
+            j.str("community_id", cid.as_str());
+        }
+    }
+    j.begin_object("anomaly");
+    match a.kind {
+        AnomalyKind::Decode(ev) => {
+            j.str("type", "decode");
+            let mut name = Vec::with_capacity(48);
+            let _ = write!(name, "decoder.{}", ev.name());
+            j.bytes_str("event", &name);
+        }
+        AnomalyKind::Stream(ev) => {
+            j.str("type", "stream");
+            let mut name = Vec::with_capacity(48);
+            let _ = write!(name, "stream.{ev}");
+            j.bytes_str("event", &name);
+        }
+        AnomalyKind::AppLayer {
+            app_proto,
+            event,
+            layer,
+        } => {
+            j.str("app_proto", app_proto.name().unwrap_or("unknown"));
+            j.str("type", "applayer");
+            j.str("event", event);
+            j.str("layer", layer);
+        }
+    }
+    j.end_object();
+    j.finish();
+}
+
+/// Append one `stats` event.
+pub fn write_stats(buf: &mut Vec<u8>, s: &Stats) {
+    let mut j = Json::object(buf);
+    j.with("timestamp", |b| write_iso(b, s.ts_ns));
+    j.str("event_type", "stats");
+    j.begin_object("stats");
+    j.u64("uptime", s.uptime_s);
+    j.begin_object("decoder");
+    for (k, v) in [
+        ("pkts", s.pkts),
+        ("bytes", s.bytes),
+        ("invalid", s.invalid),
+        ("ethernet", s.ethernet),
+        ("ipv4", s.ipv4),
+        ("ipv6", s.ipv6),
+        ("tcp", s.tcp),
+        ("udp", s.udp),
+        ("icmpv4", s.icmpv4),
+        ("icmpv6", s.icmpv6),
+        ("vlan", s.vlan),
+        ("vxlan", s.vxlan),
+        ("gre", s.gre),
+        ("erspan", s.erspan),
+        ("mpls", s.mpls),
+        ("arp", s.arp),
+        ("unknown_ethertype", s.unknown_ethertype),
+    ] {
+        j.u64(k, v);
+    }
+    j.begin_object("event");
+    let mut groups: Vec<(&str, &str, u64)> = s
+        .decode_events
+        .iter()
+        .map(|(ev, n)| {
+            let name = ev.name();
+            let (g, k) = name.split_once('.').unwrap_or(("decoder", name));
+            (g, k, *n)
+        })
+        .collect();
+    groups.sort();
+    let mut open: Option<&str> = None;
+    for (g, k, n) in groups {
+        if open != Some(g) {
+            if open.is_some() {
+                j.end_object();
+            }
+            j.begin_object(g);
+            open = Some(g);
+        }
+        j.u64(k, n);
+    }
+    if open.is_some() {
+        j.end_object();
+    }
+    j.end_object();
+    j.end_object();
+    j.begin_object("defrag");
+    j.u64("fragments", s.frags);
+    j.u64("reassembled", s.frags_reassembled);
+    j.u64("timeouts", s.frags_timeouts);
+    j.u64("dropped", s.frags_dropped);
+    j.end_object();
+    j.begin_object("flow");
+    for (k, v) in [
+        ("total", s.flows_total),
+        ("tcp", s.flows_tcp),
+        ("udp", s.flows_udp),
+        ("icmpv4", s.flows_icmpv4),
+        ("icmpv6", s.flows_icmpv6),
+        ("other", s.flows_other),
+        ("end_timeout", s.flows_timeout),
+        ("end_forced", s.flows_forced),
+        ("end_shutdown", s.flows_shutdown),
+        ("emergency_mode_entered", s.flows_emergency_entered),
+        ("active_max", s.flows_active_max),
+    ] {
+        j.u64(k, v);
+    }
+    j.end_object();
+    j.u64("anomalies", s.anomalies);
+    j.end_object();
+    j.finish();
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::{EndReason, FlowState, TcpState, TcpSummary};
+
+    #[test]
+    fn ipv6_is_fully_expanded() {
+        let mut b = Vec::new();
+        let mut a = [0u8; 16];
+        a[..4].copy_from_slice(&[0x20, 0x01, 0x48, 0x60]);
+        a[15] = 0x88;
+        write_ip(&mut b, Family::V6, &a);
+        assert_eq!(b, b"\"2001:4860:0000:0000:0000:0000:0000:0088\"");
+    }
+
+    #[test]
+    fn flow_event_fields() {
+        let mut t = Tuple {
+            proto: 6,
+            sport: 35958,
+            dport: 443,
+            ..Tuple::default()
+        };
+        t.src[..4].copy_from_slice(&[172, 26, 0, 39]);
+        t.dst[..4].copy_from_slice(&[172, 217, 14, 206]);
+        let r = FlowRecord {
+            flow_id: 42,
+            tuple: t,
+            log_ns: 2_000_000_000,
+            start_ns: 1_000_000_000,
+            end_ns: 2_500_000_000,
+            pkts_toserver: 3,
+            state: FlowState::Closed,
+            reason: EndReason::Shutdown,
+            tcp: Some(TcpSummary {
+                flags_ts: 0x1b,
+                flags_tc: 0x1a,
+                state: TcpState::Closed,
+            }),
+            ..FlowRecord::default()
+        };
+        let mut b = Vec::new();
+        write_flow(
+            &mut b,
+            &r,
+            &EveOptions {
+                community_id_seed: 7,
+            },
+        );
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["event_type"], "flow");
+        assert_eq!(v["src_ip"], "172.26.0.39");
+        assert_eq!(v["flow"]["age"], 1);
+        assert_eq!(v["flow"]["state"], "closed");
+        assert_eq!(v["tcp"]["tcp_flags"], "1b");
+        assert_eq!(v["tcp"]["fin"], true);
+        assert!(v["tcp"].get("rst").is_none());
+        assert_eq!(v["community_id"], "1:IwiTNfuO7aCaamMijl+7/X9uLx0=");
+    }
+}

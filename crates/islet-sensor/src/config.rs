@@ -1,0 +1,258 @@
+//! The sensor's configuration: one TOML file, every field optional, defaults that work.
+//! docs/CONFIG.md documents each field; these doc comments are its source.
+
+use islet_flow::defrag::DefragConfig;
+use islet_flow::stream::StreamConfig;
+use islet_flow::{FlowConfig, Timeouts};
+use serde::Deserialize;
+use std::path::Path;
+
+/// Top-level configuration.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SensorConfig {
+    pub sensor: SensorSection,
+    pub flow: FlowSection,
+    pub defrag: DefragSection,
+    pub stream: StreamSection,
+    pub output: OutputSection,
+}
+
+/// `[sensor]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SensorSection {
+    /// Worker threads; 0 = one per core.
+    pub workers: usize,
+    /// Packets handed to a worker per batch.
+    pub batch_packets: usize,
+}
+
+impl Default for SensorSection {
+    fn default() -> Self {
+        SensorSection {
+            workers: 0,
+            batch_packets: 256,
+        }
+    }
+}
+
+/// Timeouts of one protocol, in seconds.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutSection {
+    pub new: u32,
+    pub established: u32,
+    #[serde(default)]
+    pub closed: u32,
+    pub emergency_new: u32,
+    pub emergency_established: u32,
+    #[serde(default)]
+    pub emergency_closed: u32,
+}
+
+/// `[flow]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowSection {
+    /// Most flows tracked at once (over all workers).
+    pub max_flows: usize,
+    /// Leave emergency mode when the table is this many percent below `max_flows`.
+    pub emergency_recovery: u8,
+    /// Track TCP sessions that began before islet saw them.
+    pub midstream: bool,
+    pub tcp: TimeoutSection,
+    pub udp: TimeoutSection,
+    pub icmp: TimeoutSection,
+    pub default: TimeoutSection,
+}
+
+fn ts(t: &Timeouts, e: &Timeouts) -> TimeoutSection {
+    TimeoutSection {
+        new: t.new,
+        established: t.established,
+        closed: t.closed,
+        emergency_new: e.new,
+        emergency_established: e.established,
+        emergency_closed: e.closed,
+    }
+}
+
+impl Default for FlowSection {
+    fn default() -> Self {
+        let d = FlowConfig::default();
+        let (t, e) = (&d.timeouts, &d.emergency_timeouts);
+        FlowSection {
+            max_flows: d.max_flows,
+            emergency_recovery: d.emergency_recovery_pct,
+            midstream: d.midstream,
+            tcp: ts(&t[0], &e[0]),
+            udp: ts(&t[1], &e[1]),
+            icmp: ts(&t[2], &e[2]),
+            default: ts(&t[3], &e[3]),
+        }
+    }
+}
+
+/// `[defrag]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DefragSection {
+    /// Most datagrams under reassembly.
+    pub max_trackers: usize,
+    /// Most bytes held in fragments.
+    pub memcap: usize,
+    /// Seconds before an incomplete datagram is dropped.
+    pub timeout: u32,
+}
+
+impl Default for DefragSection {
+    fn default() -> Self {
+        let d = DefragConfig::default();
+        DefragSection {
+            max_trackers: d.max_trackers,
+            memcap: d.max_bytes,
+            timeout: (d.timeout_ns / 1_000_000_000) as u32,
+        }
+    }
+}
+
+/// `[stream]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamSection {
+    /// Most bytes reassembled per direction of a TCP session.
+    pub depth: u64,
+    /// Most out-of-order bytes buffered per direction.
+    pub max_buffered: usize,
+}
+
+impl Default for StreamSection {
+    fn default() -> Self {
+        let d = StreamConfig::default();
+        StreamSection {
+            depth: d.depth,
+            max_buffered: d.max_buffered,
+        }
+    }
+}
+
+/// `[output]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputSection {
+    /// Community ID seed.
+    pub community_id_seed: u16,
+    /// Write decoder anomalies as `anomaly` events (they are always counted).
+    pub anomalies: Option<bool>,
+}
+
+/// A configuration problem, naming the file and what is wrong.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl SensorConfig {
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let c: SensorConfig = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.flow.max_flows == 0 {
+            return Err(ConfigError("flow.max_flows must be at least 1".into()));
+        }
+        if self.flow.emergency_recovery > 100 {
+            return Err(ConfigError(
+                "flow.emergency_recovery is a percentage (0-100)".into(),
+            ));
+        }
+        if self.sensor.batch_packets == 0 {
+            return Err(ConfigError(
+                "sensor.batch_packets must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Worker count after resolving 0 to the number of cores.
+    pub fn workers(&self) -> usize {
+        match self.sensor.workers {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            n => n,
+        }
+    }
+
+    /// The flow table settings for one of `workers` tables.
+    pub fn flow_config(&self, workers: usize) -> FlowConfig {
+        let t = |s: &TimeoutSection| Timeouts {
+            new: s.new,
+            established: s.established,
+            closed: s.closed,
+        };
+        let e = |s: &TimeoutSection| Timeouts {
+            new: s.emergency_new,
+            established: s.emergency_established,
+            closed: s.emergency_closed,
+        };
+        let f = &self.flow;
+        FlowConfig {
+            max_flows: (f.max_flows / workers.max(1)).max(1),
+            emergency_recovery_pct: f.emergency_recovery,
+            timeouts: [t(&f.tcp), t(&f.udp), t(&f.icmp), t(&f.default)],
+            emergency_timeouts: [e(&f.tcp), e(&f.udp), e(&f.icmp), e(&f.default)],
+            midstream: f.midstream,
+        }
+    }
+
+    pub fn defrag_config(&self) -> DefragConfig {
+        DefragConfig {
+            max_trackers: self.defrag.max_trackers,
+            max_bytes: self.defrag.memcap,
+            timeout_ns: u64::from(self.defrag.timeout) * 1_000_000_000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = SensorConfig::from_toml("").unwrap();
+        assert_eq!(c.flow.tcp.established, 600);
+        assert_eq!(c.defrag.timeout, 60);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = SensorConfig::from_toml("[flow]\nmax_flow = 3\n").unwrap_err();
+        assert!(e.0.contains("max_flow"), "{e}");
+    }
+
+    #[test]
+    fn partial_section_overrides() {
+        let c =
+            SensorConfig::from_toml("[flow]\nmax_flows = 10\n[output]\ncommunity_id_seed = 7\n")
+                .unwrap();
+        assert_eq!((c.flow.max_flows, c.output.community_id_seed), (10, 7));
+        assert_eq!(c.flow.udp.new, 30);
+    }
+}

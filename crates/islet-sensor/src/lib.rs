@@ -1,0 +1,15 @@
+//! islet-sensor — the pipeline that joins the layers: a packet source feeds the decoder, IP
+//! fragments are reassembled, packets are sharded over workers by the symmetric flow hash, each
+//! worker owns its flow table outright (no lock on the hot path), probes the application
+//! protocol, and encodes EVE events into its own buffer, which a writer thread drains in
+//! batches. With one worker everything runs inline on the calling thread with no copies.
+//!
+//! Time comes from packets only; the set of events is the same whatever the worker count.
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod pipeline;
+mod worker;
+
+pub use config::{ConfigError, SensorConfig};
+pub use pipeline::{Progress, RunError, Summary, run};

@@ -1,0 +1,540 @@
+//! The offline/online pipeline: source → decoder (+ defrag) → workers → writer.
+
+use crate::SensorConfig;
+use crate::worker::Worker;
+use crossbeam_channel::{Receiver, Sender, bounded};
+use islet_capture::{CaptureError, Packet, PacketSource};
+use islet_event::eve::{self, EveOptions};
+use islet_event::{Anomaly, AnomalyKind, Stats};
+use islet_flow::FlowKey;
+use islet_flow::defrag::{Defrag, Outcome};
+use islet_wire::decode::{Decoded, Kind, Outer, layer};
+use islet_wire::{DecodeEvent, decode, decode_ip};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// Output is handed to the writer in chunks of about this size.
+const FLUSH_BYTES: usize = 256 << 10;
+
+/// Where a run stands, for a progress bar.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub packets: u64,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    pub packets: u64,
+    pub bytes: u64,
+    pub flows: u64,
+    pub anomalies: u64,
+    pub decode_events: Vec<(DecodeEvent, u64)>,
+    pub wall: Duration,
+    pub first_ts_ns: u64,
+    pub last_ts_ns: u64,
+    pub workers: usize,
+    pub stats: Stats,
+}
+
+impl Summary {
+    pub fn packets_per_sec(&self) -> f64 {
+        self.packets as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+    pub fn gbits_per_sec(&self) -> f64 {
+        self.bytes as f64 * 8.0 / self.wall.as_secs_f64().max(1e-9) / 1e9
+    }
+}
+
+/// Why a run stopped early.
+#[derive(Debug)]
+pub enum RunError {
+    /// The capture was unreadable past some point; everything before it was processed and
+    /// written.
+    Capture(CaptureError, Box<Summary>),
+    /// The output could not be written.
+    Output(std::io::Error),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Capture(e, _) => write!(f, "{e}"),
+            RunError::Output(e) => write!(f, "cannot write output: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// Decoder-side counters and the anomaly output.
+#[derive(Debug)]
+struct Decoder {
+    defrag: Defrag,
+    d: Decoded,
+    d2: Decoded,
+    frag_events: Vec<DecodeEvent>,
+    events: [u64; DecodeEvent::COUNT],
+    stats: Stats,
+    out: Vec<u8>,
+    eve: EveOptions,
+    write_anomalies: bool,
+    next_expire_ns: u64,
+}
+
+/// What the decoder hands on for one packet.
+enum Step<'a> {
+    Outer(&'a Outer),
+    Packet(&'a [u8], &'a Decoded),
+}
+
+impl Decoder {
+    fn new(cfg: &SensorConfig, eve: EveOptions) -> Self {
+        Decoder {
+            defrag: Defrag::new(cfg.defrag_config()),
+            d: Decoded::default(),
+            d2: Decoded::default(),
+            frag_events: Vec::new(),
+            events: [0; DecodeEvent::COUNT],
+            stats: Stats::default(),
+            out: Vec::with_capacity(1 << 16),
+            eve,
+            write_anomalies: cfg.output.anomalies.unwrap_or(true),
+            next_expire_ns: 0,
+        }
+    }
+
+    fn anomaly(&mut self, ts: u64, cnt: u64, ev: DecodeEvent, d: &Decoded) {
+        self.events[ev.index()] += 1;
+        self.stats.anomalies += 1;
+        if !self.write_anomalies {
+            return;
+        }
+        let has_ip = d.layers & (layer::IPV4 | layer::IPV6) != 0 && d.kind != Kind::NotIp;
+        let a = Anomaly {
+            ts_ns: ts,
+            pcap_cnt: Some(cnt),
+            tuple: has_ip.then_some(d.tuple),
+            has_ports: false,
+            flow_id: None,
+            kind: AnomalyKind::Decode(ev),
+        };
+        eve::write_anomaly(&mut self.out, &a, &self.eve);
+    }
+
+    fn count_layers(&mut self, l: u16) {
+        let s = &mut self.stats;
+        for (bit, c) in [
+            (layer::ETHERNET, &mut s.ethernet),
+            (layer::VLAN, &mut s.vlan),
+            (layer::IPV4, &mut s.ipv4),
+            (layer::IPV6, &mut s.ipv6),
+            (layer::TCP, &mut s.tcp),
+            (layer::UDP, &mut s.udp),
+            (layer::ICMPV4, &mut s.icmpv4),
+            (layer::ICMPV6, &mut s.icmpv6),
+            (layer::GRE, &mut s.gre),
+            (layer::VXLAN, &mut s.vxlan),
+            (layer::ERSPAN, &mut s.erspan),
+            (layer::MPLS, &mut s.mpls),
+            (layer::ARP, &mut s.arp),
+            (layer::UNKNOWN_ETHERTYPE, &mut s.unknown_ethertype),
+        ] {
+            if l & bit != 0 {
+                *c += 1;
+            }
+        }
+    }
+
+    /// Decode one packet (reassembling fragments) and pass what it yields to `sink`.
+    fn feed(&mut self, p: &Packet<'_>, cnt: u64, sink: &mut impl FnMut(u64, Step<'_>)) {
+        let ts = p.ts_ns;
+        self.stats.pkts += 1;
+        self.stats.bytes += p.data.len() as u64;
+        if ts >= self.next_expire_ns {
+            self.defrag.expire(ts);
+            self.next_expire_ns = ts.saturating_add(1_000_000_000);
+        }
+        let mut d = std::mem::take(&mut self.d);
+        let r = decode(p.linktype, p.data, &mut d);
+        self.count_layers(d.layers);
+        for o in d.outers() {
+            sink(ts, Step::Outer(o));
+        }
+        match r {
+            Err(ev) => {
+                self.stats.invalid += 1;
+                self.anomaly(ts, cnt, ev, &d);
+            }
+            Ok(()) => match d.kind {
+                Kind::NotIp => {}
+                Kind::Ip => sink(ts, Step::Packet(p.data, &d)),
+                Kind::Fragment => self.fragment(ts, cnt, p.data, &d, sink),
+            },
+        }
+        self.d = d;
+    }
+
+    fn fragment(
+        &mut self,
+        ts: u64,
+        cnt: u64,
+        frame: &[u8],
+        d: &Decoded,
+        sink: &mut impl FnMut(u64, Step<'_>),
+    ) {
+        self.stats.frags += 1;
+        self.frag_events.clear();
+        let outcome = self.defrag.insert(ts, frame, d, &mut self.frag_events);
+        let mut bad = None;
+        match outcome {
+            Outcome::Pending => {}
+            Outcome::Dropped(ev) => bad = Some(ev),
+            Outcome::Complete => {
+                self.stats.frags_reassembled += 1;
+                let (buf, l3) = self.defrag.reassembled();
+                let d2 = &mut self.d2;
+                *d2 = Decoded::default();
+                d2.tuple.vlan = d.tuple.vlan;
+                d2.tuple.vlan_len = d.tuple.vlan_len;
+                match decode_ip(buf, l3, d2) {
+                    Ok(()) if d2.kind == Kind::Ip => {
+                        for o in d2.outers() {
+                            sink(ts, Step::Outer(o));
+                        }
+                        sink(ts, Step::Packet(buf, d2));
+                    }
+                    Ok(()) => {}
+                    Err(ev) => bad = Some(ev),
+                }
+            }
+        }
+        let evs = std::mem::take(&mut self.frag_events);
+        for ev in &evs {
+            self.anomaly(ts, cnt, *ev, d);
+        }
+        self.frag_events = evs;
+        if let Some(ev) = bad {
+            if ev == DecodeEvent::FragIgnored {
+                self.stats.frags_dropped += 1;
+            }
+            self.anomaly(ts, cnt, ev, d);
+        }
+    }
+
+    fn finish_stats(&mut self) {
+        let ds = self.defrag.stats();
+        self.stats.frags_timeouts = ds.timeouts;
+        self.stats.frags_dropped = self.stats.frags_dropped.max(ds.dropped);
+        self.stats.decode_events = DecodeEvent::ALL
+            .iter()
+            .filter(|e| self.events[e.index()] > 0)
+            .map(|e| (*e, self.events[e.index()]))
+            .collect();
+    }
+}
+
+fn shard(t: &islet_wire::Tuple, n: usize) -> usize {
+    (FlowKey::from_tuple(t).0.stable_hash() % n as u64) as usize
+}
+
+/// Read `source` to its end, writing EVE lines to `out`. `progress` is called about every batch.
+pub fn run(
+    cfg: &SensorConfig,
+    source: &mut dyn PacketSource,
+    out: &mut (dyn Write + Send),
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Summary, RunError> {
+    let workers = cfg.workers().max(1);
+    let eve = EveOptions {
+        community_id_seed: cfg.output.community_id_seed,
+    };
+    let started = Instant::now();
+    let mut dec = Decoder::new(cfg, eve);
+    let (mut first, mut last) = (u64::MAX, 0u64);
+    let batch = cfg.sensor.batch_packets;
+
+    let (capture_err, flows, tstats) = if workers == 1 {
+        let mut w = Worker::new(cfg.flow_config(1), eve);
+        let mut cnt = 0u64;
+        let mut err = None;
+        loop {
+            let r = source.read_batch(batch, &mut |p| {
+                cnt += 1;
+                first = first.min(p.ts_ns);
+                last = last.max(p.ts_ns);
+                dec.feed(p, cnt, &mut |ts, step| match step {
+                    Step::Outer(o) => w.outer(ts, o),
+                    Step::Packet(f, d) => w.packet(ts, f, d),
+                });
+            });
+            if w.out.len() >= FLUSH_BYTES || dec.out.len() >= FLUSH_BYTES {
+                write_all(out, &mut dec.out)?;
+                write_all(out, &mut w.out)?;
+            }
+            let (done, total) = source.progress();
+            progress(Progress {
+                bytes_done: done,
+                bytes_total: total,
+                packets: cnt,
+            });
+            match r {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        w.finish(last);
+        write_all(out, &mut dec.out)?;
+        write_all(out, &mut w.out)?;
+        (err, w.flows_logged, vec![w.stats().clone()])
+    } else {
+        run_sharded(
+            cfg, workers, eve, source, out, progress, &mut dec, &mut first, &mut last,
+        )?
+    };
+
+    dec.finish_stats();
+    let mut stats = std::mem::take(&mut dec.stats);
+    for t in &tstats {
+        stats.flows_total += t.created;
+        stats.flows_tcp += t.tcp;
+        stats.flows_udp += t.udp;
+        stats.flows_icmpv4 += t.icmpv4;
+        stats.flows_icmpv6 += t.icmpv6;
+        stats.flows_other += t.other;
+        stats.flows_timeout += t.ended_timeout;
+        stats.flows_forced += t.ended_forced;
+        stats.flows_shutdown += t.ended_shutdown;
+        stats.flows_emergency_entered += t.emergency_entered;
+        stats.flows_active_max += t.active_max;
+    }
+    let wall = started.elapsed();
+    stats.ts_ns = last;
+    stats.uptime_s = wall.as_secs();
+    let mut tail = Vec::new();
+    eve::write_stats(&mut tail, &stats);
+    write_all(out, &mut tail)?;
+    out.flush().map_err(RunError::Output)?;
+    let summary = Summary {
+        packets: stats.pkts,
+        bytes: stats.bytes,
+        flows: flows,
+        anomalies: stats.anomalies,
+        decode_events: stats.decode_events.clone(),
+        wall,
+        first_ts_ns: if first == u64::MAX { 0 } else { first },
+        last_ts_ns: last,
+        workers,
+        stats,
+    };
+    match capture_err {
+        Some(e) => Err(RunError::Capture(e, Box::new(summary))),
+        None => Ok(summary),
+    }
+}
+
+fn write_all(out: &mut (dyn Write + Send), buf: &mut Vec<u8>) -> Result<(), RunError> {
+    if !buf.is_empty() {
+        out.write_all(buf).map_err(RunError::Output)?;
+        buf.clear();
+    }
+    Ok(())
+}
+
+/// One unit of work for a worker: packets copied into one buffer, plus their descriptors.
+#[derive(Debug, Default)]
+struct Batch {
+    data: Vec<u8>,
+    items: Vec<Item>,
+    now_ns: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    ts: u64,
+    off: u32,
+    len: u32,
+    d: Decoded,
+    /// A tunnel's outer packet (`d.outer[0]`), not an inner one.
+    outer: bool,
+}
+
+enum Msg {
+    Batch(Batch),
+    Finish(u64),
+}
+
+/// Batches in flight per worker (bounds memory and back-pressure).
+const BATCHES_PER_WORKER: usize = 4;
+
+#[allow(clippy::too_many_arguments)]
+fn run_sharded(
+    cfg: &SensorConfig,
+    n: usize,
+    eve: EveOptions,
+    source: &mut dyn PacketSource,
+    out: &mut (dyn Write + Send),
+    progress: &mut dyn FnMut(Progress),
+    dec: &mut Decoder,
+    first: &mut u64,
+    last: &mut u64,
+) -> Result<(Option<CaptureError>, u64, Vec<islet_flow::TableStats>), RunError> {
+    let batch_pkts = cfg.sensor.batch_packets;
+    std::thread::scope(|s| {
+        let (wtx, wrx): (Sender<Vec<u8>>, Receiver<Vec<u8>>) = bounded(n * 4);
+        let writer = s.spawn(move || -> Result<(), std::io::Error> {
+            for buf in wrx {
+                out.write_all(&buf)?;
+            }
+            out.flush()
+        });
+        let mut full_tx = Vec::new();
+        let mut empty_rx = Vec::new();
+        let mut handles = Vec::new();
+        for _ in 0..n {
+            let (ftx, frx) = bounded::<Msg>(BATCHES_PER_WORKER);
+            let (etx, erx) = bounded::<Batch>(BATCHES_PER_WORKER);
+            for _ in 0..BATCHES_PER_WORKER - 1 {
+                let _ = etx.send(Batch::default());
+            }
+            full_tx.push(ftx);
+            empty_rx.push(erx);
+            let wtx = wtx.clone();
+            let fcfg = cfg.flow_config(n);
+            handles.push(s.spawn(move || {
+                let mut w = Worker::new(fcfg, eve);
+                for msg in frx {
+                    match msg {
+                        Msg::Batch(mut b) => {
+                            for it in &b.items {
+                                if it.outer {
+                                    w.outer(it.ts, &it.d.outer[0]);
+                                } else {
+                                    let frame =
+                                        &b.data[it.off as usize..(it.off + it.len) as usize];
+                                    w.packet(it.ts, frame, &it.d);
+                                }
+                            }
+                            w.tick(b.now_ns);
+                            b.items.clear();
+                            b.data.clear();
+                            let _ = etx.send(b);
+                            if w.out.len() >= FLUSH_BYTES {
+                                let _ = wtx.send(std::mem::take(&mut w.out));
+                            }
+                        }
+                        Msg::Finish(now) => {
+                            w.finish(now);
+                            break;
+                        }
+                    }
+                }
+                let _ = wtx.send(std::mem::take(&mut w.out));
+                (w.flows_logged, w.stats().clone())
+            }));
+        }
+        let mut cur: Vec<Batch> = (0..n).map(|_| Batch::default()).collect();
+        let mut cnt = 0u64;
+        let mut err = None;
+        let send = |i: usize, cur: &mut Vec<Batch>, now: u64| {
+            let next = empty_rx[i].recv().unwrap_or_default();
+            let mut b = std::mem::replace(&mut cur[i], next);
+            b.now_ns = now;
+            let _ = full_tx[i].send(Msg::Batch(b));
+        };
+        loop {
+            let r = source.read_batch(batch_pkts, &mut |p| {
+                cnt += 1;
+                *first = (*first).min(p.ts_ns);
+                *last = (*last).max(p.ts_ns);
+                let now = *last;
+                dec.feed(p, cnt, &mut |ts, step| {
+                    let (i, item, frame): (usize, Item, &[u8]) = match step {
+                        Step::Outer(o) => {
+                            let mut d = Decoded::default();
+                            d.outer[0] = *o;
+                            (
+                                shard(&o.tuple, n),
+                                Item {
+                                    ts,
+                                    off: 0,
+                                    len: 0,
+                                    d,
+                                    outer: true,
+                                },
+                                &[],
+                            )
+                        }
+                        Step::Packet(f, d) => (
+                            shard(&d.tuple, n),
+                            Item {
+                                ts,
+                                off: 0,
+                                len: f.len() as u32,
+                                d: *d,
+                                outer: false,
+                            },
+                            f,
+                        ),
+                    };
+                    let b = &mut cur[i];
+                    let off = b.data.len() as u32;
+                    b.data.extend_from_slice(frame);
+                    b.items.push(Item { off, ..item });
+                    if b.items.len() >= batch_pkts {
+                        send(i, &mut cur, now);
+                    }
+                });
+            });
+            if !dec.out.is_empty() && dec.out.len() >= FLUSH_BYTES {
+                let _ = wtx.send(std::mem::take(&mut dec.out));
+            }
+            let (done, total) = source.progress();
+            progress(Progress {
+                bytes_done: done,
+                bytes_total: total,
+                packets: cnt,
+            });
+            match r {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        for i in 0..n {
+            if !cur[i].items.is_empty() {
+                send(i, &mut cur, *last);
+            }
+            let _ = full_tx[i].send(Msg::Finish(*last));
+        }
+        let mut flows = 0;
+        let mut stats = Vec::new();
+        for h in handles {
+            if let Ok((f, st)) = h.join() {
+                flows += f;
+                stats.push(st);
+            }
+        }
+        let _ = wtx.send(std::mem::take(&mut dec.out));
+        drop(wtx);
+        match writer.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(RunError::Output(e)),
+            Err(_) => {
+                return Err(RunError::Output(std::io::Error::other(
+                    "writer thread failed",
+                )));
+            }
+        }
+        Ok((err, flows, stats))
+    })
+}

@@ -1,0 +1,98 @@
+//! `islet read`: capture files → EVE JSON.
+
+use crate::Failure;
+use crate::cli::ReadArgs;
+use indicatif::{ProgressBar, ProgressStyle};
+use islet_capture::PcapFiles;
+use islet_sensor::{Progress, RunError, SensorConfig, Summary};
+use std::io::{BufWriter, IsTerminal, Write};
+
+pub(crate) fn config(a: &ReadArgs) -> Result<SensorConfig, Failure> {
+    let mut cfg = match &a.config {
+        Some(p) => SensorConfig::load(p).map_err(|e| Failure::Input(e.to_string()))?,
+        None => SensorConfig::default(),
+    };
+    if let Some(s) = a.community_id_seed {
+        cfg.output.community_id_seed = s;
+    }
+    if let Some(w) = a.workers {
+        cfg.sensor.workers = w;
+    }
+    if let Some(m) = a.max_flows {
+        cfg.flow.max_flows = m;
+    }
+    cfg.validate().map_err(|e| Failure::Input(e.to_string()))?;
+    Ok(cfg)
+}
+
+pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
+    let cfg = config(a)?;
+    let mut source = PcapFiles::open(&a.pcaps).map_err(|e| Failure::Input(e.to_string()))?;
+    let mut out: Box<dyn Write + Send> = if a.output == "-" {
+        Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout()))
+    } else {
+        let f = std::fs::File::create(&a.output)
+            .map_err(|e| Failure::Runtime(format!("{}: {e}", a.output)))?;
+        Box::new(BufWriter::with_capacity(1 << 20, f))
+    };
+    let bar = (!a.quiet && std::io::stderr().is_terminal()).then(|| {
+        let b = ProgressBar::new(0);
+        b.set_style(
+            ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {msg} ({eta} left)")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let started = std::time::Instant::now();
+    let mut on_progress = |p: Progress| {
+        if let Some(b) = &bar {
+            b.set_length(p.bytes_total);
+            b.set_position(p.bytes_done);
+            let pps = p.packets as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            b.set_message(format!("{} pkts, {:.0} pkts/s", p.packets, pps));
+        }
+    };
+    let result = islet_sensor::run(&cfg, &mut source, &mut out, &mut on_progress);
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    for w in source.take_warnings() {
+        eprintln!("islet: warning: {w}");
+    }
+    match result {
+        Ok(s) => {
+            print_summary(&s);
+            Ok(s)
+        }
+        Err(RunError::Capture(e, s)) => {
+            print_summary(&s);
+            Err(Failure::Input(e.to_string()))
+        }
+        Err(e @ RunError::Output(_)) => Err(Failure::Runtime(e.to_string())),
+    }
+}
+
+pub(crate) fn print_summary(s: &Summary) {
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(
+        e,
+        "islet: {} packets, {} bytes, {} flows, {} anomalies in {:.3}s ({:.0} pkts/s, {:.2} Gbit/s, {} worker{})",
+        s.packets,
+        s.bytes,
+        s.flows,
+        s.anomalies,
+        s.wall.as_secs_f64(),
+        s.packets_per_sec(),
+        s.gbits_per_sec(),
+        s.workers,
+        if s.workers == 1 { "" } else { "s" }
+    );
+    if !s.decode_events.is_empty() {
+        let list: Vec<String> = s
+            .decode_events
+            .iter()
+            .map(|(ev, n)| format!("{ev}={n}"))
+            .collect();
+        let _ = writeln!(e, "islet: decode failures: {}", list.join(", "));
+    }
+}
