@@ -1,3 +1,97 @@
-pub(crate) fn run(_a: &crate::cli::DemoArgs) -> Result<(), crate::Failure> {
-    Err(crate::Failure::Runtime("todo".into()))
+//! `islet demo`: the main job on embedded defaults. Synthesise a scenario, analyse it like any
+//! capture, write eve.json, and report what the evidence says.
+
+use crate::Failure;
+use crate::cli::{DemoArgs, ReadArgs};
+use islet_synth::SynthOptions;
+use std::collections::HashMap;
+use std::io::BufRead;
+
+pub(crate) fn run(a: &DemoArgs) -> Result<(), Failure> {
+    std::fs::create_dir_all(&a.dir).map_err(|e| Failure::Runtime(format!("{}: {e}", a.dir.display())))?;
+    let pcap = a.dir.join("scenario.pcap");
+    let eve = a.dir.join("eve.json");
+    let o = SynthOptions { flows: a.flows, seed: 7, ..SynthOptions::default() };
+    let s = crate::synth::write(&o, &pcap)?;
+    println!("islet demo: synthesised {} packets in {} flows -> {}", s.packets, s.flows, pcap.display());
+    let args = ReadArgs {
+        pcaps: vec![pcap.clone()],
+        output: eve.to_string_lossy().into_owned(),
+        config: None,
+        community_id_seed: None,
+        workers: None,
+        max_flows: None,
+        quiet: false,
+    };
+    let summary = crate::read::run(&args)?;
+    println!(
+        "islet demo: analysed in {:.3}s ({:.0} packets/s on {} workers) -> {}",
+        summary.wall.as_secs_f64(),
+        summary.packets_per_sec(),
+        summary.workers,
+        eve.display()
+    );
+    report(&eve)
+}
+
+#[derive(Default)]
+struct Talker {
+    bytes: u64,
+    flows: u64,
+}
+
+fn report(eve: &std::path::Path) -> Result<(), Failure> {
+    let f = std::fs::File::open(eve).map_err(|e| Failure::Runtime(format!("{}: {e}", eve.display())))?;
+    let mut protos: HashMap<String, u64> = HashMap::new();
+    let mut apps: HashMap<String, u64> = HashMap::new();
+    let mut talkers: HashMap<String, Talker> = HashMap::new();
+    let mut anomalies: HashMap<String, u64> = HashMap::new();
+    let (mut flows, mut bytes) = (0u64, 0u64);
+    for line in std::io::BufReader::new(f).lines() {
+        let line = line.map_err(|e| Failure::Runtime(e.to_string()))?;
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        match v["event_type"].as_str() {
+            Some("flow") => {
+                flows += 1;
+                let b = v["flow"]["bytes_toserver"].as_u64().unwrap_or(0)
+                    + v["flow"]["bytes_toclient"].as_u64().unwrap_or(0);
+                bytes += b;
+                *protos.entry(v["proto"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+                let app = v["app_proto"].as_str().unwrap_or("-").to_string();
+                *apps.entry(app).or_default() += 1;
+                let t = talkers.entry(v["src_ip"].as_str().unwrap_or("?").to_string()).or_default();
+                t.bytes += b;
+                t.flows += 1;
+            }
+            Some("anomaly") => {
+                let ev = v["anomaly"]["event"].as_str().unwrap_or("?").to_string();
+                *anomalies.entry(ev).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+    println!();
+    println!("  flows        {flows}  ({:.1} MB)", bytes as f64 / 1e6);
+    println!("  protocols    {}", top(&protos, 6));
+    println!("  app_proto    {}", top(&apps, 8));
+    let mut tk: Vec<_> = talkers.into_iter().collect();
+    tk.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then(a.0.cmp(&b.0)));
+    println!("  top talkers (client, by bytes):");
+    for (ip, t) in tk.iter().take(5) {
+        println!("    {ip:<40} {:>10.1} KB in {} flows", t.bytes as f64 / 1e3, t.flows);
+    }
+    if anomalies.is_empty() {
+        println!("  anomalies    none");
+    } else {
+        println!("  anomalies    {}", top(&anomalies, 8));
+    }
+    println!();
+    println!("Next: `islet read {} -o -` on your own captures; docs/CONFIG.md for settings.", "PCAP");
+    Ok(())
+}
+
+fn top(m: &HashMap<String, u64>, n: usize) -> String {
+    let mut v: Vec<_> = m.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    v.iter().take(n).map(|(k, c)| format!("{k}={c}")).collect::<Vec<_>>().join(" ")
 }
