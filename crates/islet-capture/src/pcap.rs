@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 const BUFFER: usize = 1 << 20;
 /// Largest block accepted; the buffer grows up to this for jumbo frames and big pcapng blocks.
 pub const MAX_BLOCK: usize = 16 << 20;
+/// Largest record libpcap accepts (its MAXIMUM_SNAPLEN); a legacy record claiming more is a
+/// corrupt header, not a truncated file.
+pub const MAX_LEGACY_CAPLEN: u32 = 262_144;
 /// Most interfaces per pcapng section.
 pub const MAX_INTERFACES: usize = 4096;
 
@@ -30,6 +33,10 @@ pub struct PcapFile {
     size: u64,
     pending: usize,
     legacy: Option<(u32, bool)>,
+    /// Legacy file's byte order is swapped relative to little-endian (magic read as BE).
+    legacy_be: bool,
+    /// Where the bytes come from, to re-read a record header when the file seems truncated.
+    on_disk: bool,
     ifaces: Vec<Iface>,
     capacity: usize,
     last_ts: u64,
@@ -60,18 +67,44 @@ impl PcapFile {
             Err(PcapError::ReadError) => return Err(err(ErrorKind::Io("read failed".into()))),
             Err(_) => return Err(err(ErrorKind::BadMagic)),
         };
-        Ok(PcapFile {
-            path: path.to_path_buf(),
+        let mut f = Self::with_reader(path.to_path_buf(), reader, size);
+        f.on_disk = true;
+        Ok(f)
+    }
+
+    /// Read a capture held in memory (tests, fuzzing, a file already loaded). `name` is used in
+    /// error messages.
+    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Self, CaptureError> {
+        let path = PathBuf::from(name);
+        let err = |kind| CaptureError {
+            path: path.clone(),
+            offset: 0,
+            kind,
+        };
+        let size = bytes.len() as u64;
+        let reader = match create_reader(BUFFER, std::io::Cursor::new(bytes)) {
+            Ok(r) => r,
+            Err(PcapError::Eof | PcapError::Incomplete(_)) => return Err(err(ErrorKind::Empty)),
+            Err(_) => return Err(err(ErrorKind::BadMagic)),
+        };
+        Ok(Self::with_reader(path, reader, size))
+    }
+
+    fn with_reader(path: PathBuf, reader: Box<dyn PcapReaderIterator>, size: u64) -> Self {
+        PcapFile {
+            path,
             reader,
             size,
             pending: 0,
             legacy: None,
+            legacy_be: false,
+            on_disk: false,
             ifaces: Vec::new(),
             capacity: BUFFER,
             last_ts: 0,
             done: false,
             warnings: Vec::new(),
-        })
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -95,8 +128,19 @@ impl PcapFile {
         }
     }
 
-    fn truncated(&mut self) {
+    /// The file ends inside a record. For a legacy file whose record header claims more than
+    /// libpcap ever writes, that is corruption; otherwise the capture was cut short.
+    fn truncated(&mut self) -> Result<(), CaptureError> {
         let offset = self.offset();
+        if self.legacy.is_some()
+            && self.on_disk
+            && let Some(caplen) = self.peek_caplen(offset)
+            && caplen > MAX_LEGACY_CAPLEN
+        {
+            return Err(self.corrupt(format!(
+                "record claims {caplen} captured bytes (more than {MAX_LEGACY_CAPLEN})"
+            )));
+        }
         let rest = self.size.saturating_sub(offset);
         self.warnings.push(Warning {
             path: self.path.clone(),
@@ -104,6 +148,20 @@ impl PcapFile {
             message: format!("truncated last record ({rest} trailing bytes ignored)"),
         });
         self.done = true;
+        Ok(())
+    }
+
+    fn peek_caplen(&self, offset: u64) -> Option<u32> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = File::open(&self.path).ok()?;
+        f.seek(SeekFrom::Start(offset + 8)).ok()?;
+        let mut b = [0u8; 4];
+        f.read_exact(&mut b).ok()?;
+        Some(if self.legacy_be {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
     }
 }
 
@@ -135,6 +193,7 @@ impl PacketSource for PcapFile {
                     match block {
                         PcapBlockOwned::LegacyHeader(h) => {
                             self.legacy = Some((h.network.0 as u32, h.is_nanosecond_precision()));
+                            self.legacy_be = h.is_bigendian();
                         }
                         PcapBlockOwned::Legacy(b) => {
                             let (lt, nano) = self.legacy.unwrap_or((1, false));
@@ -204,7 +263,7 @@ impl PacketSource for PcapFile {
                 Err(PcapError::Eof) => self.done = true,
                 Err(PcapError::Incomplete(_)) => {
                     if self.reader.reader_exhausted() {
-                        self.truncated();
+                        self.truncated()?;
                     } else if self.reader.refill().is_err() {
                         return Err(CaptureError {
                             path: self.path.clone(),
@@ -213,7 +272,7 @@ impl PacketSource for PcapFile {
                         });
                     }
                 }
-                Err(PcapError::UnexpectedEof) => self.truncated(),
+                Err(PcapError::UnexpectedEof) => self.truncated()?,
                 Err(PcapError::BufferTooSmall) => {
                     if self.capacity >= MAX_BLOCK {
                         return Err(CaptureError {

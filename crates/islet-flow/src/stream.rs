@@ -148,14 +148,14 @@ impl Reassembler {
         };
         self.buffer(pos, data, events);
         self.drain(cfg, sink, events);
-        if self.buffered > cfg.max_buffered {
-            if let Some((&first, _)) = self.pending.iter().next() {
-                events(StreamEvent::Gap {
-                    missing: first - self.delivered,
-                });
-                self.skip_to(first);
-                self.drain(cfg, sink, events);
-            }
+        if self.buffered > cfg.max_buffered
+            && let Some((&first, _)) = self.pending.iter().next()
+        {
+            events(StreamEvent::Gap {
+                missing: first - self.delivered,
+            });
+            self.skip_to(first);
+            self.drain(cfg, sink, events);
         }
         // Hard bound even if one segment alone exceeds the buffer.
         while self.buffered > cfg.max_buffered {

@@ -189,7 +189,7 @@ fn smb(p: &[u8]) -> Option<Probe> {
     if p.len() < 8 {
         return Some(Probe::NeedMore);
     }
-    matches!(&p[4..8], [0xff | 0xfe | 0xfd, b'S', b'M', b'B']).then_some(matched(AppProto::Smb))
+    matches!(&p[4..8], [0xfd..=0xff, b'S', b'M', b'B']).then_some(matched(AppProto::Smb))
 }
 
 /// DCE/RPC connection-oriented PDU header: version 5.0, a known PDU type, sane data rep.

@@ -324,7 +324,7 @@ pub fn run(
     let summary = Summary {
         packets: stats.pkts,
         bytes: stats.bytes,
-        flows: flows,
+        flows,
         anomalies: stats.anomalies,
         decode_events: stats.decode_events.clone(),
         wall,

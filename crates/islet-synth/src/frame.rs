@@ -13,9 +13,25 @@ pub(crate) struct Host {
 /// Transport header to build.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum L4 {
-    Tcp { sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, win: u16, syn_opts: bool },
-    Udp { sport: u16, dport: u16 },
-    Icmp { ty: u8, code: u8, id: u16, seq: u16 },
+    Tcp {
+        sport: u16,
+        dport: u16,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        win: u16,
+        syn_opts: bool,
+    },
+    Udp {
+        sport: u16,
+        dport: u16,
+    },
+    Icmp {
+        ty: u8,
+        code: u8,
+        id: u16,
+        seq: u16,
+    },
 }
 
 /// Append a frame to `buf` (cleared first).
@@ -63,7 +79,15 @@ pub(crate) fn build(
     }
     let l4_at = buf.len();
     match l4 {
-        L4::Tcp { sport, dport, seq, ack, flags, win, syn_opts } => {
+        L4::Tcp {
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            win,
+            syn_opts,
+        } => {
             buf.extend_from_slice(&sport.to_be_bytes());
             buf.extend_from_slice(&dport.to_be_bytes());
             buf.extend_from_slice(&seq.to_be_bytes());

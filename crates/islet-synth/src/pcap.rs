@@ -21,7 +21,11 @@ impl<W: Write> PcapWriter<W> {
         h.extend_from_slice(&snaplen.to_le_bytes());
         h.extend_from_slice(&linktype.to_le_bytes());
         out.write_all(&h)?;
-        Ok(PcapWriter { out, packets: 0, bytes: 0 })
+        Ok(PcapWriter {
+            out,
+            packets: 0,
+            bytes: 0,
+        })
     }
 
     pub fn write(&mut self, ts_ns: u64, frame: &[u8]) -> io::Result<()> {

@@ -112,8 +112,19 @@ struct Tcp {
 enum Kind {
     Tcp(Box<Tcp>),
     /// Request/response datagrams: `left` exchanges to go; `reply` = the next is the answer.
-    Udp { sport: u16, dport: u16, left: u8, reply: bool, txid: u16 },
-    Icmp { id: u16, seq: u16, left: u8, reply: bool },
+    Udp {
+        sport: u16,
+        dport: u16,
+        left: u8,
+        reply: bool,
+        txid: u16,
+    },
+    Icmp {
+        id: u16,
+        seq: u16,
+        left: u8,
+        reply: bool,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -193,7 +204,11 @@ pub fn generate<W: Write>(opts: &SynthOptions, out: W) -> io::Result<SynthSummar
     }
     let (packets, bytes) = (pcap.packets, pcap.bytes);
     pcap.finish()?;
-    Ok(SynthSummary { packets, bytes, flows: started })
+    Ok(SynthSummary {
+        packets,
+        bytes,
+        flows: started,
+    })
 }
 
 fn new_flow(rng: &mut SplitMix64, n: u32, id: u64, at: u64) -> Gen {
@@ -204,7 +219,9 @@ fn new_flow(rng: &mut SplitMix64, n: u32, id: u64, at: u64) -> Gen {
         client = (client + 1) % n;
     }
     let v6 = rng.chance(0.10);
-    let vlan = (server % 5 == 0).then_some(100 + (server % 8) as u16);
+    let vlan = server
+        .is_multiple_of(5)
+        .then_some(100 + (server % 8) as u16);
     let rtt_ns = 40_000 + rng.below(400_000);
     let sport = 32768 + rng.below(28000) as u16;
     let r = rng.unit();
@@ -241,11 +258,31 @@ fn new_flow(rng: &mut SplitMix64, n: u32, id: u64, at: u64) -> Gen {
         }))
     } else if r < 0.95 {
         let dport = if rng.chance(0.85) { 53 } else { 123 };
-        Kind::Udp { sport, dport, left: 1 + rng.below(2) as u8, reply: false, txid: rng.next_u64() as u16 }
+        Kind::Udp {
+            sport,
+            dport,
+            left: 1 + rng.below(2) as u8,
+            reply: false,
+            txid: rng.next_u64() as u16,
+        }
     } else {
-        Kind::Icmp { id: rng.next_u64() as u16, seq: 1, left: 1 + rng.below(4) as u8, reply: false }
+        Kind::Icmp {
+            id: rng.next_u64() as u16,
+            seq: 1,
+            left: 1 + rng.below(4) as u8,
+            reply: false,
+        }
     };
-    Gen { next_ns: at, id, client, server, v6, vlan, rtt_ns, kind }
+    Gen {
+        next_ns: at,
+        id,
+        client,
+        server,
+        v6,
+        vlan,
+        rtt_ns,
+        kind,
+    }
 }
 
 fn finished(g: &Gen) -> bool {
@@ -262,12 +299,36 @@ fn gap(rng: &mut SplitMix64, len: usize) -> u64 {
 
 /// Build the generator's next frame into `frame` and schedule the one after. Returns false when
 /// the step produced no frame.
-fn step(g: &mut Gen, rng: &mut SplitMix64, hosts: &[Host], frame: &mut Vec<u8>, payload: &mut Vec<u8>) -> bool {
+fn step(
+    g: &mut Gen,
+    rng: &mut SplitMix64,
+    hosts: &[Host],
+    frame: &mut Vec<u8>,
+    payload: &mut Vec<u8>,
+) -> bool {
     let (c, s) = (hosts[g.client as usize], hosts[g.server as usize]);
     let (v6, vlan, rtt) = (g.v6, g.vlan, g.rtt_ns);
     match &mut g.kind {
-        Kind::Tcp(t) => tcp_step(t, g.server, &c, &s, v6, vlan, rtt, rng, frame, payload, &mut g.next_ns),
-        Kind::Udp { sport, dport, left, reply, txid } => {
+        Kind::Tcp(t) => tcp_step(
+            t,
+            g.server,
+            &c,
+            &s,
+            v6,
+            vlan,
+            rtt,
+            rng,
+            frame,
+            payload,
+            &mut g.next_ns,
+        ),
+        Kind::Udp {
+            sport,
+            dport,
+            left,
+            reply,
+            txid,
+        } => {
             payload.clear();
             let name = format!("svc-{}.prod.cluster.local", g.server);
             if *dport == 53 {
@@ -276,8 +337,23 @@ fn step(g: &mut Gen, rng: &mut SplitMix64, hosts: &[Host], frame: &mut Vec<u8>, 
                 payload.resize(48, 0);
                 payload[0] = if *reply { 0x24 } else { 0x23 };
             }
-            let (src, dst, sp, dp) = if *reply { (&s, &c, *dport, *sport) } else { (&c, &s, *sport, *dport) };
-            build(frame, src, dst, v6, vlan, L4::Udp { sport: sp, dport: dp }, payload);
+            let (src, dst, sp, dp) = if *reply {
+                (&s, &c, *dport, *sport)
+            } else {
+                (&c, &s, *sport, *dport)
+            };
+            build(
+                frame,
+                src,
+                dst,
+                v6,
+                vlan,
+                L4::Udp {
+                    sport: sp,
+                    dport: dp,
+                },
+                payload,
+            );
             if *reply {
                 *left -= 1;
                 *txid = txid.wrapping_add(1);
@@ -288,7 +364,12 @@ fn step(g: &mut Gen, rng: &mut SplitMix64, hosts: &[Host], frame: &mut Vec<u8>, 
             *reply = !*reply;
             true
         }
-        Kind::Icmp { id, seq, left, reply } => {
+        Kind::Icmp {
+            id,
+            seq,
+            left,
+            reply,
+        } => {
             payload.clear();
             payload.extend((0..56u8).map(|i| i.wrapping_add(0x10)));
             let ty = match (v6, *reply) {
@@ -298,7 +379,20 @@ fn step(g: &mut Gen, rng: &mut SplitMix64, hosts: &[Host], frame: &mut Vec<u8>, 
                 (true, true) => 129,
             };
             let (src, dst) = if *reply { (&s, &c) } else { (&c, &s) };
-            build(frame, src, dst, v6, vlan, L4::Icmp { ty, code: 0, id: *id, seq: *seq }, payload);
+            build(
+                frame,
+                src,
+                dst,
+                v6,
+                vlan,
+                L4::Icmp {
+                    ty,
+                    code: 0,
+                    id: *id,
+                    seq: *seq,
+                },
+                payload,
+            );
             if *reply {
                 *left -= 1;
                 *seq += 1;
@@ -344,8 +438,17 @@ fn tcp_step(
 ) -> bool {
     use islet_wire::tcp::flags::{ACK, FIN, PSH, RST, SYN};
     payload.clear();
-    let seg = |from_client: bool, flags: u8, syn_opts: bool, payload: &[u8], frame: &mut Vec<u8>, t: &mut Tcp| {
-        let (src, dst, sp, dp) = if from_client { (c, s, t.sport, t.dport) } else { (s, c, t.dport, t.sport) };
+    let seg = |from_client: bool,
+               flags: u8,
+               syn_opts: bool,
+               payload: &[u8],
+               frame: &mut Vec<u8>,
+               t: &mut Tcp| {
+        let (src, dst, sp, dp) = if from_client {
+            (c, s, t.sport, t.dport)
+        } else {
+            (s, c, t.dport, t.sport)
+        };
         let i = usize::from(!from_client);
         let l4 = L4::Tcp {
             sport: sp,
@@ -357,7 +460,8 @@ fn tcp_step(
             syn_opts,
         };
         build(frame, src, dst, v6, vlan, l4, payload);
-        t.seq[i] = t.seq[i].wrapping_add(payload.len() as u32 + u32::from(flags & (SYN | FIN) != 0));
+        t.seq[i] =
+            t.seq[i].wrapping_add(payload.len() as u32 + u32::from(flags & (SYN | FIN) != 0));
     };
     match t.phase {
         TcpPhase::Syn => {
@@ -385,7 +489,11 @@ fn tcp_step(
                     t.msg += 1;
                     t.sent = 0;
                     if t.msg >= t.n_msgs {
-                        t.phase = if t.rst_end { TcpPhase::Rst } else { TcpPhase::FinClient };
+                        t.phase = if t.rst_end {
+                            TcpPhase::Rst
+                        } else {
+                            TcpPhase::FinClient
+                        };
                     }
                     *next += rtt / 2 + rng.below(200_000);
                 } else {
@@ -399,7 +507,14 @@ fn tcp_step(
             let n = payload.len();
             t.sent += n;
             let last = t.sent >= len;
-            seg(from_client, if last { PSH | ACK } else { ACK }, false, payload, frame, t);
+            seg(
+                from_client,
+                if last { PSH | ACK } else { ACK },
+                false,
+                payload,
+                frame,
+                t,
+            );
             t.unacked += 1;
             if t.unacked >= 2 || last {
                 t.ack_due = true;
@@ -436,7 +551,16 @@ fn tcp_step(
 
 /// The payload of one segment: protocol text at the start of a message, filler after.
 #[allow(clippy::too_many_arguments)]
-fn content(p: &mut Vec<u8>, app: App, from_client: bool, first: bool, msg: usize, n: usize, total: usize, server: u32) {
+fn content(
+    p: &mut Vec<u8>,
+    app: App,
+    from_client: bool,
+    first: bool,
+    msg: usize,
+    n: usize,
+    total: usize,
+    server: u32,
+) {
     use std::io::Write as _;
     if first {
         match (app, from_client) {
@@ -476,7 +600,10 @@ mod test {
 
     #[test]
     fn same_seed_same_bytes() {
-        let o = SynthOptions { flows: 50, ..SynthOptions::default() };
+        let o = SynthOptions {
+            flows: 50,
+            ..SynthOptions::default()
+        };
         let mut a = Vec::new();
         let mut b = Vec::new();
         generate(&o, &mut a).unwrap();
@@ -490,20 +617,28 @@ mod test {
 
     #[test]
     fn packet_cap_is_honoured() {
-        let o = SynthOptions { flows: 500, max_packets: 1000, ..SynthOptions::default() };
+        let o = SynthOptions {
+            flows: 500,
+            max_packets: 1000,
+            ..SynthOptions::default()
+        };
         let s = generate(&o, io::sink()).unwrap();
         assert_eq!(s.packets, 1000);
     }
 
     #[test]
     fn frames_decode_cleanly() {
-        let o = SynthOptions { flows: 200, ..SynthOptions::default() };
+        let o = SynthOptions {
+            flows: 200,
+            ..SynthOptions::default()
+        };
         let mut buf = Vec::new();
         generate(&o, &mut buf).unwrap();
         let mut at = 24;
         let mut n = 0;
         while at + 16 <= buf.len() {
-            let len = u32::from_le_bytes([buf[at + 8], buf[at + 9], buf[at + 10], buf[at + 11]]) as usize;
+            let len =
+                u32::from_le_bytes([buf[at + 8], buf[at + 9], buf[at + 10], buf[at + 11]]) as usize;
             let f = &buf[at + 16..at + 16 + len];
             let mut d = islet_wire::Decoded::default();
             islet_wire::decode(1, f, &mut d).unwrap();

@@ -2,7 +2,7 @@
 //! tunnels, into one flat, `Copy` [`Decoded`] summary. No allocation, no panics; every layer
 //! count an attacker controls has a named bound.
 
-use crate::gre::{Erspan, Gre, VXLAN_PORT, Vxlan};
+use crate::gre::{Erspan, GpeNext, Gre, VXLAN_GPE_PORT, VXLAN_PORT, Vxlan, VxlanGpe};
 use crate::icmp::Icmp;
 use crate::ipv4::Ipv4;
 use crate::ipv6::Ipv6;
@@ -403,6 +403,20 @@ fn transport(
                 enter_tunnel(out, frame, inner, end)?;
                 return Ok(Some((Next::Ethernet, inner)));
             }
+            if u.dst_port() == VXLAN_GPE_PORT
+                && let Some(gpe) = VxlanGpe::parse(u.payload())
+            {
+                let next = match gpe.next() {
+                    GpeNext::Ipv4 => Next::Ipv4,
+                    GpeNext::Ipv6 => Next::Ipv6,
+                    GpeNext::Ethernet => Next::Ethernet,
+                    GpeNext::Other(_) => return Ok(None),
+                };
+                out.layers |= layer::VXLAN;
+                let inner = at + crate::udp::HEADER_LEN + VxlanGpe::HEADER_LEN;
+                enter_tunnel(out, frame, inner, end)?;
+                return Ok(Some((next, inner)));
+            }
             Ok(None)
         }
         ip_proto::ICMP if !v6 => {
@@ -549,6 +563,45 @@ mod test {
         assert_eq!((d.tuple.sport, d.tuple.dport), (5353, 53));
         assert_eq!(d.pkt_len as usize, inner.len());
         assert_eq!(d.payload(&f), b"dns");
+    }
+
+    #[test]
+    fn gre_erspan_then_vxlan_gpe_reaches_the_inner_tcp() {
+        let mut tcp = vec![
+            0xfe, 0x96, 0x00, 0x50, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x02, 0x20, 0, 0, 0, 0, 0,
+        ];
+        let mut inner_ip = vec![
+            0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 10, 16, 27, 12, 10, 16, 27, 131,
+        ];
+        inner_ip.append(&mut tcp);
+        let mut inner = eth(0x0800);
+        inner.extend_from_slice(&inner_ip);
+        let mut gpe = vec![0x0c, 0, 0, 3, 0, 0, 0, 0];
+        gpe.extend_from_slice(&inner);
+        let mut mid = eth(0x0800);
+        mid.extend_from_slice(&ipv4_udp(4789, 4790, &gpe));
+        let mut gre = vec![
+            0x10, 0x00, 0x88, 0xbe, 0, 0, 0, 0, 0x10, 0, 0, 0x14, 0, 0, 0, 1,
+        ];
+        gre.extend_from_slice(&mid);
+        let mut outer_ip = vec![
+            0x45, 0, 0, 0, 0, 1, 0, 0, 64, 47, 0, 0, 100, 20, 9, 2, 100, 20, 9, 1,
+        ];
+        let total = (20 + gre.len()) as u16;
+        outer_ip[2..4].copy_from_slice(&total.to_be_bytes());
+        outer_ip.extend_from_slice(&gre);
+        let mut f = eth(0x0800);
+        f.extend_from_slice(&outer_ip);
+        let mut d = Decoded::default();
+        decode(linktype::ETHERNET, &f, &mut d).unwrap();
+        assert_eq!(d.outers().len(), 2);
+        assert_eq!(d.outers()[0].tuple.proto, 47);
+        assert_eq!(d.outers()[1].tuple.dport, 4790);
+        assert_eq!(
+            (d.tuple.proto, d.tuple.sport, d.tuple.dport),
+            (6, 65174, 80)
+        );
+        assert_eq!(&d.tuple.src[..4], &[10, 16, 27, 12]);
     }
 
     #[test]

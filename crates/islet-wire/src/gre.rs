@@ -152,6 +152,52 @@ impl<'a> Vxlan<'a> {
     }
 }
 
+/// IANA's VXLAN-GPE port.
+pub const VXLAN_GPE_PORT: u16 = 4790;
+
+/// What a VXLAN-GPE header says follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpeNext {
+    Ipv4,
+    Ipv6,
+    Ethernet,
+    /// NSH, MPLS or an unassigned value: not decoded.
+    Other(u8),
+}
+
+/// The VXLAN-GPE header (8 bytes): flags (I, P, …), a next-protocol byte, the 24-bit VNI.
+#[derive(Debug, Clone, Copy)]
+pub struct VxlanGpe<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> VxlanGpe<'a> {
+    pub const HEADER_LEN: usize = 8;
+
+    /// `None` when the payload is not VXLAN-GPE (too short, or the I flag is clear).
+    pub fn parse(buf: &'a [u8]) -> Option<Self> {
+        if buf.len() < Self::HEADER_LEN + 20 || buf[0] & 0x08 == 0 {
+            return None;
+        }
+        Some(VxlanGpe { buf })
+    }
+    pub fn next(&self) -> GpeNext {
+        // Without the P flag the payload is Ethernet, as in plain VXLAN.
+        if self.buf[0] & 0x04 == 0 {
+            return GpeNext::Ethernet;
+        }
+        match self.buf[3] {
+            1 => GpeNext::Ipv4,
+            2 => GpeNext::Ipv6,
+            3 => GpeNext::Ethernet,
+            other => GpeNext::Other(other),
+        }
+    }
+    pub fn vni(&self) -> u32 {
+        be32(self.buf, 4) >> 8
+    }
+}
+
 #[cfg(test)]
 mod test {
     use super::*;

@@ -145,7 +145,7 @@ impl<'a> Ipv6<'a> {
                     at += 8;
                     if f.offset != 0 || f.more {
                         // The rest is a fragment: stop here, the upper header is not ours yet.
-                        if f.more && (self.buf.len() - at) % 8 != 0 {
+                        if f.more && !(self.buf.len() - at).is_multiple_of(8) {
                             return Err(DecodeEvent::Ipv6FragInvalidLength);
                         }
                         return Ok(ExtChain {

@@ -8,12 +8,22 @@ use std::collections::HashMap;
 use std::io::BufRead;
 
 pub(crate) fn run(a: &DemoArgs) -> Result<(), Failure> {
-    std::fs::create_dir_all(&a.dir).map_err(|e| Failure::Runtime(format!("{}: {e}", a.dir.display())))?;
+    std::fs::create_dir_all(&a.dir)
+        .map_err(|e| Failure::Runtime(format!("{}: {e}", a.dir.display())))?;
     let pcap = a.dir.join("scenario.pcap");
     let eve = a.dir.join("eve.json");
-    let o = SynthOptions { flows: a.flows, seed: 7, ..SynthOptions::default() };
+    let o = SynthOptions {
+        flows: a.flows,
+        seed: 7,
+        ..SynthOptions::default()
+    };
     let s = crate::synth::write(&o, &pcap)?;
-    println!("islet demo: synthesised {} packets in {} flows -> {}", s.packets, s.flows, pcap.display());
+    println!(
+        "islet demo: synthesised {} packets in {} flows -> {}",
+        s.packets,
+        s.flows,
+        pcap.display()
+    );
     let args = ReadArgs {
         pcaps: vec![pcap.clone()],
         output: eve.to_string_lossy().into_owned(),
@@ -41,7 +51,8 @@ struct Talker {
 }
 
 fn report(eve: &std::path::Path) -> Result<(), Failure> {
-    let f = std::fs::File::open(eve).map_err(|e| Failure::Runtime(format!("{}: {e}", eve.display())))?;
+    let f = std::fs::File::open(eve)
+        .map_err(|e| Failure::Runtime(format!("{}: {e}", eve.display())))?;
     let mut protos: HashMap<String, u64> = HashMap::new();
     let mut apps: HashMap<String, u64> = HashMap::new();
     let mut talkers: HashMap<String, Talker> = HashMap::new();
@@ -49,17 +60,23 @@ fn report(eve: &std::path::Path) -> Result<(), Failure> {
     let (mut flows, mut bytes) = (0u64, 0u64);
     for line in std::io::BufReader::new(f).lines() {
         let line = line.map_err(|e| Failure::Runtime(e.to_string()))?;
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
         match v["event_type"].as_str() {
             Some("flow") => {
                 flows += 1;
                 let b = v["flow"]["bytes_toserver"].as_u64().unwrap_or(0)
                     + v["flow"]["bytes_toclient"].as_u64().unwrap_or(0);
                 bytes += b;
-                *protos.entry(v["proto"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+                *protos
+                    .entry(v["proto"].as_str().unwrap_or("?").to_string())
+                    .or_default() += 1;
                 let app = v["app_proto"].as_str().unwrap_or("-").to_string();
                 *apps.entry(app).or_default() += 1;
-                let t = talkers.entry(v["src_ip"].as_str().unwrap_or("?").to_string()).or_default();
+                let t = talkers
+                    .entry(v["src_ip"].as_str().unwrap_or("?").to_string())
+                    .or_default();
                 t.bytes += b;
                 t.flows += 1;
             }
@@ -78,7 +95,11 @@ fn report(eve: &std::path::Path) -> Result<(), Failure> {
     tk.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then(a.0.cmp(&b.0)));
     println!("  top talkers (client, by bytes):");
     for (ip, t) in tk.iter().take(5) {
-        println!("    {ip:<40} {:>10.1} KB in {} flows", t.bytes as f64 / 1e3, t.flows);
+        println!(
+            "    {ip:<40} {:>10.1} KB in {} flows",
+            t.bytes as f64 / 1e3,
+            t.flows
+        );
     }
     if anomalies.is_empty() {
         println!("  anomalies    none");
@@ -86,12 +107,16 @@ fn report(eve: &std::path::Path) -> Result<(), Failure> {
         println!("  anomalies    {}", top(&anomalies, 8));
     }
     println!();
-    println!("Next: `islet read {} -o -` on your own captures; docs/CONFIG.md for settings.", "PCAP");
+    println!("Next: `islet read PCAP -o -` on your own captures; docs/CONFIG.md for settings.");
     Ok(())
 }
 
 fn top(m: &HashMap<String, u64>, n: usize) -> String {
     let mut v: Vec<_> = m.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    v.iter().take(n).map(|(k, c)| format!("{k}={c}")).collect::<Vec<_>>().join(" ")
+    v.iter()
+        .take(n)
+        .map(|(k, c)| format!("{k}={c}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

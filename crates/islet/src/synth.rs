@@ -23,7 +23,8 @@ pub(crate) fn options(a: &SynthArgs) -> Result<SynthOptions, Failure> {
 }
 
 pub(crate) fn write(o: &SynthOptions, path: &Path) -> Result<SynthSummary, Failure> {
-    let f = std::fs::File::create(path).map_err(|e| Failure::Runtime(format!("{}: {e}", path.display())))?;
+    let f = std::fs::File::create(path)
+        .map_err(|e| Failure::Runtime(format!("{}: {e}", path.display())))?;
     islet_synth::generate(o, BufWriter::with_capacity(1 << 20, f))
         .map_err(|e| Failure::Runtime(format!("{}: {e}", path.display())))
 }
