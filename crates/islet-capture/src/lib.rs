@@ -10,6 +10,7 @@
 //! reader needs none, so it stays denied until the live backends arrive.
 #![deny(unsafe_code)]
 
+mod legacy;
 mod pcap;
 
 pub use pcap::{PcapFile, PcapFiles};

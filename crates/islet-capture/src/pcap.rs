@@ -1,10 +1,12 @@
 //! pcap and pcapng files.
 
+use crate::legacy::{Legacy, LegacyEvent};
 use crate::{CaptureError, ErrorKind, Packet, PacketSource, Warning};
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapError, create_reader};
 use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Initial read buffer.
@@ -29,19 +31,25 @@ struct Iface {
 /// One capture file, read as a stream.
 pub struct PcapFile {
     path: PathBuf,
-    reader: Box<dyn PcapReaderIterator>,
     size: u64,
+    inner: Inner,
+    done: bool,
+    warnings: Vec<Warning>,
+}
+
+enum Inner {
+    /// Classic pcap, read in place (see `legacy.rs`).
+    Legacy(Legacy),
+    /// pcapng, through pcap-parser's streaming reader.
+    Ng(NgState),
+}
+
+struct NgState {
+    reader: Box<dyn PcapReaderIterator>,
     pending: usize,
-    legacy: Option<(u32, bool)>,
-    /// Legacy file's byte order is swapped relative to little-endian (magic read as BE).
-    legacy_be: bool,
-    /// Where the bytes come from, to re-read a record header when the file seems truncated.
-    on_disk: bool,
     ifaces: Vec<Iface>,
     capacity: usize,
     last_ts: u64,
-    done: bool,
-    warnings: Vec<Warning>,
 }
 
 impl std::fmt::Debug for PcapFile {
@@ -52,59 +60,84 @@ impl std::fmt::Debug for PcapFile {
     }
 }
 
+const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+
 impl PcapFile {
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
-        let err = |kind| CaptureError {
+        let file = File::open(path).map_err(|e| CaptureError {
             path: path.to_path_buf(),
             offset: 0,
-            kind,
-        };
-        let file = File::open(path).map_err(|e| err(ErrorKind::Io(e.to_string())))?;
+            kind: ErrorKind::Io(e.to_string()),
+        })?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let reader = match create_reader(BUFFER, file) {
-            Ok(r) => r,
-            Err(PcapError::Eof | PcapError::Incomplete(_)) => return Err(err(ErrorKind::Empty)),
-            Err(PcapError::ReadError) => return Err(err(ErrorKind::Io("read failed".into()))),
-            Err(_) => return Err(err(ErrorKind::BadMagic)),
-        };
-        let mut f = Self::with_reader(path.to_path_buf(), reader, size);
-        f.on_disk = true;
-        Ok(f)
+        Self::from_reader(path.to_path_buf(), Box::new(file), size)
     }
 
     /// Read a capture held in memory (tests, fuzzing, a file already loaded). `name` is used in
     /// error messages.
     pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Self, CaptureError> {
-        let path = PathBuf::from(name);
+        let size = bytes.len() as u64;
+        Self::from_reader(
+            PathBuf::from(name),
+            Box::new(std::io::Cursor::new(bytes)),
+            size,
+        )
+    }
+
+    fn from_reader(
+        path: PathBuf,
+        mut r: Box<dyn Read + Send>,
+        size: u64,
+    ) -> Result<Self, CaptureError> {
         let err = |kind| CaptureError {
             path: path.clone(),
             offset: 0,
             kind,
         };
-        let size = bytes.len() as u64;
-        let reader = match create_reader(BUFFER, std::io::Cursor::new(bytes)) {
-            Ok(r) => r,
-            Err(PcapError::Eof | PcapError::Incomplete(_)) => return Err(err(ErrorKind::Empty)),
-            Err(_) => return Err(err(ErrorKind::BadMagic)),
+        let mut head = [0u8; 24];
+        let got = read_up_to(&mut r, &mut head).map_err(|e| err(ErrorKind::Io(e.to_string())))?;
+        let magic = [head[0], head[1], head[2], head[3]];
+        let inner = if crate::legacy::magic(&magic).is_some() {
+            if got < 24 {
+                return Err(err(ErrorKind::Empty));
+            }
+            Inner::Legacy(Legacy::new(&head, r).ok_or_else(|| err(ErrorKind::BadMagic))?)
+        } else if magic == PCAPNG_MAGIC {
+            // pcap-parser recognises the format from its first read, which must hold the whole
+            // section header block: hand it a generous prefix.
+            let mut prefix = vec![0u8; 64 << 10];
+            prefix[..got].copy_from_slice(&head[..got]);
+            let more = read_up_to(&mut r, &mut prefix[got..])
+                .map_err(|e| err(ErrorKind::Io(e.to_string())))?;
+            prefix.truncate(got + more);
+            let chained: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(prefix).chain(r));
+            let reader = match create_reader(BUFFER.max(128 << 10), chained) {
+                Ok(r) => r,
+                Err(PcapError::Eof | PcapError::Incomplete(_)) => {
+                    return Err(err(ErrorKind::Empty));
+                }
+                Err(PcapError::ReadError) => return Err(err(ErrorKind::Io("read failed".into()))),
+                Err(_) => return Err(err(ErrorKind::BadMagic)),
+            };
+            Inner::Ng(NgState {
+                reader,
+                pending: 0,
+                ifaces: Vec::new(),
+                capacity: BUFFER,
+                last_ts: 0,
+            })
+        } else if got == 0 {
+            return Err(err(ErrorKind::Empty));
+        } else {
+            return Err(err(ErrorKind::BadMagic));
         };
-        Ok(Self::with_reader(path, reader, size))
-    }
-
-    fn with_reader(path: PathBuf, reader: Box<dyn PcapReaderIterator>, size: u64) -> Self {
-        PcapFile {
+        Ok(PcapFile {
             path,
-            reader,
             size,
-            pending: 0,
-            legacy: None,
-            legacy_be: false,
-            on_disk: false,
-            ifaces: Vec::new(),
-            capacity: BUFFER,
-            last_ts: 0,
+            inner,
             done: false,
             warnings: Vec::new(),
-        }
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -117,30 +150,21 @@ impl PcapFile {
     }
 
     fn offset(&self) -> u64 {
-        self.reader.consumed() as u64
+        match &self.inner {
+            Inner::Legacy(l) => l.offset(),
+            Inner::Ng(n) => n.reader.consumed() as u64,
+        }
     }
 
-    fn corrupt(&self, why: impl Into<String>) -> CaptureError {
+    fn error(&self, offset: u64, kind: ErrorKind) -> CaptureError {
         CaptureError {
             path: self.path.clone(),
-            offset: self.offset(),
-            kind: ErrorKind::Corrupt(why.into()),
+            offset,
+            kind,
         }
     }
 
-    /// The file ends inside a record. For a legacy file whose record header claims more than
-    /// libpcap ever writes, that is corruption; otherwise the capture was cut short.
-    fn truncated(&mut self) -> Result<(), CaptureError> {
-        let offset = self.offset();
-        if self.legacy.is_some()
-            && self.on_disk
-            && let Some(caplen) = self.peek_caplen(offset)
-            && caplen > MAX_LEGACY_CAPLEN
-        {
-            return Err(self.corrupt(format!(
-                "record claims {caplen} captured bytes (more than {MAX_LEGACY_CAPLEN})"
-            )));
-        }
+    fn truncated(&mut self, offset: u64) {
         let rest = self.size.saturating_sub(offset);
         self.warnings.push(Warning {
             path: self.path.clone(),
@@ -148,21 +172,163 @@ impl PcapFile {
             message: format!("truncated last record ({rest} trailing bytes ignored)"),
         });
         self.done = true;
-        Ok(())
     }
 
-    fn peek_caplen(&self, offset: u64) -> Option<u32> {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut f = File::open(&self.path).ok()?;
-        f.seek(SeekFrom::Start(offset + 8)).ok()?;
-        let mut b = [0u8; 4];
-        f.read_exact(&mut b).ok()?;
-        Some(if self.legacy_be {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        })
+    fn read_legacy(
+        &mut self,
+        max: usize,
+        f: &mut dyn FnMut(&Packet<'_>),
+    ) -> Result<usize, CaptureError> {
+        let Inner::Legacy(l) = &mut self.inner else {
+            return Ok(0);
+        };
+        let lt = l.linktype;
+        let r = l.read_batch(max, |rec| {
+            f(&Packet {
+                ts_ns: rec.ts_ns,
+                linktype: lt,
+                data: rec.data,
+                orig_len: rec.orig_len,
+            })
+        });
+        match r {
+            Ok(0) => {
+                self.done = true;
+                Ok(0)
+            }
+            Ok(n) => Ok(n),
+            Err(LegacyEvent::Truncated { offset, .. }) => {
+                self.truncated(offset);
+                Ok(0)
+            }
+            Err(LegacyEvent::Corrupt { offset, caplen }) => Err(self.error(
+                offset,
+                ErrorKind::Corrupt(format!(
+                    "record claims {caplen} captured bytes (more than {MAX_LEGACY_CAPLEN})"
+                )),
+            )),
+            Err(LegacyEvent::Io(e)) => Err(self.error(self.offset(), ErrorKind::Io(e))),
+        }
     }
+
+    fn read_ng(
+        &mut self,
+        max: usize,
+        f: &mut dyn FnMut(&Packet<'_>),
+    ) -> Result<usize, CaptureError> {
+        let mut n = 0;
+        while n < max && !self.done {
+            let Inner::Ng(ng) = &mut self.inner else {
+                return Ok(0);
+            };
+            if ng.pending > 0 {
+                ng.reader.consume(ng.pending);
+                ng.pending = 0;
+            }
+            let offset = ng.reader.consumed() as u64;
+            let corrupt = |why: String| CaptureError {
+                path: self.path.clone(),
+                offset,
+                kind: ErrorKind::Corrupt(why),
+            };
+            match ng.reader.next() {
+                Ok((len, block)) => {
+                    ng.pending = len;
+                    match block {
+                        PcapBlockOwned::NG(Block::SectionHeader(_)) => ng.ifaces.clear(),
+                        PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                            if ng.ifaces.len() >= MAX_INTERFACES {
+                                return Err(corrupt("too many interfaces in one section".into()));
+                            }
+                            ng.ifaces.push(Iface {
+                                linktype: idb.linktype.0 as u32,
+                                units: idb.ts_resolution().unwrap_or(1_000_000),
+                                offset_s: idb.ts_offset(),
+                            });
+                        }
+                        PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                            let Some(iface) = ng.ifaces.get(epb.if_id as usize).copied() else {
+                                let id = epb.if_id;
+                                return Err(corrupt(format!(
+                                    "packet names interface {id}, which was not described"
+                                )));
+                            };
+                            let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                            let ts = ts_from_units(units, iface.units, iface.offset_s);
+                            let cap = (epb.caplen as usize).min(epb.data.len());
+                            ng.last_ts = ts;
+                            f(&Packet {
+                                ts_ns: ts,
+                                linktype: iface.linktype,
+                                data: &epb.data[..cap],
+                                orig_len: epb.origlen,
+                            });
+                            n += 1;
+                        }
+                        PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                            let Some(iface) = ng.ifaces.first().copied() else {
+                                return Err(corrupt("simple packet before any interface".into()));
+                            };
+                            let cap = (spb.origlen as usize).min(spb.data.len());
+                            f(&Packet {
+                                ts_ns: ng.last_ts,
+                                linktype: iface.linktype,
+                                data: &spb.data[..cap],
+                                orig_len: spb.origlen,
+                            });
+                            n += 1;
+                        }
+                        PcapBlockOwned::NG(_) => {}
+                        PcapBlockOwned::Legacy(_) | PcapBlockOwned::LegacyHeader(_) => {
+                            return Err(corrupt("classic pcap record inside pcapng".into()));
+                        }
+                    }
+                }
+                Err(PcapError::Eof) => self.done = true,
+                Err(PcapError::Incomplete(_)) => {
+                    if ng.reader.reader_exhausted() {
+                        self.truncated(offset);
+                    } else if ng.reader.refill().is_err() {
+                        return Err(self.error(offset, ErrorKind::Io("read failed".into())));
+                    }
+                }
+                Err(PcapError::UnexpectedEof) => self.truncated(offset),
+                Err(PcapError::BufferTooSmall) => {
+                    if ng.capacity >= MAX_BLOCK {
+                        return Err(self.error(offset, ErrorKind::BlockTooLarge));
+                    }
+                    ng.capacity *= 2;
+                    if !ng.reader.grow(ng.capacity) || ng.reader.refill().is_err() {
+                        return Err(corrupt("cannot grow the read buffer".into()));
+                    }
+                }
+                Err(PcapError::ReadError) => {
+                    return Err(self.error(offset, ErrorKind::Io("read failed".into())));
+                }
+                Err(PcapError::HeaderNotRecognized) => {
+                    return Err(corrupt("unrecognised block".into()));
+                }
+                Err(PcapError::NomError(_, k)) | Err(PcapError::OwnedNomError(_, k)) => {
+                    return Err(corrupt(format!("invalid block ({k:?})")));
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Read until `buf` is full or the input ends; returns the bytes read.
+fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 fn ts_from_units(units: u64, per_sec: u64, offset_s: i64) -> u64 {
@@ -180,134 +346,13 @@ impl PacketSource for PcapFile {
         max: usize,
         f: &mut dyn FnMut(&Packet<'_>),
     ) -> Result<usize, CaptureError> {
-        let mut n = 0;
-        while n < max && !self.done {
-            if self.pending > 0 {
-                self.reader.consume(self.pending);
-                self.pending = 0;
-            }
-            let next = self.reader.next();
-            match next {
-                Ok((len, block)) => {
-                    self.pending = len;
-                    match block {
-                        PcapBlockOwned::LegacyHeader(h) => {
-                            self.legacy = Some((h.network.0 as u32, h.is_nanosecond_precision()));
-                            self.legacy_be = h.is_bigendian();
-                        }
-                        PcapBlockOwned::Legacy(b) => {
-                            let (lt, nano) = self.legacy.unwrap_or((1, false));
-                            let frac = if nano {
-                                u64::from(b.ts_usec)
-                            } else {
-                                u64::from(b.ts_usec) * 1000
-                            };
-                            let ts = u64::from(b.ts_sec) * 1_000_000_000 + frac;
-                            let cap = (b.caplen as usize).min(b.data.len());
-                            self.last_ts = ts;
-                            f(&Packet {
-                                ts_ns: ts,
-                                linktype: lt,
-                                data: &b.data[..cap],
-                                orig_len: b.origlen,
-                            });
-                            n += 1;
-                        }
-                        PcapBlockOwned::NG(Block::SectionHeader(_)) => self.ifaces.clear(),
-                        PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                            if self.ifaces.len() >= MAX_INTERFACES {
-                                return Err(self.corrupt("too many interfaces in one section"));
-                            }
-                            let units = idb.ts_resolution().unwrap_or(1_000_000);
-                            self.ifaces.push(Iface {
-                                linktype: idb.linktype.0 as u32,
-                                units,
-                                offset_s: idb.ts_offset(),
-                            });
-                        }
-                        PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                            let Some(iface) = self.ifaces.get(epb.if_id as usize).copied() else {
-                                let id = epb.if_id;
-                                return Err(self.corrupt(format!(
-                                    "packet names interface {id}, which was not described"
-                                )));
-                            };
-                            let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                            let ts = ts_from_units(units, iface.units, iface.offset_s);
-                            let cap = (epb.caplen as usize).min(epb.data.len());
-                            self.last_ts = ts;
-                            f(&Packet {
-                                ts_ns: ts,
-                                linktype: iface.linktype,
-                                data: &epb.data[..cap],
-                                orig_len: epb.origlen,
-                            });
-                            n += 1;
-                        }
-                        PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
-                            let Some(iface) = self.ifaces.first().copied() else {
-                                return Err(self.corrupt("simple packet before any interface"));
-                            };
-                            let cap = (spb.origlen as usize).min(spb.data.len());
-                            f(&Packet {
-                                ts_ns: self.last_ts,
-                                linktype: iface.linktype,
-                                data: &spb.data[..cap],
-                                orig_len: spb.origlen,
-                            });
-                            n += 1;
-                        }
-                        PcapBlockOwned::NG(_) => {}
-                    }
-                }
-                Err(PcapError::Eof) => self.done = true,
-                Err(PcapError::Incomplete(_)) => {
-                    if self.reader.reader_exhausted() {
-                        self.truncated()?;
-                    } else if self.reader.refill().is_err() {
-                        return Err(CaptureError {
-                            path: self.path.clone(),
-                            offset: self.offset(),
-                            kind: ErrorKind::Io("read failed".into()),
-                        });
-                    }
-                }
-                Err(PcapError::UnexpectedEof) => self.truncated()?,
-                Err(PcapError::BufferTooSmall) => {
-                    if self.capacity >= MAX_BLOCK {
-                        return Err(CaptureError {
-                            path: self.path.clone(),
-                            offset: self.offset(),
-                            kind: ErrorKind::BlockTooLarge,
-                        });
-                    }
-                    self.capacity *= 2;
-                    if !self.reader.grow(self.capacity) {
-                        return Err(self.corrupt("cannot grow the read buffer"));
-                    }
-                    if self.reader.refill().is_err() {
-                        return Err(self.corrupt("read failed"));
-                    }
-                }
-                Err(PcapError::ReadError) => {
-                    return Err(CaptureError {
-                        path: self.path.clone(),
-                        offset: self.offset(),
-                        kind: ErrorKind::Io("read failed".into()),
-                    });
-                }
-                Err(PcapError::HeaderNotRecognized) => {
-                    return Err(self.corrupt("unrecognised block"));
-                }
-                Err(PcapError::NomError(_, k)) => {
-                    return Err(self.corrupt(format!("invalid block ({k:?})")));
-                }
-                Err(PcapError::OwnedNomError(_, k)) => {
-                    return Err(self.corrupt(format!("invalid block ({k:?})")));
-                }
-            }
+        if self.done {
+            return Ok(0);
         }
-        Ok(n)
+        match self.inner {
+            Inner::Legacy(_) => self.read_legacy(max, f),
+            Inner::Ng(_) => self.read_ng(max, f),
+        }
     }
 
     fn progress(&self) -> (u64, u64) {

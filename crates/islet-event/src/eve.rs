@@ -84,6 +84,10 @@ fn tuple_fields(j: &mut Json<'_>, t: &Tuple, ports: bool) {
     };
 }
 
+fn put_u64(buf: &mut Vec<u8>, v: u64) {
+    buf.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
 fn tcp_flags_hex(buf: &mut Vec<u8>, f: u8) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     buf.extend_from_slice(&[
@@ -118,45 +122,64 @@ pub fn write_flow(buf: &mut Vec<u8>, r: &FlowRecord, o: &EveOptions) {
     if r.app_proto_tc.is_known() && r.app_proto_tc != r.app_proto {
         j.str("app_proto_tc", r.app_proto_tc.name().unwrap_or_default());
     }
-    j.begin_object("flow");
-    j.u64("pkts_toserver", r.pkts_toserver);
-    j.u64("pkts_toclient", r.pkts_toclient);
-    j.u64("bytes_toserver", r.bytes_toserver);
-    j.u64("bytes_toclient", r.bytes_toclient);
-    j.with("start", |b| write_iso(b, r.start_ns));
-    j.with("end", |b| write_iso(b, r.end_ns));
-    j.u64(
-        "age",
-        (r.end_ns / 1_000_000_000).saturating_sub(r.start_ns / 1_000_000_000),
-    );
-    j.str("state", r.state.name());
-    j.str("reason", r.reason.name());
-    j.bool("alerted", r.alerted);
-    j.end_object();
+    // The fixed-shape objects are written as literal fragments: one copy per key, not four.
+    j.with("flow", |b| {
+        b.extend_from_slice(b"{\"pkts_toserver\":");
+        put_u64(b, r.pkts_toserver);
+        b.extend_from_slice(b",\"pkts_toclient\":");
+        put_u64(b, r.pkts_toclient);
+        b.extend_from_slice(b",\"bytes_toserver\":");
+        put_u64(b, r.bytes_toserver);
+        b.extend_from_slice(b",\"bytes_toclient\":");
+        put_u64(b, r.bytes_toclient);
+        b.extend_from_slice(b",\"start\":");
+        write_iso(b, r.start_ns);
+        b.extend_from_slice(b",\"end\":");
+        write_iso(b, r.end_ns);
+        b.extend_from_slice(b",\"age\":");
+        put_u64(
+            b,
+            (r.end_ns / 1_000_000_000).saturating_sub(r.start_ns / 1_000_000_000),
+        );
+        b.extend_from_slice(b",\"state\":\"");
+        b.extend_from_slice(r.state.name().as_bytes());
+        b.extend_from_slice(b"\",\"reason\":\"");
+        b.extend_from_slice(r.reason.name().as_bytes());
+        b.extend_from_slice(if r.alerted {
+            b"\",\"alerted\":true}"
+        } else {
+            b"\",\"alerted\":false}"
+        });
+    });
     let cid = CommunityId::v1(o.community_id_seed, &r.tuple);
     j.str("community_id", cid.as_str());
     if let Some(t) = r.tcp {
         let all = t.flags_ts | t.flags_tc;
-        j.begin_object("tcp");
-        j.with("tcp_flags", |b| tcp_flags_hex(b, all));
-        j.with("tcp_flags_ts", |b| tcp_flags_hex(b, t.flags_ts));
-        j.with("tcp_flags_tc", |b| tcp_flags_hex(b, t.flags_tc));
-        for (bit, name) in [
-            (0x01, "fin"),
-            (0x02, "syn"),
-            (0x04, "rst"),
-            (0x08, "psh"),
-            (0x10, "ack"),
-            (0x20, "urg"),
-            (0x40, "ecn"),
-            (0x80, "cwr"),
-        ] {
-            if all & bit != 0 {
-                j.bool(name, true);
+        j.with("tcp", |b| {
+            b.extend_from_slice(b"{\"tcp_flags\":");
+            tcp_flags_hex(b, all);
+            b.extend_from_slice(b",\"tcp_flags_ts\":");
+            tcp_flags_hex(b, t.flags_ts);
+            b.extend_from_slice(b",\"tcp_flags_tc\":");
+            tcp_flags_hex(b, t.flags_tc);
+            for (bit, field) in [
+                (0x01, &b",\"fin\":true"[..]),
+                (0x02, b",\"syn\":true"),
+                (0x04, b",\"rst\":true"),
+                (0x08, b",\"psh\":true"),
+                (0x10, b",\"ack\":true"),
+                (0x20, b",\"urg\":true"),
+                (0x40, b",\"ecn\":true"),
+                (0x80, b",\"cwr\":true"),
+            ] {
+                if all & bit != 0 {
+                    b.extend_from_slice(field);
+                }
             }
-        }
-        j.str("state", t.state.name());
-        j.end_object();
+            b.extend_from_slice(b",\"state\":\"");
+            b.extend_from_slice(t.state.name().as_bytes());
+            b.extend_from_slice(b"\"}");
+        });
     }
     if r.tunnel_outer {
         j.begin_object("islet")

@@ -157,6 +157,16 @@ impl<'a> Json<'a> {
 /// Write `v` as a JSON string literal.
 pub fn escape(buf: &mut Vec<u8>, v: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Fast path: printable ASCII without quotes or backslashes needs no work.
+    if v.iter()
+        .all(|&c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\')
+    {
+        buf.reserve(v.len() + 2);
+        buf.push(b'"');
+        buf.extend_from_slice(v);
+        buf.push(b'"');
+        return;
+    }
     buf.push(b'"');
     let mut rest = v;
     while !rest.is_empty() {

@@ -1,7 +1,48 @@
 //! Timestamps: nanoseconds since the Unix epoch, formatted as Suricata formats them.
 
 /// Write `ns` as `2017-03-02T18:59:02.397616+0000` (microseconds, UTC).
+#[inline]
 pub fn write_iso(buf: &mut Vec<u8>, ns: u64) {
+    let secs = ns / 1_000_000_000;
+    let days = secs / 86_400;
+    // Consecutive events share their day: remember the last one's "YYYY-MM-DDT".
+    thread_local!(static DAY: std::cell::Cell<(u64, [u8; 11])> = const { std::cell::Cell::new((u64::MAX, [0; 11])) });
+    let (cached, date) = DAY.with(|d| d.get());
+    let date = if cached == days {
+        date
+    } else {
+        let mut tmp = Vec::with_capacity(40);
+        write_iso_slow(&mut tmp, ns);
+        let mut date = [0u8; 11];
+        date.copy_from_slice(&tmp[1..12]);
+        DAY.with(|d| d.set((days, date)));
+        date
+    };
+    let sod = (secs % 86_400) as u32;
+    let micros = ((ns % 1_000_000_000) / 1_000) as u32;
+    let (h, m, s) = (sod / 3600, sod / 60 % 60, sod % 60);
+    let mut out = [0u8; 33];
+    out[0] = b'"';
+    out[1..12].copy_from_slice(&date);
+    out[12] = b'0' + (h / 10) as u8;
+    out[13] = b'0' + (h % 10) as u8;
+    out[14] = b':';
+    out[15] = b'0' + (m / 10) as u8;
+    out[16] = b'0' + (m % 10) as u8;
+    out[17] = b':';
+    out[18] = b'0' + (s / 10) as u8;
+    out[19] = b'0' + (s % 10) as u8;
+    out[20] = b'.';
+    let mut v = micros;
+    for i in (21..27).rev() {
+        out[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out[27..33].copy_from_slice(b"+0000\"");
+    buf.extend_from_slice(&out);
+}
+
+fn write_iso_slow(buf: &mut Vec<u8>, ns: u64) {
     let secs = ns / 1_000_000_000;
     let micros = (ns % 1_000_000_000) / 1_000;
     let days = (secs / 86_400) as i64;
@@ -54,6 +95,21 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn cached_day_matches_the_slow_path() {
+        for ns in [
+            1_488_481_142_397_616_123u64,
+            1_488_481_142_997_616_123,
+            1_488_499_999_000_001_000,
+            951_782_400_000_000_000,
+        ] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            write_iso(&mut a, ns);
+            write_iso_slow(&mut b, ns);
+            assert_eq!(a, b);
+        }
+    }
 
     #[test]
     fn known_instants() {

@@ -5,7 +5,7 @@ use islet_wire::{Family, Tuple, ip_proto};
 /// A flow's identity, the same for both directions: the two endpoints in a canonical order,
 /// the protocol and the VLAN tags. For ICMP the "ports" are the message pair (echo request
 /// and reply share a key), as in Community ID.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowKey {
     pub lo_addr: [u8; 16],
     pub hi_addr: [u8; 16],
@@ -36,7 +36,36 @@ fn icmp_pair(proto: u8, ty: u8) -> Option<u8> {
     Some(peer)
 }
 
+impl std::hash::Hash for FlowKey {
+    /// Six words, not field by field: the table hashes every packet's key.
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        for w in self.words() {
+            h.write_u64(w);
+        }
+    }
+}
+
 impl FlowKey {
+    #[inline]
+    fn words(&self) -> [u64; 6] {
+        let w = |b: &[u8]| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        [
+            w(&self.lo_addr[..8]),
+            w(&self.lo_addr[8..]),
+            w(&self.hi_addr[..8]),
+            w(&self.hi_addr[8..]),
+            u64::from(self.lo_port)
+                | u64::from(self.hi_port) << 16
+                | u64::from(self.proto) << 32
+                | u64::from(self.family as u8) << 40,
+            u64::from(self.vlan[0])
+                | u64::from(self.vlan[1]) << 16
+                | u64::from(self.vlan[2]) << 32
+                | u64::from(self.vlan_len) << 48,
+        ]
+    }
+
     /// The key of `t`, and whether `t`'s source is the key's `lo` endpoint.
     #[inline]
     pub fn from_tuple(t: &Tuple) -> (FlowKey, bool) {
@@ -74,22 +103,8 @@ impl FlowKey {
     /// flows over workers and to derive flow ids, so both are the same on every run.
     #[inline]
     pub fn stable_hash(&self) -> u64 {
-        let w = |b: &[u8]| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
         let mut h = 0x9E37_79B9_7F4A_7C15u64;
-        for x in [
-            w(&self.lo_addr[..8]),
-            w(&self.lo_addr[8..]),
-            w(&self.hi_addr[..8]),
-            w(&self.hi_addr[8..]),
-            u64::from(self.lo_port)
-                | u64::from(self.hi_port) << 16
-                | u64::from(self.proto) << 32
-                | u64::from(self.family as u8) << 40,
-            u64::from(self.vlan[0])
-                | u64::from(self.vlan[1]) << 16
-                | u64::from(self.vlan[2]) << 32
-                | u64::from(self.vlan_len) << 48,
-        ] {
+        for x in self.words() {
             h = (h ^ x).wrapping_mul(0xA076_1D64_78BD_642F);
             h ^= h >> 32;
         }

@@ -60,20 +60,24 @@ impl Default for FlowConfig {
 
 /// One live flow. The client is the first packet's sender, unless a later signal (a SYN/ACK
 /// seen first, an application-layer response seen first) flipped it.
+///
+/// The compiler's field order is kept: aligning flows to cache lines was measured slower
+/// (192 instead of 152 bytes per flow costs more than the line it saves; docs/PERFORMANCE.md).
 #[derive(Clone, Debug)]
 pub struct Flow {
     pub key: FlowKey,
+    pub last_ns: u64,
     /// Whether the client is the key's `lo` endpoint.
     pub client_is_lo: bool,
-    pub flow_id: u64,
-    pub start_ns: u64,
-    pub last_ns: u64,
+    pub tcp_state: TcpState,
+    pub state: FlowState,
+    class: u8,
+    fin_by_client: bool,
+    pub tcp_flags: [u8; 2],
+    pub alerted: bool,
     /// Indexed by [`Dir`].
     pub pkts: [u64; 2],
     pub bytes: [u64; 2],
-    pub tcp_flags: [u8; 2],
-    pub tcp_state: TcpState,
-    pub state: FlowState,
     /// Application protocol found in each direction.
     pub app: [AppProto; 2],
     /// Free for the application layer: probing progress per direction.
@@ -81,10 +85,12 @@ pub struct Flow {
     /// First ICMP (type, code) each way.
     pub icmp: [Option<(u8, u8)>; 2],
     pub tunnel_outer: bool,
-    pub alerted: bool,
-    fin_by_client: bool,
+    pub start_ns: u64,
+    pub flow_id: u64,
     hash: u64,
-    class: u8,
+    /// When the flow was last put at the tail of its class list (≤ `last_ns`): lists are
+    /// ordered by this, not by `last_ns`, so a packet need not move its flow.
+    link_ns: u64,
     prev: u32,
     next: u32,
 }
@@ -246,7 +252,9 @@ impl FlowTable {
                 f.state = FlowState::Established;
             }
         }
-        self.relink(id);
+        if Self::class_of(&self.slots[id as usize]) != self.slots[id as usize].class {
+            self.relink(id, now_ns);
+        }
         (id, dir)
     }
 
@@ -269,6 +277,11 @@ impl FlowTable {
     }
 
     /// End every flow idle past its timeout at `now_ns`.
+    ///
+    /// Lists are ordered by link time, which trails the last packet time: a head whose link
+    /// time is recent enough proves every flow behind it alive. A head linked long ago but
+    /// seen since gets a second chance (moved to the tail), so each flow is moved at most once
+    /// per timeout period instead of once per packet.
     pub fn expire(&mut self, now_ns: u64, out: &mut Vec<FlowRecord>) {
         for c in 0..CLASSES {
             let tmo = self.timeout_ns(c as u8);
@@ -277,11 +290,16 @@ impl FlowTable {
                 if head == NIL {
                     break;
                 }
-                let last = self.slots[head as usize].last_ns;
-                if now_ns <= last.saturating_add(tmo) {
+                let f = &self.slots[head as usize];
+                if now_ns <= f.link_ns.saturating_add(tmo) {
                     break;
                 }
-                self.finish(head, EndReason::Timeout, last.saturating_add(tmo), out);
+                let deadline = f.last_ns.saturating_add(tmo);
+                if now_ns > deadline {
+                    self.finish(head, EndReason::Timeout, deadline, out);
+                } else {
+                    self.relink(head, now_ns);
+                }
             }
         }
         self.maybe_leave_emergency();
@@ -427,6 +445,7 @@ impl FlowTable {
             alerted: false,
             fin_by_client: false,
             hash,
+            link_ns: now_ns,
             class: 0,
             prev: NIL,
             next: NIL,
@@ -473,12 +492,14 @@ impl FlowTable {
         if self.len < self.cfg.max_flows {
             return;
         }
+        // The least recently linked flow of all lists (link time trails the last packet, so this
+        // is the least recently seen one up to the lazy-relink slack).
         let oldest = self
             .lists
             .iter()
             .filter(|l| l.head != NIL)
             .map(|l| l.head)
-            .min_by_key(|&h| self.slots[h as usize].last_ns);
+            .min_by_key(|&h| self.slots[h as usize].link_ns);
         if let Some(id) = oldest {
             self.finish(id, EndReason::Forced, now_ns, out);
         }
@@ -509,12 +530,14 @@ impl FlowTable {
         self.len -= 1;
     }
 
-    /// Move a just-touched flow to the tail of its (possibly new) class list.
-    fn relink(&mut self, id: FlowId) {
+    /// Move a flow to the tail of its (possibly new) class list.
+    fn relink(&mut self, id: FlowId, now_ns: u64) {
         let f = &self.slots[id as usize];
         let (old, new) = (f.class, Self::class_of(f));
         self.unlink(old, id);
-        self.slots[id as usize].class = new;
+        let f = &mut self.slots[id as usize];
+        f.class = new;
+        f.link_ns = f.link_ns.max(now_ns);
         self.push_back(new, id);
     }
 

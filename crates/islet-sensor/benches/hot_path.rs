@@ -12,9 +12,9 @@ fn main() {
     divan::main();
 }
 
-/// 200,000 packets of the mixed profile, as (linktype, frame).
-fn capture() -> &'static Vec<u8> {
-    static C: OnceLock<Vec<u8>> = OnceLock::new();
+/// 200,000 packets of the mixed profile, written once to a temporary file.
+fn capture() -> &'static std::path::PathBuf {
+    static C: OnceLock<std::path::PathBuf> = OnceLock::new();
     C.get_or_init(|| {
         let o = SynthOptions {
             flows: 20_000,
@@ -22,16 +22,17 @@ fn capture() -> &'static Vec<u8> {
             duration_s: 30,
             ..SynthOptions::default()
         };
-        let mut v = Vec::new();
-        generate(&o, &mut v).expect("synth");
-        v
+        let p = std::env::temp_dir().join(format!("islet-bench-{}.pcap", std::process::id()));
+        let f = std::fs::File::create(&p).expect("create");
+        generate(&o, std::io::BufWriter::new(f)).expect("synth");
+        p
     })
 }
 
 fn frames() -> &'static Vec<Vec<u8>> {
     static F: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     F.get_or_init(|| {
-        let mut src = PcapFile::from_bytes("bench", capture().clone()).expect("pcap");
+        let mut src = PcapFile::open(capture()).expect("pcap");
         let mut out = Vec::new();
         while src
             .read_batch(1024, &mut |p| out.push(p.data.to_vec()))
@@ -81,7 +82,7 @@ fn decode_and_flow_update_per_packet(b: Bencher<'_, '_>) {
 fn raw_read_floor_per_packet(b: Bencher<'_, '_>) {
     let n = frames().len();
     b.counter(ItemsCount::new(n)).bench(|| {
-        let mut src = PcapFile::from_bytes("bench", capture().clone()).expect("pcap");
+        let mut src = PcapFile::open(capture()).expect("pcap");
         let mut bytes = 0usize;
         while src
             .read_batch(256, &mut |p| bytes += p.data.len())
@@ -98,7 +99,7 @@ fn pipeline_one_worker_per_packet(b: Bencher<'_, '_>) {
     let mut cfg = islet_sensor::SensorConfig::default();
     cfg.sensor.workers = 1;
     b.counter(ItemsCount::new(n)).bench(|| {
-        let mut src = PcapFile::from_bytes("bench", capture().clone()).expect("pcap");
+        let mut src = PcapFile::open(capture()).expect("pcap");
         islet_sensor::run(&cfg, &mut src, &mut std::io::sink(), &mut |_| {})
             .expect("run")
             .packets

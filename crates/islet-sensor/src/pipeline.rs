@@ -73,7 +73,8 @@ impl std::error::Error for RunError {}
 #[derive(Debug)]
 struct Decoder {
     defrag: Defrag,
-    d: Decoded,
+    /// Boxed so it can be taken out of `self` for a packet without copying it.
+    d: Option<Box<Decoded>>,
     d2: Decoded,
     frag_events: Vec<DecodeEvent>,
     events: [u64; DecodeEvent::COUNT],
@@ -94,7 +95,7 @@ impl Decoder {
     fn new(cfg: &SensorConfig, eve: EveOptions) -> Self {
         Decoder {
             defrag: Defrag::new(cfg.defrag_config()),
-            d: Decoded::default(),
+            d: Some(Box::default()),
             d2: Decoded::default(),
             frag_events: Vec::new(),
             events: [0; DecodeEvent::COUNT],
@@ -157,7 +158,7 @@ impl Decoder {
             self.defrag.expire(ts);
             self.next_expire_ns = ts.saturating_add(1_000_000_000);
         }
-        let mut d = std::mem::take(&mut self.d);
+        let mut d = self.d.take().unwrap_or_default();
         let r = decode(p.linktype, p.data, &mut d);
         self.count_layers(d.layers);
         for o in d.outers() {
@@ -174,7 +175,7 @@ impl Decoder {
                 Kind::Fragment => self.fragment(ts, cnt, p.data, &d, sink),
             },
         }
-        self.d = d;
+        self.d = Some(d);
     }
 
     fn fragment(

@@ -46,6 +46,10 @@ pub(crate) struct ReadArgs {
     /// No progress bar, even on a terminal.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Only read the capture and touch each packet: no decoding, no output. Measures the raw
+    /// read floor that throughput is compared with (docs/PERFORMANCE.md).
+    #[arg(long)]
+    pub raw_floor: bool,
 }
 
 /// Arguments of `islet synth`.

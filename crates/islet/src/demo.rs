@@ -32,6 +32,7 @@ pub(crate) fn run(a: &DemoArgs) -> Result<(), Failure> {
         workers: None,
         max_flows: None,
         quiet: false,
+        raw_floor: false,
     };
     let summary = crate::read::run(&args)?;
     println!(

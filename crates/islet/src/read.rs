@@ -28,6 +28,9 @@ pub(crate) fn config(a: &ReadArgs) -> Result<SensorConfig, Failure> {
 pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
     let cfg = config(a)?;
     let mut source = PcapFiles::open(&a.pcaps).map_err(|e| Failure::Input(e.to_string()))?;
+    if a.raw_floor {
+        return raw_floor(&mut source);
+    }
     let mut out: Box<dyn Write + Send> = if a.output == "-" {
         Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout()))
     } else {
@@ -70,6 +73,41 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
         }
         Err(e @ RunError::Output(_)) => Err(Failure::Runtime(e.to_string())),
     }
+}
+
+/// Read every packet and touch its first byte, nothing more.
+fn raw_floor(source: &mut PcapFiles) -> Result<Summary, Failure> {
+    use islet_capture::PacketSource;
+    let started = std::time::Instant::now();
+    let (mut packets, mut bytes, mut touch) = (0u64, 0u64, 0u8);
+    loop {
+        let n = source
+            .read_batch(1024, &mut |p| {
+                packets += 1;
+                bytes += p.data.len() as u64;
+                touch ^= p.data.first().copied().unwrap_or(0);
+            })
+            .map_err(|e| Failure::Input(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+    }
+    let s = Summary {
+        packets,
+        bytes,
+        wall: started.elapsed(),
+        workers: 1,
+        ..Summary::default()
+    };
+    eprintln!(
+        "islet: raw read floor: {} packets, {} bytes in {:.3}s ({:.0} pkts/s, {:.2} Gbit/s) [{touch}]",
+        s.packets,
+        s.bytes,
+        s.wall.as_secs_f64(),
+        s.packets_per_sec(),
+        s.gbits_per_sec()
+    );
+    Ok(s)
 }
 
 pub(crate) fn print_summary(s: &Summary) {
