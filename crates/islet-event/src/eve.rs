@@ -4,7 +4,6 @@ use crate::json::Json;
 use crate::time::write_iso;
 use crate::{Anomaly, AnomalyKind, CommunityId, FlowRecord, Stats};
 use islet_wire::{Family, Tuple, ip_proto};
-use std::io::Write as _;
 
 /// Options every encoder shares.
 #[derive(Clone, Copy, Debug, Default)]
@@ -211,15 +210,21 @@ pub fn write_anomaly(buf: &mut Vec<u8>, a: &Anomaly, o: &EveOptions) {
     match a.kind {
         AnomalyKind::Decode(ev) => {
             j.str("type", "decode");
-            let mut name = Vec::with_capacity(48);
-            let _ = write!(name, "decoder.{}", ev.name());
-            j.bytes_str("event", &name);
+            // Names are static ASCII; written in place (an attacker can make every packet an
+            // anomaly, so nothing here may allocate).
+            j.with("event", |b| {
+                b.extend_from_slice(b"\"decoder.");
+                b.extend_from_slice(ev.name().as_bytes());
+                b.push(b'"');
+            });
         }
         AnomalyKind::Stream(ev) => {
             j.str("type", "stream");
-            let mut name = Vec::with_capacity(48);
-            let _ = write!(name, "stream.{ev}");
-            j.bytes_str("event", &name);
+            j.with("event", |b| {
+                b.extend_from_slice(b"\"stream.");
+                b.extend_from_slice(ev.as_bytes());
+                b.push(b'"');
+            });
         }
         AnomalyKind::AppLayer {
             app_proto,
@@ -324,6 +329,25 @@ pub fn write_stats(buf: &mut Vec<u8>, s: &Stats) {
 mod test {
     use super::*;
     use crate::{EndReason, FlowState, TcpState, TcpSummary};
+
+    #[test]
+    fn decode_anomaly_names_the_suricata_event() {
+        let a = Anomaly {
+            ts_ns: 0,
+            pcap_cnt: Some(3),
+            tuple: None,
+            has_ports: false,
+            flow_id: None,
+            kind: AnomalyKind::Decode(islet_wire::DecodeEvent::Ipv4TruncPkt),
+        };
+        let mut b = Vec::new();
+        write_anomaly(&mut b, &a, &EveOptions::default());
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["anomaly"]["type"], "decode");
+        assert_eq!(v["anomaly"]["event"], "decoder.ipv4.trunc_pkt");
+        assert_eq!(v["pcap_cnt"], 3);
+        assert!(v.get("src_ip").is_none());
+    }
 
     #[test]
     fn ipv6_is_fully_expanded() {

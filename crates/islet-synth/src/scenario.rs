@@ -463,22 +463,30 @@ fn tcp_step(
         t.seq[i] =
             t.seq[i].wrapping_add(payload.len() as u32 + u32::from(flags & (SYN | FIN) != 0));
     };
+    // Handshake and teardown: (from client, flags, SYN options, next phase, delay).
+    let control = match t.phase {
+        TcpPhase::Syn => Some((true, SYN, true, TcpPhase::SynAck, rtt / 2)),
+        TcpPhase::SynAck => Some((false, SYN | ACK, true, TcpPhase::Ack, rtt / 2)),
+        TcpPhase::Ack => Some((
+            true,
+            ACK,
+            false,
+            TcpPhase::Data,
+            20_000 + rng.below(100_000),
+        )),
+        TcpPhase::FinClient => Some((true, FIN | ACK, false, TcpPhase::FinServer, rtt / 2)),
+        TcpPhase::FinServer => Some((false, FIN | ACK, false, TcpPhase::LastAck, rtt / 2)),
+        TcpPhase::LastAck => Some((true, ACK, false, TcpPhase::Done, 0)),
+        TcpPhase::Rst => Some((true, RST | ACK, false, TcpPhase::Done, 0)),
+        TcpPhase::Data | TcpPhase::Done => None,
+    };
+    if let Some((from_client, flags, syn_opts, phase, delay)) = control {
+        seg(from_client, flags, syn_opts, &[], frame, t);
+        t.phase = phase;
+        *next += delay;
+        return true;
+    }
     match t.phase {
-        TcpPhase::Syn => {
-            seg(true, SYN, true, &[], frame, t);
-            t.phase = TcpPhase::SynAck;
-            *next += rtt / 2;
-        }
-        TcpPhase::SynAck => {
-            seg(false, SYN | ACK, true, &[], frame, t);
-            t.phase = TcpPhase::Ack;
-            *next += rtt / 2;
-        }
-        TcpPhase::Ack => {
-            seg(true, ACK, false, &[], frame, t);
-            t.phase = TcpPhase::Data;
-            *next += 20_000 + rng.below(100_000);
-        }
         TcpPhase::Data => {
             let (from_client, len) = t.msgs[t.msg];
             if t.ack_due {
@@ -526,25 +534,7 @@ fn tcp_step(
                 t.msgs[t.msg].1 = t.sent;
             }
         }
-        TcpPhase::FinClient => {
-            seg(true, FIN | ACK, false, &[], frame, t);
-            t.phase = TcpPhase::FinServer;
-            *next += rtt / 2;
-        }
-        TcpPhase::FinServer => {
-            seg(false, FIN | ACK, false, &[], frame, t);
-            t.phase = TcpPhase::LastAck;
-            *next += rtt / 2;
-        }
-        TcpPhase::LastAck => {
-            seg(true, ACK, false, &[], frame, t);
-            t.phase = TcpPhase::Done;
-        }
-        TcpPhase::Rst => {
-            seg(true, RST | ACK, false, &[], frame, t);
-            t.phase = TcpPhase::Done;
-        }
-        TcpPhase::Done => return false,
+        _ => return false,
     }
     true
 }

@@ -216,3 +216,52 @@ fn tshark_conversation_counts_agree() {
     assert!(mismatches.is_empty(), "{mismatches:#?}");
     assert!(pcaps.len() >= 50);
 }
+
+/// Zeek's "weird" baselines for malformed IP, mapped to the Suricata event names islet uses.
+#[test]
+fn zeek_weirds_are_reported_under_suricata_names() {
+    let Some(dir) = islet_testkit::pcap_dir("zeek_weirds_are_reported_under_suricata_names") else {
+        return;
+    };
+    // (capture, Zeek's weird, islet's anomaly.event, flows expected)
+    let cases = [
+        // IHL 5 but total length 0: Zeek `ip_hdr_len_zero`; no connection.
+        (
+            "zeek_ip-bogus-header-len.pcap",
+            "ip_hdr_len_zero",
+            "decoder.ipv4.iplen_smaller_than_hlen",
+            0,
+        ),
+        // A third fragment re-covers offsets 0..304 of a 164-byte datagram: Zeek
+        // `fragment_inconsistency`; islet keeps the first bytes and reports the overlap.
+        (
+            "zeek_ipv4-fragmented-1.pcap",
+            "fragment_inconsistency",
+            "decoder.ipv4.frag_overlap",
+            1,
+        ),
+    ];
+    for (pcap, zeek, ours, nflows) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_islet"))
+            .arg("read")
+            .arg(dir.join(pcap))
+            .args(["-o", "-", "-q"])
+            .output()
+            .expect("run islet");
+        let ev: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let anomalies: Vec<&str> = ev
+            .iter()
+            .filter(|e| e["event_type"] == "anomaly")
+            .filter_map(|e| e["anomaly"]["event"].as_str())
+            .collect();
+        assert_eq!(anomalies, vec![ours], "{pcap} (Zeek: {zeek})");
+        assert_eq!(
+            ev.iter().filter(|e| e["event_type"] == "flow").count(),
+            nflows,
+            "{pcap}"
+        );
+    }
+}
