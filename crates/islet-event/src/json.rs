@@ -138,6 +138,14 @@ impl<'a> Json<'a> {
         self
     }
 
+    /// An object as an array element; close it with `end_object`.
+    pub fn begin_item_object(&mut self) -> &mut Self {
+        self.sep();
+        self.buf.push(b'{');
+        self.push();
+        self
+    }
+
     pub fn item_str(&mut self, v: &str) -> &mut Self {
         self.sep();
         escape(self.buf, v.as_bytes());

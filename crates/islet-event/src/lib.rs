@@ -11,8 +11,10 @@
 mod app;
 mod community_id;
 pub mod eve;
+pub mod eve_proto;
 mod json;
 mod model;
+pub mod proto;
 pub mod time;
 
 pub use app::AppProto;

@@ -71,7 +71,7 @@ pub struct Reassembler {
 }
 
 /// How many delivered bytes are kept to compare retransmissions with.
-const RECENT_WINDOW: usize = 4096;
+const RECENT_WINDOW: usize = 256;
 
 impl Reassembler {
     pub fn new() -> Self {

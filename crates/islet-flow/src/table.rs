@@ -64,7 +64,7 @@ impl Default for FlowConfig {
 /// The compiler's field order is kept: aligning flows to cache lines was measured slower
 /// (192 instead of 152 bytes per flow costs more than the line it saves; docs/PERFORMANCE.md).
 #[derive(Clone, Debug)]
-pub struct Flow {
+pub struct Flow<X = ()> {
     pub key: FlowKey,
     pub last_ns: u64,
     /// Whether the client is the key's `lo` endpoint.
@@ -93,7 +93,13 @@ pub struct Flow {
     link_ns: u64,
     prev: u32,
     next: u32,
+    /// State the layers above keep per flow (the application layer's parsers). Handed back with
+    /// the flow's record when it ends.
+    pub ext: X,
 }
+
+/// A flow that ended: its record and the state the layers above kept for it.
+pub type Ended<X> = (FlowRecord, X);
 
 /// Table counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -122,11 +128,11 @@ struct List {
 
 /// The flow table: a slab of flows, a hash index, and one LRU list per timeout class.
 #[derive(Debug)]
-pub struct FlowTable {
+pub struct FlowTable<X = ()> {
     cfg: FlowConfig,
     index: HashTable<u32>,
     hasher: DefaultHashBuilder,
-    slots: Vec<Flow>,
+    slots: Vec<Flow<X>>,
     live: Vec<bool>,
     free: Vec<u32>,
     lists: [List; CLASSES],
@@ -144,7 +150,7 @@ fn proto_group(proto: u8) -> usize {
     }
 }
 
-impl FlowTable {
+impl<X: Default> FlowTable<X> {
     pub fn new(cfg: FlowConfig) -> Self {
         let cap = cfg.max_flows.min(1 << 16);
         FlowTable {
@@ -176,10 +182,10 @@ impl FlowTable {
     pub fn in_emergency(&self) -> bool {
         self.emergency
     }
-    pub fn flow(&self, id: FlowId) -> &Flow {
+    pub fn flow(&self, id: FlowId) -> &Flow<X> {
         &self.slots[id as usize]
     }
-    pub fn flow_mut(&mut self, id: FlowId) -> &mut Flow {
+    pub fn flow_mut(&mut self, id: FlowId) -> &mut Flow<X> {
         &mut self.slots[id as usize]
     }
 
@@ -191,7 +197,7 @@ impl FlowTable {
         t: &Tuple,
         pkt_len: u32,
         tcp_flags: u8,
-        out: &mut Vec<FlowRecord>,
+        out: &mut Vec<Ended<X>>,
     ) -> (FlowId, Dir) {
         let (key, src_lo) = FlowKey::from_tuple(t);
         let h = self.hasher.hash_one(key);
@@ -282,7 +288,7 @@ impl FlowTable {
     /// time is recent enough proves every flow behind it alive. A head linked long ago but
     /// seen since gets a second chance (moved to the tail), so each flow is moved at most once
     /// per timeout period instead of once per packet.
-    pub fn expire(&mut self, now_ns: u64, out: &mut Vec<FlowRecord>) {
+    pub fn expire(&mut self, now_ns: u64, out: &mut Vec<Ended<X>>) {
         for c in 0..CLASSES {
             let tmo = self.timeout_ns(c as u8);
             loop {
@@ -306,7 +312,7 @@ impl FlowTable {
     }
 
     /// End every flow: the input is over.
-    pub fn flush(&mut self, now_ns: u64, out: &mut Vec<FlowRecord>) {
+    pub fn flush(&mut self, now_ns: u64, out: &mut Vec<Ended<X>>) {
         for c in 0..CLASSES {
             while self.lists[c].head != NIL {
                 let head = self.lists[c].head;
@@ -320,21 +326,7 @@ impl FlowTable {
     pub fn record(&self, id: FlowId, reason: EndReason, log_ns: u64) -> FlowRecord {
         let f = &self.slots[id as usize];
         let k = &f.key;
-        let (src, dst, sport, dport) = if f.client_is_lo {
-            (k.lo_addr, k.hi_addr, k.lo_port, k.hi_port)
-        } else {
-            (k.hi_addr, k.lo_addr, k.hi_port, k.lo_port)
-        };
-        let mut tuple = Tuple {
-            src,
-            dst,
-            family: k.family,
-            proto: k.proto,
-            sport,
-            dport,
-            vlan: k.vlan,
-            vlan_len: k.vlan_len,
-        };
+        let mut tuple = self.tuple(id);
         let icmp = if matches!(k.proto, ip_proto::ICMP | ip_proto::ICMPV6) {
             let first = f.icmp[0].or(f.icmp[1]).unwrap_or((0, 0));
             tuple.sport = u16::from(first.0);
@@ -397,7 +389,7 @@ impl FlowTable {
         u64::from(secs) * 1_000_000_000
     }
 
-    fn class_of(f: &Flow) -> u8 {
+    fn class_of(f: &Flow<X>) -> u8 {
         let s = match f.state {
             FlowState::New => 0,
             FlowState::Established | FlowState::Bypassed => 1,
@@ -415,7 +407,7 @@ impl FlowTable {
         src_lo: bool,
         t: &Tuple,
         tcp_flags: u8,
-        out: &mut Vec<FlowRecord>,
+        out: &mut Vec<Ended<X>>,
     ) -> FlowId {
         if self.len >= self.cfg.max_flows {
             self.make_room(now_ns, out);
@@ -449,6 +441,7 @@ impl FlowTable {
             class: 0,
             prev: NIL,
             next: NIL,
+            ext: X::default(),
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -483,7 +476,7 @@ impl FlowTable {
 
     /// The table is full: enter emergency mode (shorter timeouts) and, if that frees nothing,
     /// evict the least recently seen flow with reason `forced`.
-    fn make_room(&mut self, now_ns: u64, out: &mut Vec<FlowRecord>) {
+    fn make_room(&mut self, now_ns: u64, out: &mut Vec<Ended<X>>) {
         if !self.emergency {
             self.emergency = true;
             self.stats.emergency_entered += 1;
@@ -512,8 +505,9 @@ impl FlowTable {
         }
     }
 
-    fn finish(&mut self, id: FlowId, reason: EndReason, log_ns: u64, out: &mut Vec<FlowRecord>) {
-        out.push(self.record(id, reason, log_ns));
+    fn finish(&mut self, id: FlowId, reason: EndReason, log_ns: u64, out: &mut Vec<Ended<X>>) {
+        let ext = std::mem::take(&mut self.slots[id as usize].ext);
+        out.push((self.record(id, reason, log_ns), ext));
         match reason {
             EndReason::Timeout => self.stats.ended_timeout += 1,
             EndReason::Forced => self.stats.ended_forced += 1,
@@ -579,7 +573,28 @@ impl FlowTable {
 
     /// Bytes of state per flow held in the table (slab entry, index entry, liveness bit).
     pub const fn bytes_per_flow() -> usize {
-        std::mem::size_of::<Flow>() + std::mem::size_of::<u32>() + 1 + 1
+        std::mem::size_of::<Flow<X>>() + std::mem::size_of::<u32>() + 1 + 1
+    }
+
+    /// The flow's tuple oriented client → server.
+    pub fn tuple(&self, id: FlowId) -> Tuple {
+        let f = &self.slots[id as usize];
+        let k = &f.key;
+        let (src, dst, sport, dport) = if f.client_is_lo {
+            (k.lo_addr, k.hi_addr, k.lo_port, k.hi_port)
+        } else {
+            (k.hi_addr, k.lo_addr, k.hi_port, k.lo_port)
+        };
+        Tuple {
+            src,
+            dst,
+            family: k.family,
+            proto: k.proto,
+            sport,
+            dport,
+            vlan: k.vlan,
+            vlan_len: k.vlan_len,
+        }
     }
 }
 
@@ -614,7 +629,7 @@ mod test {
 
     #[test]
     fn a_session_counts_both_ways_and_closes() {
-        let mut tb = FlowTable::new(FlowConfig::default());
+        let mut tb: FlowTable = FlowTable::new(FlowConfig::default());
         let mut out = Vec::new();
         let c = tcp(1, 40000, 2, 80);
         let s = rev(&c);
@@ -631,7 +646,7 @@ mod test {
         }
         assert!(out.is_empty());
         tb.flush(2 * S, &mut out);
-        let r = &out[0];
+        let r = &out[0].0;
         assert_eq!((r.pkts_toserver, r.pkts_toclient), (4, 3));
         assert_eq!((r.bytes_toserver, r.bytes_toclient), (406, 206));
         assert_eq!(r.tuple.sport, 40000);
@@ -642,18 +657,18 @@ mod test {
 
     #[test]
     fn synack_first_makes_its_sender_the_server() {
-        let mut tb = FlowTable::new(FlowConfig::default());
+        let mut tb: FlowTable = FlowTable::new(FlowConfig::default());
         let mut out = Vec::new();
         let s = tcp(2, 80, 1, 40000);
         tb.update(S, &s, 60, SYN | ACK, &mut out);
         tb.flush(S, &mut out);
-        assert_eq!((out[0].tuple.sport, out[0].tuple.dport), (40000, 80));
-        assert_eq!((out[0].pkts_toserver, out[0].pkts_toclient), (0, 1));
+        assert_eq!((out[0].0.tuple.sport, out[0].0.tuple.dport), (40000, 80));
+        assert_eq!((out[0].0.pkts_toserver, out[0].0.pkts_toclient), (0, 1));
     }
 
     #[test]
     fn idle_flow_times_out_at_its_deadline() {
-        let mut tb = FlowTable::new(FlowConfig::default());
+        let mut tb: FlowTable = FlowTable::new(FlowConfig::default());
         let mut out = Vec::new();
         let mut u = tcp(1, 5353, 2, 53);
         u.proto = 17;
@@ -662,14 +677,14 @@ mod test {
         assert!(out.is_empty());
         tb.expire(41 * S, &mut out);
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].reason, EndReason::Timeout);
-        assert_eq!(out[0].log_ns, 40 * S);
+        assert_eq!(out[0].0.reason, EndReason::Timeout);
+        assert_eq!(out[0].0.log_ns, 40 * S);
         assert!(tb.is_empty());
     }
 
     #[test]
     fn a_packet_after_the_timeout_starts_a_new_flow() {
-        let mut tb = FlowTable::new(FlowConfig::default());
+        let mut tb: FlowTable = FlowTable::new(FlowConfig::default());
         let mut out = Vec::new();
         let mut u = tcp(1, 5353, 2, 53);
         u.proto = 17;
@@ -685,7 +700,7 @@ mod test {
             max_flows: 4,
             ..FlowConfig::default()
         };
-        let mut tb = FlowTable::new(cfg);
+        let mut tb: FlowTable = FlowTable::new(cfg);
         let mut out = Vec::new();
         for p in 0..10u16 {
             tb.update(
@@ -698,14 +713,14 @@ mod test {
         }
         assert_eq!(tb.len(), 4);
         assert_eq!(out.len(), 6);
-        assert!(out.iter().all(|r| r.reason == EndReason::Forced));
-        assert_eq!(out[0].tuple.sport, 1000);
+        assert!(out.iter().all(|(r, _)| r.reason == EndReason::Forced));
+        assert_eq!(out[0].0.tuple.sport, 1000);
         assert!(tb.stats().emergency_entered >= 1);
     }
 
     #[test]
     fn idle_flow_state_fits_the_budget() {
-        let n = FlowTable::bytes_per_flow();
+        let n = FlowTable::<Option<Box<u8>>>::bytes_per_flow();
         println!(
             "bytes per idle flow: {n} (Flow struct {})",
             std::mem::size_of::<Flow>()

@@ -59,7 +59,7 @@ fn decode_per_packet(b: Bencher<'_, '_>) {
 fn decode_and_flow_update_per_packet(b: Bencher<'_, '_>) {
     let f = frames();
     b.counter(ItemsCount::new(f.len())).bench(|| {
-        let mut table = FlowTable::new(FlowConfig::default());
+        let mut table: FlowTable = FlowTable::new(FlowConfig::default());
         let mut out = Vec::with_capacity(1024);
         let mut d = Decoded::default();
         for (i, frame) in f.iter().enumerate() {

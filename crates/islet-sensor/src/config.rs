@@ -221,6 +221,13 @@ impl SensorConfig {
         }
     }
 
+    pub fn stream_config(&self) -> StreamConfig {
+        StreamConfig {
+            depth: self.stream.depth,
+            max_buffered: self.stream.max_buffered,
+        }
+    }
+
     pub fn defrag_config(&self) -> DefragConfig {
         DefragConfig {
             max_trackers: self.defrag.max_trackers,

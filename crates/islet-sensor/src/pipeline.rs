@@ -258,7 +258,7 @@ pub fn run(
     let batch = cfg.sensor.batch_packets;
 
     let (capture_err, flows, tstats) = if workers == 1 {
-        let mut w = Worker::new(cfg.flow_config(1), eve);
+        let mut w = Worker::new(cfg.flow_config(1), cfg.stream_config(), eve);
         let mut cnt = 0u64;
         let mut err = None;
         loop {
@@ -408,8 +408,9 @@ fn run_sharded(
             empty_rx.push(erx);
             let wtx = wtx.clone();
             let fcfg = cfg.flow_config(n);
+            let scfg = cfg.stream_config();
             handles.push(s.spawn(move || {
-                let mut w = Worker::new(fcfg, eve);
+                let mut w = Worker::new(fcfg, scfg, eve);
                 for msg in frx {
                     match msg {
                         Msg::Batch(mut b) => {

@@ -1,19 +1,28 @@
 //! A flow worker: owns one flow table and one output buffer; nothing here is shared.
 
 use islet_event::eve::{self, EveOptions};
-use islet_event::{AppProto, FlowRecord};
-use islet_flow::{Dir, FlowConfig, FlowTable, TableStats};
-use islet_l7::detect::{self, MAX_PROBE_PACKETS, Probe, Transport};
+use islet_event::eve_proto::{EventContext, write_app_event};
+use islet_event::proto::AppEvent;
+use islet_flow::stream::StreamConfig;
+use islet_flow::{Dir, Ended, FlowConfig, FlowTable, TableStats};
+use islet_l7::{FlowView, L7Flow, Sink};
 use islet_wire::decode::{Decoded, Outer};
 use islet_wire::ip_proto;
+
+/// Per-flow state above the flow table: the application layer's, allocated on first payload.
+pub(crate) type Ext = Option<Box<L7Flow>>;
 
 /// How often (in capture time) idle flows are swept.
 const EXPIRE_EVERY_NS: u64 = 1_000_000_000;
 
 #[derive(Debug)]
 pub(crate) struct Worker {
-    table: FlowTable,
-    records: Vec<FlowRecord>,
+    table: FlowTable<Ext>,
+    records: Vec<Ended<Ext>>,
+    app_events: Vec<AppEvent>,
+    stream: StreamConfig,
+    /// Application events written.
+    pub(crate) app_logged: u64,
     /// Encoded EVE lines waiting to be written.
     pub(crate) out: Vec<u8>,
     eve: EveOptions,
@@ -22,10 +31,13 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub(crate) fn new(cfg: FlowConfig, eve: EveOptions) -> Self {
+    pub(crate) fn new(cfg: FlowConfig, stream: StreamConfig, eve: EveOptions) -> Self {
         Worker {
             table: FlowTable::new(cfg),
             records: Vec::with_capacity(64),
+            app_events: Vec::new(),
+            stream,
+            app_logged: 0,
             out: Vec::with_capacity(1 << 18),
             eve,
             next_expire_ns: 0,
@@ -51,41 +63,58 @@ impl Worker {
         let (id, dir) = self
             .table
             .update(ts, &d.tuple, d.pkt_len, d.tcp_flags, &mut self.records);
-        if d.payload_len > 0 {
-            self.probe(id, dir, d.tuple.proto, d.payload(frame));
+        if d.payload_len > 0 && matches!(d.tuple.proto, ip_proto::TCP | ip_proto::UDP) {
+            self.application(ts, id, dir, frame, d);
         }
         self.tick(ts);
     }
 
-    fn probe(&mut self, id: u32, dir: Dir, proto: u8, payload: &[u8]) {
-        let transport = match proto {
-            ip_proto::TCP => Transport::Tcp,
-            ip_proto::UDP => Transport::Udp,
-            _ => return,
-        };
-        let d = dir as usize;
-        let f = self.table.flow(id);
-        if f.app[d] != AppProto::Unknown || f.app_probe[d] >= MAX_PROBE_PACKETS {
-            return;
-        }
+    /// Hand the payload to the flow's application layer and log what it found.
+    fn application(&mut self, ts: u64, id: u32, dir: Dir, frame: &[u8], d: &Decoded) {
+        let payload = d.payload(frame);
+        let f = self.table.flow_mut(id);
         let k = &f.key;
-        let (cport, sport) = if f.client_is_lo {
+        let (client_port, server_port) = if f.client_is_lo {
             (k.lo_port, k.hi_port)
         } else {
             (k.hi_port, k.lo_port)
         };
-        match detect::probe(transport, payload, dir == Dir::ToServer, cport, sport) {
-            Probe::Match { proto, reverse } => {
-                let d = if reverse && self.table.flip(id) { 1 } else { d };
-                self.table.flow_mut(id).app[d] = proto;
-            }
-            Probe::NoMatch | Probe::NeedMore => {
-                let f = self.table.flow_mut(id);
-                f.app_probe[d] += 1;
-                if f.app_probe[d] >= MAX_PROBE_PACKETS || payload.len() >= 512 {
-                    f.app[d] = AppProto::Failed;
-                    f.app_probe[d] = MAX_PROBE_PACKETS;
-                }
+        let l7 = f.ext.get_or_insert_with(Box::default);
+        let view = FlowView {
+            app: &mut f.app,
+            probes: &mut f.app_probe,
+            client_port,
+            server_port,
+        };
+        let toserver = dir == Dir::ToServer;
+        let mut sink = Sink {
+            events: &mut self.app_events,
+        };
+        if d.tuple.proto == ip_proto::TCP {
+            l7.tcp(
+                &self.stream,
+                view,
+                toserver,
+                d.tcp_seq,
+                d.tcp_flags,
+                payload,
+                &mut sink,
+            );
+        } else if l7.udp(view, toserver, payload, &mut sink) {
+            self.table.flip(id);
+        }
+        if !self.app_events.is_empty() {
+            let tuple = self.table.tuple(id);
+            let flow_id = self.table.flow(id).flow_id;
+            let ctx = EventContext {
+                ts_ns: ts,
+                flow_id,
+                pcap_cnt: None,
+                tuple: &tuple,
+            };
+            for ev in self.app_events.drain(..) {
+                write_app_event(&mut self.out, &ctx, &ev, &self.eve);
+                self.app_logged += 1;
             }
         }
     }
@@ -109,7 +138,23 @@ impl Worker {
     }
 
     fn encode(&mut self) {
-        for r in self.records.drain(..) {
+        for (r, ext) in self.records.drain(..) {
+            // What the application layer still holds is logged before the flow record.
+            if let Some(mut l7) = ext {
+                l7.finish(&mut Sink {
+                    events: &mut self.app_events,
+                });
+                let ctx = EventContext {
+                    ts_ns: r.log_ns,
+                    flow_id: r.flow_id,
+                    pcap_cnt: None,
+                    tuple: &r.tuple,
+                };
+                for ev in self.app_events.drain(..) {
+                    write_app_event(&mut self.out, &ctx, &ev, &self.eve);
+                    self.app_logged += 1;
+                }
+            }
             eve::write_flow(&mut self.out, &r, &self.eve);
             self.flows_logged += 1;
         }

@@ -1,0 +1,289 @@
+//! EVE encoders for application-layer events (Suricata 8 field names).
+
+use crate::eve::{EveOptions, write_ip};
+use crate::json::Json;
+use crate::proto::{
+    AppEvent, DnsAnswer, DnsEvent, Fingerprint, HttpEvent, SshEvent, SshSide, TlsEvent,
+};
+use crate::time::write_iso;
+use crate::{AppProto, CommunityId};
+use islet_wire::Tuple;
+
+/// Where an application event happened: its flow and the packet that completed it.
+#[derive(Clone, Copy, Debug)]
+pub struct EventContext<'a> {
+    pub ts_ns: u64,
+    pub flow_id: u64,
+    pub pcap_cnt: Option<u64>,
+    /// The flow's tuple, client → server.
+    pub tuple: &'a Tuple,
+}
+
+fn header<'b>(
+    buf: &'b mut Vec<u8>,
+    c: &EventContext<'_>,
+    event_type: &str,
+    o: &EveOptions,
+) -> Json<'b> {
+    let mut j = Json::object(buf);
+    j.with("timestamp", |b| write_iso(b, c.ts_ns));
+    j.u64("flow_id", c.flow_id);
+    if let Some(n) = c.pcap_cnt {
+        j.u64("pcap_cnt", n);
+    }
+    j.str("event_type", event_type);
+    let t = c.tuple;
+    if t.vlan_len > 0 {
+        j.begin_array("vlan");
+        for v in t.vlans() {
+            j.item_u64(u64::from(*v));
+        }
+        j.end_array();
+    }
+    j.with("src_ip", |b| write_ip(b, t.family, &t.src));
+    j.u64("src_port", u64::from(t.sport));
+    j.with("dest_ip", |b| write_ip(b, t.family, &t.dst));
+    j.u64("dest_port", u64::from(t.dport));
+    j.str(
+        "proto",
+        crate::eve::proto_name(t.proto).unwrap_or("UNKNOWN"),
+    );
+    j.str(
+        "community_id",
+        CommunityId::v1(o.community_id_seed, t).as_str(),
+    );
+    j
+}
+
+/// Append one application event.
+pub fn write_app_event(buf: &mut Vec<u8>, c: &EventContext<'_>, ev: &AppEvent, o: &EveOptions) {
+    match ev {
+        AppEvent::Tls(t) => {
+            let mut j = header(buf, c, "tls", o);
+            tls(&mut j, t);
+            j.finish();
+        }
+        AppEvent::Dns(d) => {
+            let mut j = header(buf, c, "dns", o);
+            dns(&mut j, d);
+            j.finish();
+        }
+        AppEvent::Http(h) => {
+            let mut j = header(buf, c, "http", o);
+            http(&mut j, h);
+            j.finish();
+        }
+        AppEvent::Ssh(s) => {
+            let mut j = header(buf, c, "ssh", o);
+            ssh(&mut j, s);
+            j.finish();
+        }
+        AppEvent::Anomaly { app_proto, event } => {
+            let mut j = header(buf, c, "anomaly", o);
+            j.begin_object("anomaly");
+            j.str("app_proto", app_proto.name().unwrap_or("unknown"));
+            j.str("type", "applayer");
+            j.str("event", event);
+            j.str("layer", "proto_parser");
+            j.end_object();
+            j.finish();
+        }
+    }
+}
+
+fn fingerprint(j: &mut Json<'_>, key: &str, f: &Fingerprint) {
+    j.begin_object(key)
+        .str("hash", &f.hash)
+        .str("string", &f.string)
+        .end_object();
+}
+
+fn str_list(j: &mut Json<'_>, key: &str, v: &[String]) {
+    j.begin_array(key);
+    for s in v {
+        j.item_str(s);
+    }
+    j.end_array();
+}
+
+fn tls(j: &mut Json<'_>, t: &TlsEvent) {
+    j.begin_object("tls");
+    if let Some(c) = &t.cert {
+        j.str("subject", &c.subject);
+        j.str("issuerdn", &c.issuerdn);
+        j.str("serial", &c.serial);
+        j.str("fingerprint", &c.fingerprint);
+    }
+    if t.session_resumed {
+        j.bool("session_resumed", true);
+    }
+    if let Some(s) = &t.sni {
+        j.str("sni", s);
+    }
+    j.str("version", &t.version);
+    if let Some(c) = &t.cert {
+        j.str("notbefore", &c.notbefore);
+        j.str("notafter", &c.notafter);
+        if !c.subjectaltname.is_empty() {
+            str_list(j, "subjectaltname", &c.subjectaltname);
+        }
+    }
+    if let Some(f) = &t.ja3 {
+        fingerprint(j, "ja3", f);
+    }
+    if let Some(f) = &t.ja3s {
+        fingerprint(j, "ja3s", f);
+    }
+    if let Some(f) = &t.ja4 {
+        j.str("ja4", f);
+    }
+    if !t.client_alpns.is_empty() {
+        str_list(j, "client_alpns", &t.client_alpns);
+    }
+    if !t.server_alpns.is_empty() {
+        str_list(j, "server_alpns", &t.server_alpns);
+    }
+    j.end_object();
+}
+
+fn answers(j: &mut Json<'_>, key: &str, v: &[DnsAnswer]) {
+    j.begin_array(key);
+    for a in v {
+        j.begin_item_object();
+        j.str("rrname", &a.rrname)
+            .str("rrtype", &a.rrtype)
+            .u64("ttl", u64::from(a.ttl));
+        if !a.rdata.is_empty() {
+            j.str("rdata", &a.rdata);
+        }
+        j.end_object();
+    }
+    j.end_array();
+}
+
+fn dns(j: &mut Json<'_>, d: &DnsEvent) {
+    j.begin_object("dns");
+    j.u64("version", 3);
+    j.str("type", if d.response { "response" } else { "request" });
+    j.u64("tx_id", d.tx_id);
+    j.u64("id", u64::from(d.id));
+    j.str("flags", &format!("{:x}", d.flags));
+    for (bit, name) in [
+        (0x8000u16, "qr"),
+        (0x0400, "aa"),
+        (0x0200, "tc"),
+        (0x0100, "rd"),
+        (0x0080, "ra"),
+        (0x0020, "z"),
+    ] {
+        if d.flags & bit != 0 {
+            j.bool(name, true);
+        }
+    }
+    j.u64("opcode", u64::from(d.opcode));
+    if d.response {
+        j.str("rcode", &d.rcode);
+    }
+    j.begin_array("queries");
+    for q in &d.queries {
+        j.begin_item_object();
+        j.str("rrname", &q.rrname).str("rrtype", &q.rrtype);
+        j.end_object();
+    }
+    j.end_array();
+    if !d.answers.is_empty() {
+        answers(j, "answers", &d.answers);
+        // Suricata's "grouped" form: rdata by record type, in answer order.
+        let mut types: Vec<&str> = Vec::new();
+        for a in &d.answers {
+            if !a.rdata.is_empty() && !types.contains(&a.rrtype.as_str()) {
+                types.push(&a.rrtype);
+            }
+        }
+        if !types.is_empty() {
+            j.begin_object("grouped");
+            for ty in types {
+                j.begin_array(ty);
+                for a in d
+                    .answers
+                    .iter()
+                    .filter(|a| a.rrtype == ty && !a.rdata.is_empty())
+                {
+                    j.item_str(&a.rdata);
+                }
+                j.end_array();
+            }
+            j.end_object();
+        }
+    }
+    if !d.authorities.is_empty() {
+        answers(j, "authorities", &d.authorities);
+    }
+    j.end_object();
+}
+
+fn http(j: &mut Json<'_>, h: &HttpEvent) {
+    j.begin_object("http");
+    if let Some(v) = &h.hostname {
+        j.str("hostname", v);
+    }
+    if let Some(p) = h.http_port {
+        j.u64("http_port", u64::from(p));
+    }
+    j.str("url", &h.url);
+    if let Some(v) = &h.http_user_agent {
+        j.str("http_user_agent", v);
+    }
+    if let Some(v) = &h.http_content_type {
+        j.str("http_content_type", v);
+    }
+    if let Some(v) = &h.http_refer {
+        j.str("http_refer", v);
+    }
+    if let Some(v) = &h.xff {
+        j.str("xff", v);
+    }
+    j.str("http_method", &h.http_method);
+    j.str("protocol", &h.protocol);
+    if let Some(s) = h.status {
+        j.u64("status", u64::from(s));
+    }
+    j.u64("length", h.length);
+    j.end_object();
+    j.begin_object("islet");
+    str_list(j, "request_header_names", &h.request_header_names);
+    str_list(j, "response_header_names", &h.response_header_names);
+    j.end_object();
+}
+
+fn ssh_side(j: &mut Json<'_>, key: &str, s: &SshSide) {
+    j.begin_object(key);
+    j.str("proto_version", &s.proto_version);
+    j.str("software_version", &s.software_version);
+    if let Some(h) = &s.hassh {
+        fingerprint(j, "hassh", h);
+    }
+    j.end_object();
+}
+
+fn ssh(j: &mut Json<'_>, s: &SshEvent) {
+    j.begin_object("ssh");
+    if let Some(c) = &s.client {
+        ssh_side(j, "client", c);
+    }
+    if let Some(c) = &s.server {
+        ssh_side(j, "server", c);
+    }
+    j.end_object();
+}
+
+/// The application protocol an event belongs to.
+pub fn app_proto_of(ev: &AppEvent) -> AppProto {
+    match ev {
+        AppEvent::Tls(_) => AppProto::Tls,
+        AppEvent::Dns(_) => AppProto::Dns,
+        AppEvent::Http(_) => AppProto::Http,
+        AppEvent::Ssh(_) => AppProto::Ssh,
+        AppEvent::Anomaly { app_proto, .. } => *app_proto,
+    }
+}

@@ -1,0 +1,122 @@
+//! Application-layer metadata records: what the protocol parsers found, as plain data. Never
+//! payload: names, versions, fingerprints, certificate fields, header names.
+
+use crate::AppProto;
+
+/// A fingerprint and the string it hashes (JA3, JA3S, HASSH).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub hash: String,
+    pub string: String,
+}
+
+/// The server certificate (the first of the chain), as Suricata logs it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CertInfo {
+    pub subject: String,
+    pub issuerdn: String,
+    /// Upper-case hex bytes joined by ':'.
+    pub serial: String,
+    /// SHA-1 of the DER, lower-case hex bytes joined by ':'.
+    pub fingerprint: String,
+    /// `2018-07-13T09:01:05` (UTC, no offset), as Suricata writes it.
+    pub notbefore: String,
+    pub notafter: String,
+    pub subjectaltname: Vec<String>,
+}
+
+/// One TLS session's handshake metadata.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsEvent {
+    /// Suricata's version string ("TLSv1", "TLS 1.3", "TLS 1.3 draft-28", "UNDETERMINED").
+    pub version: String,
+    pub sni: Option<String>,
+    pub ja3: Option<Fingerprint>,
+    pub ja3s: Option<Fingerprint>,
+    pub ja4: Option<String>,
+    pub client_alpns: Vec<String>,
+    pub server_alpns: Vec<String>,
+    pub session_resumed: bool,
+    pub cert: Option<CertInfo>,
+}
+
+/// One DNS question.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DnsQuery {
+    pub rrname: String,
+    pub rrtype: String,
+}
+
+/// One DNS answer record.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DnsAnswer {
+    pub rrname: String,
+    pub rrtype: String,
+    pub ttl: u32,
+    /// Text form of the data (address, name, text); empty for types not rendered.
+    pub rdata: String,
+}
+
+/// One DNS message (Suricata 8 EVE `dns.version: 3`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DnsEvent {
+    pub response: bool,
+    pub tx_id: u64,
+    pub id: u16,
+    pub flags: u16,
+    pub opcode: u8,
+    pub rcode: String,
+    pub queries: Vec<DnsQuery>,
+    pub answers: Vec<DnsAnswer>,
+    pub authorities: Vec<DnsAnswer>,
+}
+
+/// One HTTP/1.x transaction (request and, when seen, its response). No bodies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpEvent {
+    pub tx_id: u64,
+    pub hostname: Option<String>,
+    pub http_port: Option<u16>,
+    pub url: String,
+    pub http_method: String,
+    pub protocol: String,
+    pub http_user_agent: Option<String>,
+    pub http_content_type: Option<String>,
+    pub http_refer: Option<String>,
+    pub xff: Option<String>,
+    pub status: Option<u16>,
+    /// Response body length (from Content-Length, or counted).
+    pub length: u64,
+    pub request_header_names: Vec<String>,
+    pub response_header_names: Vec<String>,
+}
+
+/// One side of an SSH session.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SshSide {
+    pub proto_version: String,
+    pub software_version: String,
+    pub hassh: Option<Fingerprint>,
+}
+
+/// One SSH session's banners and key-exchange fingerprints.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SshEvent {
+    pub client: Option<SshSide>,
+    pub server: Option<SshSide>,
+}
+
+/// Metadata a protocol parser emits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AppEvent {
+    Tls(Box<TlsEvent>),
+    Dns(Box<DnsEvent>),
+    Http(Box<HttpEvent>),
+    Ssh(Box<SshEvent>),
+    /// A protocol violation (`anomaly.type: applayer`), by Suricata's event name.
+    Anomaly {
+        app_proto: AppProto,
+        event: &'static str,
+    },
+}
