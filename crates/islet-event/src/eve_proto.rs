@@ -3,7 +3,7 @@
 use crate::eve::{EveOptions, write_ip};
 use crate::json::Json;
 use crate::proto::{
-    AppEvent, DnsAnswer, DnsEvent, Fingerprint, HttpEvent, SshEvent, SshSide, TlsEvent,
+    AppEvent, DnsAnswer, DnsEvent, Fingerprint, HttpEvent, QuicEvent, SshEvent, SshSide, TlsEvent,
 };
 use crate::time::write_iso;
 use crate::{AppProto, CommunityId};
@@ -76,6 +76,11 @@ pub fn write_app_event(buf: &mut Vec<u8>, c: &EventContext<'_>, ev: &AppEvent, o
         AppEvent::Ssh(s) => {
             let mut j = header(buf, c, "ssh", o);
             ssh(&mut j, s);
+            j.finish();
+        }
+        AppEvent::Quic(q) => {
+            let mut j = header(buf, c, "quic", o);
+            quic(&mut j, q);
             j.finish();
         }
         AppEvent::Anomaly { app_proto, event } => {
@@ -256,6 +261,24 @@ fn http(j: &mut Json<'_>, h: &HttpEvent) {
     j.end_object();
 }
 
+fn quic(j: &mut Json<'_>, q: &QuicEvent) {
+    j.begin_object("quic");
+    j.str("version", &q.version);
+    if let Some(s) = &q.sni {
+        j.str("sni", s);
+    }
+    if let Some(f) = &q.ja3 {
+        fingerprint(j, "ja3", f);
+    }
+    if let Some(f) = &q.ja4 {
+        j.str("ja4", f);
+    }
+    if !q.alpns.is_empty() {
+        str_list(j, "alpns", &q.alpns);
+    }
+    j.end_object();
+}
+
 fn ssh_side(j: &mut Json<'_>, key: &str, s: &SshSide) {
     j.begin_object(key);
     j.str("proto_version", &s.proto_version);
@@ -284,6 +307,7 @@ pub fn app_proto_of(ev: &AppEvent) -> AppProto {
         AppEvent::Dns(_) => AppProto::Dns,
         AppEvent::Http(_) => AppProto::Http,
         AppEvent::Ssh(_) => AppProto::Ssh,
+        AppEvent::Quic(_) => AppProto::Quic,
         AppEvent::Anomaly { app_proto, .. } => *app_proto,
     }
 }

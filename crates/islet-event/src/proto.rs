@@ -106,6 +106,16 @@ pub struct SshEvent {
     pub server: Option<SshSide>,
 }
 
+/// A QUIC connection's ClientHello, read from its decrypted Initial packets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuicEvent {
+    pub version: String,
+    pub sni: Option<String>,
+    pub ja3: Option<Fingerprint>,
+    pub ja4: Option<String>,
+    pub alpns: Vec<String>,
+}
+
 /// Metadata a protocol parser emits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -114,6 +124,7 @@ pub enum AppEvent {
     Dns(Box<DnsEvent>),
     Http(Box<HttpEvent>),
     Ssh(Box<SshEvent>),
+    Quic(Box<QuicEvent>),
     /// A protocol violation (`anomaly.type: applayer`), by Suricata's event name.
     Anomaly {
         app_proto: AppProto,

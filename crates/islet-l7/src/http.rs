@@ -127,19 +127,38 @@ impl HttpState {
     }
 
     fn request(&mut self, head: &[u8], sink: &mut Sink<'_>) {
+        // The request line is read leniently (method, first token of the target, last token as
+        // the protocol), as servers and tshark do; headers go through httparse.
+        let line_end = head
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .unwrap_or(head.len());
+        let line = &head[..line_end];
+        let mut parts = line.split(|&b| b == b' ').filter(|p| !p.is_empty());
+        let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
+            sink.events.push(AppEvent::Anomaly {
+                app_proto: AppProto::Http,
+                event: "request_line_invalid",
+            });
+            return;
+        };
+        let version = line
+            .rsplit(|&b| b == b' ')
+            .next()
+            .filter(|v| v.starts_with(b"HTTP/"))
+            .unwrap_or(b"HTTP/0.9");
         let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut hs);
-        match req.parse(head) {
-            Ok(httparse::Status::Complete(_)) => {}
+        let rest = head.get(line_end + 2..).unwrap_or(&[]);
+        let h: &[httparse::Header<'_>] = match httparse::parse_headers(rest, &mut hs) {
+            Ok(httparse::Status::Complete((_, h))) => h,
             _ => {
                 sink.events.push(AppEvent::Anomaly {
                     app_proto: AppProto::Http,
-                    event: "request_line_invalid",
+                    event: "request_header_invalid",
                 });
-                return;
+                &[]
             }
-        }
-        let h = &*req.headers;
+        };
         let (hostname, http_port) = match header(h, "host").map(value) {
             Some(host) => match host.rsplit_once(':') {
                 Some((name, port)) if !name.ends_with(']') || host.starts_with('[') => {
@@ -149,13 +168,13 @@ impl HttpState {
             },
             None => (None, None),
         };
-        let method = req.method.unwrap_or("").to_string();
+        let method = String::from_utf8_lossy(method).into_owned();
         let ev = HttpEvent {
             tx_id: self.tx,
             hostname,
             http_port,
-            url: req.path.unwrap_or("").to_string(),
-            protocol: format!("HTTP/1.{}", req.version.unwrap_or(1)),
+            url: value(target),
+            protocol: String::from_utf8_lossy(version).into_owned(),
             http_user_agent: header(h, "user-agent").map(value),
             http_refer: header(h, "referer").map(value),
             xff: header(h, "x-forwarded-for").map(value),
@@ -193,7 +212,16 @@ impl HttpState {
             return; // interim response: the final one follows
         }
         let h = &*resp.headers;
-        let (mut ev, head_req) = self.pending.pop_front().unwrap_or_default();
+        let Some((mut ev, head_req)) = self.pending.pop_front() else {
+            // A response with no request before it (libhtp's name for it).
+            sink.events.push(AppEvent::Anomaly {
+                app_proto: AppProto::Http,
+                event: "unable_to_match_response_to_request",
+            });
+            self.side[1].body = body_of(h).unwrap_or(Body::None);
+            self.side[1].count = 0;
+            return;
+        };
         ev.status = Some(status);
         ev.http_content_type = header(h, "content-type").map(|v| {
             let v = value(v);

@@ -14,6 +14,7 @@
 pub mod detect;
 pub mod dns;
 pub mod http;
+pub mod quic;
 pub mod ssh;
 pub mod tls;
 
@@ -62,6 +63,7 @@ pub struct L7Flow {
     parser: Parser,
     probe_buf: [Vec<u8>; 2],
     dns_tx: u64,
+    quic: Option<Box<quic::QuicState>>,
     /// Inspection is over for this flow.
     done: bool,
 }
@@ -147,6 +149,13 @@ impl L7Flow {
                         v.app[d] = AppProto::Failed;
                     }
                 }
+            }
+        }
+        if v.app.contains(&AppProto::Quic) && toserver && !self.done {
+            let q = self.quic.get_or_insert_with(Box::default);
+            if q.client_datagram(payload, sink) {
+                self.done = true;
+                self.quic = None;
             }
         }
         if v.app.contains(&AppProto::Dns)
