@@ -133,7 +133,9 @@ impl SshState {
                 }
                 let len = u32::from_be_bytes([s.packet[0], s.packet[1], s.packet[2], s.packet[3]])
                     as usize;
-                if len > MAX_PACKET {
+                // At least the padding-length byte and a message type (found by fuzzing: a zero
+                // length left nothing to read).
+                if !(2..=MAX_PACKET).contains(&len) {
                     sink.events.push(AppEvent::Anomaly {
                         app_proto: AppProto::Ssh,
                         event: "invalid_record_length",
@@ -145,7 +147,7 @@ impl SshState {
                     break;
                 }
                 let pkt: Vec<u8> = s.packet.drain(..4 + len).collect();
-                let pad = usize::from(pkt[4]);
+                let pad = usize::from(pkt.get(4).copied().unwrap_or(0));
                 let payload = pkt.get(5..(4 + len).saturating_sub(pad)).unwrap_or(&[]);
                 match payload.first() {
                     Some(20) if s.hassh.is_none() => s.hassh = hassh(payload, toserver),
@@ -196,6 +198,21 @@ impl SshState {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn ssh_binary_packet_of_length_zero_is_an_anomaly_not_a_panic() {
+        let mut s = SshState::default();
+        let mut ev = Vec::new();
+        let mut sink = Sink { events: &mut ev };
+        s.input(true, b"SSH-2.0-x\r\n\0\0\0\0\0\0", &mut sink);
+        assert!(ev.iter().any(|e| matches!(
+            e,
+            AppEvent::Anomaly {
+                event: "invalid_record_length",
+                ..
+            }
+        )));
+    }
 
     #[test]
     fn banner_fields() {
