@@ -3,7 +3,8 @@
 use crate::eve::{EveOptions, write_ip};
 use crate::json::Json;
 use crate::proto::{
-    AppEvent, DnsAnswer, DnsEvent, Fingerprint, HttpEvent, QuicEvent, SshEvent, SshSide, TlsEvent,
+    AppEvent, DnsAnswer, DnsEvent, Fingerprint, HttpEvent, QuicEvent, RdpEvent, SshEvent, SshSide,
+    TlsEvent,
 };
 use crate::time::write_iso;
 use crate::{AppProto, CommunityId};
@@ -81,6 +82,11 @@ pub fn write_app_event(buf: &mut Vec<u8>, c: &EventContext<'_>, ev: &AppEvent, o
         AppEvent::Quic(q) => {
             let mut j = header(buf, c, "quic", o);
             quic(&mut j, q);
+            j.finish();
+        }
+        AppEvent::Rdp(r) => {
+            let mut j = header(buf, c, "rdp", o);
+            rdp(&mut j, r);
             j.finish();
         }
         AppEvent::Anomaly { app_proto, event } => {
@@ -279,6 +285,56 @@ fn quic(j: &mut Json<'_>, q: &QuicEvent) {
     j.end_object();
 }
 
+fn rdp(j: &mut Json<'_>, r: &RdpEvent) {
+    j.begin_object("rdp");
+    j.u64("tx_id", r.tx_id);
+    j.str("event_type", &r.event_type);
+    if let Some(c) = &r.cookie {
+        j.str("cookie", c);
+    }
+    if !r.requested_protocols.is_empty() {
+        str_list(j, "protocols", &r.requested_protocols);
+    }
+    if let Some(p) = &r.protocol {
+        j.str("protocol", p);
+    }
+    if let Some(e) = &r.error_code {
+        j.str("error_code", e);
+    }
+    if let Some(c) = &r.client {
+        j.begin_object("client");
+        if let Some(v) = &c.version {
+            j.str("version", v);
+        }
+        if let Some(v) = c.desktop_width {
+            j.u64("desktop_width", u64::from(v));
+        }
+        if let Some(v) = c.desktop_height {
+            j.u64("desktop_height", u64::from(v));
+        }
+        if let Some(v) = c.keyboard_layout {
+            j.u64("keyboard_layout", u64::from(v));
+        }
+        if let Some(v) = &c.build {
+            j.str("build", v);
+        }
+        if let Some(v) = &c.client_name {
+            j.str("client_name", v);
+        }
+        if !c.capabilities.is_empty() {
+            str_list(j, "capabilities", &c.capabilities);
+        }
+        if let Some(v) = &c.id {
+            j.str("id", v);
+        }
+        j.end_object();
+    }
+    if !r.channels.is_empty() {
+        str_list(j, "channels", &r.channels);
+    }
+    j.end_object();
+}
+
 fn ssh_side(j: &mut Json<'_>, key: &str, s: &SshSide) {
     j.begin_object(key);
     j.str("proto_version", &s.proto_version);
@@ -308,6 +364,7 @@ pub fn app_proto_of(ev: &AppEvent) -> AppProto {
         AppEvent::Http(_) => AppProto::Http,
         AppEvent::Ssh(_) => AppProto::Ssh,
         AppEvent::Quic(_) => AppProto::Quic,
+        AppEvent::Rdp(_) => AppProto::Rdp,
         AppEvent::Anomaly { app_proto, .. } => *app_proto,
     }
 }

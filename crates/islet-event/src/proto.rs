@@ -116,6 +116,34 @@ pub struct QuicEvent {
     pub alpns: Vec<String>,
 }
 
+/// The client side of an RDP connect request (MCS Connect-Initial core data).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RdpClient {
+    pub version: Option<String>,
+    pub desktop_width: Option<u16>,
+    pub desktop_height: Option<u16>,
+    pub keyboard_layout: Option<u32>,
+    pub build: Option<String>,
+    pub client_name: Option<String>,
+    pub capabilities: Vec<String>,
+    pub id: Option<String>,
+    pub channels: Vec<String>,
+}
+
+/// One RDP connection-setup step (Suricata's `rdp.event_type`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RdpEvent {
+    pub tx_id: u64,
+    /// `initial_request`, `initial_response` or `connect_request`.
+    pub event_type: String,
+    pub cookie: Option<String>,
+    pub requested_protocols: Vec<String>,
+    pub protocol: Option<String>,
+    pub error_code: Option<String>,
+    pub client: Option<RdpClient>,
+    pub channels: Vec<String>,
+}
+
 /// Metadata a protocol parser emits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -125,6 +153,7 @@ pub enum AppEvent {
     Http(Box<HttpEvent>),
     Ssh(Box<SshEvent>),
     Quic(Box<QuicEvent>),
+    Rdp(Box<RdpEvent>),
     /// A protocol violation (`anomaly.type: applayer`), by Suricata's event name.
     Anomaly {
         app_proto: AppProto,

@@ -15,6 +15,7 @@ pub mod detect;
 pub mod dns;
 pub mod http;
 pub mod quic;
+pub mod rdp;
 pub mod ssh;
 pub mod tls;
 
@@ -52,6 +53,7 @@ enum Parser {
     Http(Box<http::HttpState>),
     Ssh(Box<ssh::SshState>),
     DnsTcp(Box<dns::DnsTcpState>),
+    Rdp(Box<rdp::RdpState>),
     /// A protocol without a parser here (yet): nothing more to read.
     Opaque,
 }
@@ -173,7 +175,7 @@ impl L7Flow {
             Parser::Tls(t) => t.finish(sink),
             Parser::Http(h) => h.finish(sink),
             Parser::Ssh(s) => s.finish(sink),
-            Parser::DnsTcp(_) | Parser::None | Parser::Opaque => {}
+            Parser::DnsTcp(_) | Parser::Rdp(_) | Parser::None | Parser::Opaque => {}
         }
     }
 }
@@ -208,6 +210,7 @@ fn deliver(
                     AppProto::Http => Parser::Http(Box::default()),
                     AppProto::Ssh => Parser::Ssh(Box::default()),
                     AppProto::Dns => Parser::DnsTcp(Box::default()),
+                    AppProto::Rdp => Parser::Rdp(Box::default()),
                     _ => Parser::Opaque,
                 };
                 if held > 0 {
@@ -242,6 +245,7 @@ fn feed(parser: &mut Parser, toserver: bool, bytes: &[u8], sink: &mut Sink<'_>) 
         Parser::Http(h) => h.input(toserver, bytes, sink),
         Parser::Ssh(s) => s.input(toserver, bytes, sink),
         Parser::DnsTcp(s) => s.input(toserver, bytes, sink),
+        Parser::Rdp(s) => s.input(toserver, bytes, sink),
         Parser::Opaque => true,
         Parser::None => false,
     }
