@@ -84,6 +84,26 @@ pub fn write_app_event(buf: &mut Vec<u8>, c: &EventContext<'_>, ev: &AppEvent, o
             quic(&mut j, q);
             j.finish();
         }
+        AppEvent::Krb5(k) => {
+            let mut j = header(buf, c, "krb5", o);
+            j.begin_object("krb5");
+            j.str("msg_type", &k.msg_type);
+            if let Some(v) = &k.failed_request {
+                j.str("failed_request", v);
+            }
+            if let Some(v) = &k.error_code {
+                j.str("error_code", v);
+            }
+            j.str("cname", k.cname.as_deref().unwrap_or("<empty>"));
+            j.str("realm", k.realm.as_deref().unwrap_or("<empty>"));
+            j.str("sname", k.sname.as_deref().unwrap_or("<empty>"));
+            if let Some(v) = &k.encryption {
+                j.str("encryption", v);
+                j.bool("weak_encryption", k.weak_encryption);
+            }
+            j.end_object();
+            j.finish();
+        }
         AppEvent::Rdp(r) => {
             let mut j = header(buf, c, "rdp", o);
             rdp(&mut j, r);
@@ -365,6 +385,7 @@ pub fn app_proto_of(ev: &AppEvent) -> AppProto {
         AppEvent::Ssh(_) => AppProto::Ssh,
         AppEvent::Quic(_) => AppProto::Quic,
         AppEvent::Rdp(_) => AppProto::Rdp,
+        AppEvent::Krb5(_) => AppProto::Krb5,
         AppEvent::Anomaly { app_proto, .. } => *app_proto,
     }
 }

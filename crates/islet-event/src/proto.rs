@@ -144,6 +144,20 @@ pub struct RdpEvent {
     pub channels: Vec<String>,
 }
 
+/// One Kerberos exchange (a request and its reply or error).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Krb5Event {
+    /// `KRB_AS_REP`, `KRB_TGS_REP`, `KRB_ERROR`, or the request type when unanswered.
+    pub msg_type: String,
+    pub failed_request: Option<String>,
+    pub error_code: Option<String>,
+    pub cname: Option<String>,
+    pub realm: Option<String>,
+    pub sname: Option<String>,
+    pub encryption: Option<String>,
+    pub weak_encryption: bool,
+}
+
 /// Metadata a protocol parser emits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -154,6 +168,7 @@ pub enum AppEvent {
     Ssh(Box<SshEvent>),
     Quic(Box<QuicEvent>),
     Rdp(Box<RdpEvent>),
+    Krb5(Box<Krb5Event>),
     /// A protocol violation (`anomaly.type: applayer`), by Suricata's event name.
     Anomaly {
         app_proto: AppProto,

@@ -14,6 +14,7 @@
 pub mod detect;
 pub mod dns;
 pub mod http;
+pub mod krb5;
 pub mod quic;
 pub mod rdp;
 pub mod ssh;
@@ -54,6 +55,7 @@ enum Parser {
     Ssh(Box<ssh::SshState>),
     DnsTcp(Box<dns::DnsTcpState>),
     Rdp(Box<rdp::RdpState>),
+    Krb5(Box<krb5::Krb5State>),
     /// A protocol without a parser here (yet): nothing more to read.
     Opaque,
 }
@@ -66,6 +68,7 @@ pub struct L7Flow {
     probe_buf: [Vec<u8>; 2],
     dns_tx: u64,
     quic: Option<Box<quic::QuicState>>,
+    krb5_udp: Option<Box<krb5::Krb5State>>,
     /// Inspection is over for this flow.
     done: bool,
 }
@@ -160,6 +163,11 @@ impl L7Flow {
                 self.quic = None;
             }
         }
+        if v.app.contains(&AppProto::Krb5) {
+            self.krb5_udp
+                .get_or_insert_with(Box::default)
+                .message(payload, sink);
+        }
         if v.app.contains(&AppProto::Dns)
             && let Some(ev) = dns::parse_message(payload, self.dns_tx, sink)
         {
@@ -171,10 +179,14 @@ impl L7Flow {
 
     /// The flow ended: log what parsers still hold.
     pub fn finish(&mut self, sink: &mut Sink<'_>) {
+        if let Some(k) = &mut self.krb5_udp {
+            k.finish(sink);
+        }
         match &mut self.parser {
             Parser::Tls(t) => t.finish(sink),
             Parser::Http(h) => h.finish(sink),
             Parser::Ssh(s) => s.finish(sink),
+            Parser::Krb5(k) => k.finish(sink),
             Parser::DnsTcp(_) | Parser::Rdp(_) | Parser::None | Parser::Opaque => {}
         }
     }
@@ -211,6 +223,7 @@ fn deliver(
                     AppProto::Ssh => Parser::Ssh(Box::default()),
                     AppProto::Dns => Parser::DnsTcp(Box::default()),
                     AppProto::Rdp => Parser::Rdp(Box::default()),
+                    AppProto::Krb5 => Parser::Krb5(Box::default()),
                     _ => Parser::Opaque,
                 };
                 if held > 0 {
@@ -246,6 +259,7 @@ fn feed(parser: &mut Parser, toserver: bool, bytes: &[u8], sink: &mut Sink<'_>) 
         Parser::Ssh(s) => s.input(toserver, bytes, sink),
         Parser::DnsTcp(s) => s.input(toserver, bytes, sink),
         Parser::Rdp(s) => s.input(toserver, bytes, sink),
+        Parser::Krb5(s) => s.input(toserver, bytes, sink),
         Parser::Opaque => true,
         Parser::None => false,
     }
