@@ -18,6 +18,8 @@ pub struct EventContext<'a> {
     pub pcap_cnt: Option<u64>,
     /// The flow's tuple, client → server.
     pub tuple: &'a Tuple,
+    /// The flow's Community ID, when the caller already has it (computed here otherwise).
+    pub community_id: Option<&'a CommunityId>,
 }
 
 fn header<'b>(
@@ -129,10 +131,10 @@ fn fingerprint(j: &mut Json<'_>, key: &str, f: &Fingerprint) {
         .end_object();
 }
 
-fn str_list(j: &mut Json<'_>, key: &str, v: &[String]) {
+fn str_list<S: AsRef<str>>(j: &mut Json<'_>, key: &str, v: &[S]) {
     j.begin_array(key);
     for s in v {
-        j.item_str(s);
+        j.item_str(s.as_ref());
     }
     j.end_array();
 }
@@ -198,7 +200,19 @@ fn dns(j: &mut Json<'_>, d: &DnsEvent) {
     j.str("type", if d.response { "response" } else { "request" });
     j.u64("tx_id", d.tx_id);
     j.u64("id", u64::from(d.id));
-    j.str("flags", &format!("{:x}", d.flags));
+    j.with("flags", |b| {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        b.push(b'"');
+        let mut started = false;
+        for shift in [12u16, 8, 4, 0] {
+            let n = (d.flags >> shift) & 0xf;
+            if n != 0 || started || shift == 0 {
+                b.push(HEX[usize::from(n)]);
+                started = true;
+            }
+        }
+        b.push(b'"');
+    });
     for (bit, name) in [
         (0x8000u16, "qr"),
         (0x0400, "aa"),
@@ -227,8 +241,8 @@ fn dns(j: &mut Json<'_>, d: &DnsEvent) {
         // Suricata's "grouped" form: rdata by record type, in answer order.
         let mut types: Vec<&str> = Vec::new();
         for a in &d.answers {
-            if !a.rdata.is_empty() && !types.contains(&a.rrtype.as_str()) {
-                types.push(&a.rrtype);
+            if !a.rdata.is_empty() && !types.contains(&a.rrtype.as_ref()) {
+                types.push(a.rrtype.as_ref());
             }
         }
         if !types.is_empty() {

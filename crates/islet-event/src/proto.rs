@@ -44,14 +44,14 @@ pub struct TlsEvent {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DnsQuery {
     pub rrname: String,
-    pub rrtype: String,
+    pub rrtype: std::borrow::Cow<'static, str>,
 }
 
 /// One DNS answer record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DnsAnswer {
     pub rrname: String,
-    pub rrtype: String,
+    pub rrtype: std::borrow::Cow<'static, str>,
     pub ttl: u32,
     /// Text form of the data (address, name, text); empty for types not rendered.
     pub rdata: String,
@@ -65,7 +65,7 @@ pub struct DnsEvent {
     pub id: u16,
     pub flags: u16,
     pub opcode: u8,
-    pub rcode: String,
+    pub rcode: std::borrow::Cow<'static, str>,
     pub queries: Vec<DnsQuery>,
     pub answers: Vec<DnsAnswer>,
     pub authorities: Vec<DnsAnswer>,
@@ -87,8 +87,8 @@ pub struct HttpEvent {
     pub status: Option<u16>,
     /// Response body length (from Content-Length, or counted).
     pub length: u64,
-    pub request_header_names: Vec<String>,
-    pub response_header_names: Vec<String>,
+    pub request_header_names: Vec<std::borrow::Cow<'static, str>>,
+    pub response_header_names: Vec<std::borrow::Cow<'static, str>>,
 }
 
 /// One side of an SSH session.

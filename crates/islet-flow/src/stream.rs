@@ -146,6 +146,12 @@ impl Reassembler {
         } else {
             (pos, data)
         };
+        if pos == self.delivered && self.pending.is_empty() {
+            // In order with nothing waiting (the common case): deliver straight from the
+            // segment, no copy into the out-of-order map.
+            self.deliver(cfg, data, sink, events);
+            return;
+        }
         self.buffer(pos, data, events);
         self.drain(cfg, sink, events);
         if self.buffered > cfg.max_buffered
@@ -223,21 +229,35 @@ impl Reassembler {
             }
             let v = entry.remove();
             self.buffered -= v.len();
-            let room = cfg.depth.saturating_sub(self.delivered);
-            let take = (v.len() as u64).min(room) as usize;
-            if take > 0 {
-                sink(&v[..take]);
-            }
-            if take < v.len() && !self.depth_reported {
-                self.depth_reported = true;
-                events(StreamEvent::DepthReached);
-            }
-            self.remember(&v);
-            self.advance(v.len() as u64);
+            self.deliver(cfg, &v, sink, events);
         }
     }
 
+    /// Hand in-order bytes at `delivered` to the sink, within the depth.
+    fn deliver(
+        &mut self,
+        cfg: &StreamConfig,
+        v: &[u8],
+        sink: &mut impl FnMut(&[u8]),
+        events: &mut impl FnMut(StreamEvent),
+    ) {
+        let room = cfg.depth.saturating_sub(self.delivered);
+        let take = (v.len() as u64).min(room) as usize;
+        if take > 0 {
+            sink(&v[..take]);
+        }
+        if take < v.len() && !self.depth_reported {
+            self.depth_reported = true;
+            events(StreamEvent::DepthReached);
+        }
+        self.remember(v);
+        self.advance(v.len() as u64);
+    }
+
     fn remember(&mut self, v: &[u8]) {
+        if self.recent.capacity() == 0 {
+            self.recent.reserve_exact(RECENT_WINDOW);
+        }
         if v.len() >= RECENT_WINDOW {
             self.recent.clear();
             self.recent.extend_from_slice(&v[v.len() - RECENT_WINDOW..]);

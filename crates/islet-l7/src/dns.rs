@@ -98,7 +98,7 @@ pub fn read_name(msg: &[u8], at: usize) -> Result<(String, usize), DnsError> {
 }
 
 /// Suricata's name for a record type.
-pub fn rrtype_name(t: u16) -> String {
+pub fn rrtype_name(t: u16) -> std::borrow::Cow<'static, str> {
     let s = match t {
         1 => "A",
         2 => "NS",
@@ -128,13 +128,13 @@ pub fn rrtype_name(t: u16) -> String {
         252 => "AXFR",
         255 => "ANY",
         257 => "CAA",
-        _ => return t.to_string(),
+        _ => return std::borrow::Cow::Owned(t.to_string()),
     };
-    s.to_string()
+    std::borrow::Cow::Borrowed(s)
 }
 
 /// Suricata's name for a response code.
-pub fn rcode_name(r: u8) -> String {
+pub fn rcode_name(r: u8) -> std::borrow::Cow<'static, str> {
     let s = match r {
         0 => "NOERROR",
         1 => "FORMERR",
@@ -147,9 +147,9 @@ pub fn rcode_name(r: u8) -> String {
         8 => "NXRRSET",
         9 => "NOTAUTH",
         10 => "NOTZONE",
-        _ => return r.to_string(),
+        _ => return std::borrow::Cow::Owned(r.to_string()),
     };
-    s.to_string()
+    std::borrow::Cow::Borrowed(s)
 }
 
 fn rdata(msg: &[u8], ty: u16, at: usize, len: usize) -> String {

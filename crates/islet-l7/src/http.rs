@@ -49,6 +49,46 @@ pub struct HttpState {
     tx: u64,
 }
 
+/// Header names seen on nearly every message, so naming them costs no allocation.
+const COMMON_HEADERS: &[&str] = &[
+    "Host",
+    "User-Agent",
+    "Accept",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Connection",
+    "Content-Type",
+    "Content-Length",
+    "Cookie",
+    "Set-Cookie",
+    "Referer",
+    "Authorization",
+    "Cache-Control",
+    "Date",
+    "Server",
+    "Transfer-Encoding",
+    "X-Forwarded-For",
+    "X-Request-Id",
+    "Location",
+    "Last-Modified",
+    "ETag",
+    "Vary",
+    "Expires",
+    "Pragma",
+    "Upgrade",
+    "Origin",
+    "If-Modified-Since",
+    "If-None-Match",
+    "Keep-Alive",
+];
+
+fn header_name(n: &str) -> std::borrow::Cow<'static, str> {
+    match COMMON_HEADERS.iter().find(|c| **c == n) {
+        Some(c) => std::borrow::Cow::Borrowed(c),
+        None => std::borrow::Cow::Owned(n.to_string()),
+    }
+}
+
 fn value(v: &[u8]) -> String {
     String::from_utf8_lossy(&v[..v.len().min(MAX_VALUE)]).into_owned()
 }
@@ -116,12 +156,14 @@ impl HttpState {
             let used_from_data = take - (s.head.len() - end);
             data = &data[used_from_data..];
             let head = std::mem::take(&mut s.head);
-            let head = &head[..end];
             if toserver {
-                self.request(head, sink);
+                self.request(&head[..end], sink);
             } else {
-                self.response(head, sink);
+                self.response(&head[..end], sink);
             }
+            // Keep the allocation for the next message.
+            self.side[d].head = head;
+            self.side[d].head.clear();
         }
         false
     }
@@ -178,7 +220,7 @@ impl HttpState {
             http_user_agent: header(h, "user-agent").map(value),
             http_refer: header(h, "referer").map(value),
             xff: header(h, "x-forwarded-for").map(value),
-            request_header_names: h.iter().map(|x| x.name.to_string()).collect(),
+            request_header_names: h.iter().map(|x| header_name(x.name)).collect(),
             http_method: method.clone(),
             ..HttpEvent::default()
         };
@@ -227,7 +269,7 @@ impl HttpState {
             let v = value(v);
             v.split(';').next().unwrap_or("").trim().to_string()
         });
-        ev.response_header_names = h.iter().map(|x| x.name.to_string()).collect();
+        ev.response_header_names = h.iter().map(|x| header_name(x.name)).collect();
         if ev.protocol.is_empty() {
             ev.protocol = format!("HTTP/1.{}", resp.version.unwrap_or(1));
         }

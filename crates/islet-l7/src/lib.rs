@@ -69,6 +69,8 @@ pub struct L7Flow {
     dns_tx: u64,
     quic: Option<Box<quic::QuicState>>,
     krb5_udp: Option<Box<krb5::Krb5State>>,
+    /// The flow's Community ID, computed for its first event and reused.
+    pub community_id: Option<islet_event::CommunityId>,
     /// Inspection is over for this flow.
     done: bool,
 }

@@ -15,7 +15,22 @@ pub struct SensorConfig {
     pub flow: FlowSection,
     pub defrag: DefragSection,
     pub stream: StreamSection,
+    pub app_layer: AppLayerSection,
     pub output: OutputSection,
+}
+
+/// `[app_layer]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppLayerSection {
+    /// Detect application protocols and parse their metadata. Off, islet tracks flows only.
+    pub enabled: bool,
+}
+
+impl Default for AppLayerSection {
+    fn default() -> Self {
+        AppLayerSection { enabled: true }
+    }
 }
 
 /// `[sensor]`

@@ -258,7 +258,12 @@ pub fn run(
     let batch = cfg.sensor.batch_packets;
 
     let (capture_err, flows, tstats) = if workers == 1 {
-        let mut w = Worker::new(cfg.flow_config(1), cfg.stream_config(), eve);
+        let mut w = Worker::new(
+            cfg.flow_config(1),
+            cfg.stream_config(),
+            cfg.app_layer.enabled,
+            eve,
+        );
         let mut cnt = 0u64;
         let mut err = None;
         loop {
@@ -409,8 +414,9 @@ fn run_sharded(
             let wtx = wtx.clone();
             let fcfg = cfg.flow_config(n);
             let scfg = cfg.stream_config();
+            let app = cfg.app_layer.enabled;
             handles.push(s.spawn(move || {
-                let mut w = Worker::new(fcfg, scfg, eve);
+                let mut w = Worker::new(fcfg, scfg, app, eve);
                 for msg in frx {
                     match msg {
                         Msg::Batch(mut b) => {

@@ -1,5 +1,6 @@
 //! A flow worker: owns one flow table and one output buffer; nothing here is shared.
 
+use islet_event::CommunityId;
 use islet_event::eve::{self, EveOptions};
 use islet_event::eve_proto::{EventContext, write_app_event};
 use islet_event::proto::AppEvent;
@@ -21,6 +22,7 @@ pub(crate) struct Worker {
     records: Vec<Ended<Ext>>,
     app_events: Vec<AppEvent>,
     stream: StreamConfig,
+    app_layer: bool,
     /// Application events written.
     pub(crate) app_logged: u64,
     /// Encoded EVE lines waiting to be written.
@@ -31,12 +33,18 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub(crate) fn new(cfg: FlowConfig, stream: StreamConfig, eve: EveOptions) -> Self {
+    pub(crate) fn new(
+        cfg: FlowConfig,
+        stream: StreamConfig,
+        app_layer: bool,
+        eve: EveOptions,
+    ) -> Self {
         Worker {
             table: FlowTable::new(cfg),
             records: Vec::with_capacity(64),
             app_events: Vec::new(),
             stream,
+            app_layer,
             app_logged: 0,
             out: Vec::with_capacity(1 << 18),
             eve,
@@ -63,7 +71,10 @@ impl Worker {
         let (id, dir) = self
             .table
             .update(ts, &d.tuple, d.pkt_len, d.tcp_flags, &mut self.records);
-        if d.payload_len > 0 && matches!(d.tuple.proto, ip_proto::TCP | ip_proto::UDP) {
+        if self.app_layer
+            && d.payload_len > 0
+            && matches!(d.tuple.proto, ip_proto::TCP | ip_proto::UDP)
+        {
             self.application(ts, id, dir, frame, d);
         }
         self.tick(ts);
@@ -105,12 +116,20 @@ impl Worker {
         }
         if !self.app_events.is_empty() {
             let tuple = self.table.tuple(id);
-            let flow_id = self.table.flow(id).flow_id;
+            let f = self.table.flow_mut(id);
+            let flow_id = f.flow_id;
+            let seed = self.eve.community_id_seed;
+            // Computed once per flow, not once per event.
+            let cid = f.ext.as_mut().map(|l| {
+                *l.community_id
+                    .get_or_insert_with(|| CommunityId::v1(seed, &tuple))
+            });
             let ctx = EventContext {
                 ts_ns: ts,
                 flow_id,
                 pcap_cnt: None,
                 tuple: &tuple,
+                community_id: cid.as_ref(),
             };
             for ev in self.app_events.drain(..) {
                 write_app_event(&mut self.out, &ctx, &ev, &self.eve);
@@ -149,6 +168,7 @@ impl Worker {
                     flow_id: r.flow_id,
                     pcap_cnt: None,
                     tuple: &r.tuple,
+                    community_id: l7.community_id.as_ref(),
                 };
                 for ev in self.app_events.drain(..) {
                     write_app_event(&mut self.out, &ctx, &ev, &self.eve);

@@ -17,6 +17,7 @@
 
 mod frame;
 mod pcap;
+mod proto;
 mod rng;
 mod scenario;
 

@@ -74,6 +74,10 @@ const MAX_MESSAGE: f64 = 64.0 * 1024.0 * 1024.0;
 enum App {
     Http,
     Ssh,
+    /// TLS 1.3 (or 1.2 when false) with the SNI of the server's service name.
+    Tls {
+        v13: bool,
+    },
     Opaque,
 }
 
@@ -229,7 +233,12 @@ fn new_flow(rng: &mut SplitMix64, n: u32, id: u64, at: u64) -> Gen {
         let (dport, app) = match rng.below(10) {
             0..=3 => (80, App::Http),
             4 => (22, App::Ssh),
-            5..=6 => (443, App::Opaque),
+            5..=6 => (
+                443,
+                App::Tls {
+                    v13: rng.chance(0.7),
+                },
+            ),
             7 => (5432, App::Opaque),
             8 => (6379, App::Opaque),
             _ => (9092, App::Opaque),
@@ -241,6 +250,19 @@ fn new_flow(rng: &mut SplitMix64, n: u32, id: u64, at: u64) -> Gen {
             let resp = rng.pareto(300.0, 1.15, MAX_MESSAGE) as usize;
             msgs[2 * i] = (true, req);
             msgs[2 * i + 1] = (false, resp);
+        }
+        // Handshakes are their own first messages, sized exactly.
+        match app {
+            App::Tls { v13 } => {
+                msgs[0].1 = crate::proto::tls_client_hello(&sni(server), "h2", !v13, 0).len();
+                let flight = crate::proto::tls_server_flight(v13, "h2", 0).len();
+                msgs[1].1 = msgs[1].1.max(flight);
+            }
+            App::Ssh => {
+                msgs[0].1 = SSH_CLIENT_BANNER.len() + crate::proto::ssh_kexinit(true).len();
+                msgs[1].1 = SSH_SERVER_BANNER.len() + crate::proto::ssh_kexinit(false).len();
+            }
+            _ => {}
         }
         Kind::Tcp(Box::new(Tcp {
             sport,
@@ -539,6 +561,14 @@ fn tcp_step(
     true
 }
 
+const SSH_CLIENT_BANNER: &[u8] = b"SSH-2.0-OpenSSH_9.6p1 Debian-4\r\n";
+const SSH_SERVER_BANNER: &[u8] = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n";
+
+/// The TLS server name of a service host.
+fn sni(server: u32) -> String {
+    format!("svc-{server}.prod.cluster.local")
+}
+
 /// The payload of one segment: protocol text at the start of a message, filler after.
 #[allow(clippy::too_many_arguments)]
 fn content(
@@ -563,17 +593,40 @@ fn content(
                 return;
             }
             (App::Http, false) => {
-                let _ = write!(
-                    p,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nServer: envoy\r\n\r\n",
-                    total.saturating_sub(100)
-                );
+                // Content-Length must be the body actually sent: iterate, its digits count too.
+                let mut body = total.saturating_sub(100);
+                for _ in 0..3 {
+                    p.clear();
+                    let _ = write!(
+                        p,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {body}\r\nServer: envoy\r\n\r\n"
+                    );
+                    body = total.saturating_sub(p.len());
+                }
             }
-            (App::Ssh, _) if msg == 0 || msg == 1 => {
-                let _ = write!(p, "SSH-2.0-OpenSSH_9.6p1 Debian-4\r\n");
+            (App::Ssh, _) if msg <= 1 => {
+                p.extend_from_slice(if from_client {
+                    SSH_CLIENT_BANNER
+                } else {
+                    SSH_SERVER_BANNER
+                });
+                p.extend_from_slice(&crate::proto::ssh_kexinit(from_client));
+            }
+            (App::Tls { v13 }, true) if msg == 0 => {
+                p.extend_from_slice(&crate::proto::tls_client_hello(&sni(server), "h2", !v13, 0));
+            }
+            (App::Tls { v13 }, false) if msg == 1 => {
+                p.extend_from_slice(&crate::proto::tls_server_flight(v13, "h2", 0));
             }
             _ => {}
         }
+    }
+    if let App::Tls { .. } = app {
+        // Everything after the handshake is application data records.
+        let want = n.max(p.len());
+        crate::proto::tls_app_data(p, want);
+        p.truncate(want.min(MSS.max(p.len())));
+        return;
     }
     let want = n.max(p.len());
     let mut i = p.len();

@@ -58,6 +58,8 @@ fn report(eve: &std::path::Path) -> Result<(), Failure> {
     let mut apps: HashMap<String, u64> = HashMap::new();
     let mut talkers: HashMap<String, Talker> = HashMap::new();
     let mut anomalies: HashMap<String, u64> = HashMap::new();
+    let mut metadata: HashMap<String, u64> = HashMap::new();
+    let mut names: HashMap<String, u64> = HashMap::new();
     let (mut flows, mut bytes) = (0u64, 0u64);
     for line in std::io::BufReader::new(f).lines() {
         let line = line.map_err(|e| Failure::Runtime(e.to_string()))?;
@@ -81,6 +83,17 @@ fn report(eve: &std::path::Path) -> Result<(), Failure> {
                 t.bytes += b;
                 t.flows += 1;
             }
+            Some(kind @ ("tls" | "quic" | "http" | "dns" | "ssh" | "smb" | "rdp" | "krb5")) => {
+                *metadata.entry(kind.to_string()).or_default() += 1;
+                let name = match kind {
+                    "tls" => v["tls"]["sni"].as_str(),
+                    "http" => v["http"]["hostname"].as_str(),
+                    _ => None,
+                };
+                if let Some(n) = name {
+                    *names.entry(n.to_string()).or_default() += 1;
+                }
+            }
             Some("anomaly") => {
                 let ev = v["anomaly"]["event"].as_str().unwrap_or("?").to_string();
                 *anomalies.entry(ev).or_default() += 1;
@@ -92,6 +105,8 @@ fn report(eve: &std::path::Path) -> Result<(), Failure> {
     println!("  flows        {flows}  ({:.1} MB)", bytes as f64 / 1e6);
     println!("  protocols    {}", top(&protos, 6));
     println!("  app_proto    {}", top(&apps, 8));
+    println!("  metadata     {}", top(&metadata, 8));
+    println!("  top services {}", top(&names, 4));
     let mut tk: Vec<_> = talkers.into_iter().collect();
     tk.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then(a.0.cmp(&b.0)));
     println!("  top talkers (client, by bytes):");

@@ -312,3 +312,86 @@ const TSHARK_NAME_DIFFERENCES: &[(&str, &str)] = &[(
      tshark's HTTP dissector knows, so it does not dissect the request; Zeek's own baseline \
      (zeek_http-query-method.zeek-http.log) logs `QUERY example.com /users`, as islet does",
 )];
+
+/// Zeek's rdp.log and kerberos.log baselines against islet's `rdp` and `krb5` events.
+#[test]
+fn zeek_rdp_and_kerberos_logs_agree() {
+    let Some(dir) = islet_testkit::pcap_dir("zeek_rdp_and_kerberos_logs_agree") else {
+        return;
+    };
+    // rdp.log: per connection the cookie, the result and (when it succeeded) the client.
+    let rows = zeek_rows(&dir.join("zeek_rdp-proprietary-encryption.zeek-rdp.log"));
+    let ev = events(&dir.join("zeek_rdp-proprietary-encryption.pcap"));
+    let rdp: Vec<&Value> = ev.iter().filter(|e| e["event_type"] == "rdp").collect();
+    for r in &rows {
+        let port: u64 = r["id.orig_p"].parse().expect("port");
+        let conn: Vec<&&Value> = rdp
+            .iter()
+            .filter(|e| e["src_port"].as_u64() == Some(port))
+            .collect();
+        let cookie = conn.iter().find_map(|e| e["rdp"]["cookie"].as_str());
+        // Zeek escapes the backslash in its log.
+        assert_eq!(
+            cookie.map(|c| c.replace('\\', "\\\\")),
+            Some(r["cookie"].clone()),
+            "cookie of :{port}"
+        );
+        if r["result"] == "SSL_NOT_ALLOWED_BY_SERVER" {
+            assert!(
+                conn.iter()
+                    .any(|e| e["rdp"]["error_code"] == "ssl_not_allowed_by_server")
+            );
+        } else {
+            let c = conn
+                .iter()
+                .find(|e| e["rdp"]["event_type"] == "connect_request")
+                .expect("connect_request");
+            assert_eq!(
+                c["rdp"]["client"]["client_name"].as_str(),
+                Some(r["client_name"].as_str())
+            );
+            assert_eq!(
+                c["rdp"]["client"]["desktop_width"]
+                    .as_u64()
+                    .map(|v| v.to_string()),
+                Some(r["desktop_width"].clone())
+            );
+            assert_eq!(
+                c["rdp"]["client"]["desktop_height"]
+                    .as_u64()
+                    .map(|v| v.to_string()),
+                Some(r["desktop_height"].clone())
+            );
+            let mut ours: Vec<&str> = c["rdp"]["channels"]
+                .as_array()
+                .expect("channels")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            let mut zeek: Vec<&str> = r["client_channels"].split(',').collect();
+            ours.sort_unstable();
+            zeek.sort_unstable();
+            assert_eq!(ours, zeek);
+        }
+    }
+    assert_eq!(rows.len(), 2);
+    // kerberos.log: request type, client, service, cipher.
+    let rows = zeek_rows(&dir.join("zeek_kerberos-auth.zeek-kerberos.log"));
+    let ev = events(&dir.join("zeek_kerberos-auth.pcap"));
+    let k: Vec<&Value> = ev.iter().filter(|e| e["event_type"] == "krb5").collect();
+    assert_eq!((rows.len(), k.len()), (1, 1));
+    let r = &rows[0];
+    let kk = &k[0]["krb5"];
+    assert_eq!(r["request_type"], "TGS");
+    assert_eq!(kk["msg_type"], "KRB_TGS_REP");
+    assert_eq!(
+        format!(
+            "{}/{}",
+            kk["cname"].as_str().unwrap_or(""),
+            kk["realm"].as_str().unwrap_or("")
+        ),
+        r["client"]
+    );
+    assert_eq!(kk["sname"].as_str(), Some(r["service"].as_str()));
+    assert_eq!(kk["encryption"].as_str(), Some(r["cipher"].as_str()));
+}
