@@ -61,7 +61,7 @@ fn has_ports(proto: u8) -> bool {
 }
 
 /// The common header: addresses, ports, proto, VLANs.
-fn tuple_fields(j: &mut Json<'_>, t: &Tuple, ports: bool) {
+pub(crate) fn tuple_fields(j: &mut Json<'_>, t: &Tuple, ports: bool) {
     if t.vlan_len > 0 {
         j.begin_array("vlan");
         for v in t.vlans() {

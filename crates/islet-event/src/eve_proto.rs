@@ -1,6 +1,6 @@
 //! EVE encoders for application-layer events (Suricata 8 field names).
 
-use crate::eve::{EveOptions, write_ip};
+use crate::eve::EveOptions;
 use crate::json::Json;
 use crate::proto::{
     AppEvent, DnsAnswer, DnsEvent, Fingerprint, HttpEvent, QuicEvent, RdpEvent, SshEvent, SshSide,
@@ -35,26 +35,14 @@ fn header<'b>(
         j.u64("pcap_cnt", n);
     }
     j.str("event_type", event_type);
-    let t = c.tuple;
-    if t.vlan_len > 0 {
-        j.begin_array("vlan");
-        for v in t.vlans() {
-            j.item_u64(u64::from(*v));
-        }
-        j.end_array();
-    }
-    j.with("src_ip", |b| write_ip(b, t.family, &t.src));
-    j.u64("src_port", u64::from(t.sport));
-    j.with("dest_ip", |b| write_ip(b, t.family, &t.dst));
-    j.u64("dest_port", u64::from(t.dport));
-    j.str(
-        "proto",
-        crate::eve::proto_name(t.proto).unwrap_or("UNKNOWN"),
-    );
-    j.str(
-        "community_id",
-        CommunityId::v1(o.community_id_seed, t).as_str(),
-    );
+    crate::eve::tuple_fields(&mut j, c.tuple, true);
+    match c.community_id {
+        Some(cid) => j.str("community_id", cid.as_str()),
+        None => j.str(
+            "community_id",
+            CommunityId::v1(o.community_id_seed, c.tuple).as_str(),
+        ),
+    };
     j
 }
 

@@ -394,12 +394,9 @@ fn transport(
             out.tuple.dport = u.dst_port();
             out.payload_offset = (at + crate::udp::HEADER_LEN) as u32;
             out.payload_len = u.payload().len() as u32;
-            if u.dst_port() == VXLAN_PORT
-                && let Some(vx) = Vxlan::parse(u.payload())
-            {
+            if u.dst_port() == VXLAN_PORT && Vxlan::parse(u.payload()).is_some() {
                 out.layers |= layer::VXLAN;
                 let inner = at + crate::udp::HEADER_LEN + Vxlan::HEADER_LEN;
-                let _ = vx.vni();
                 enter_tunnel(out, frame, inner, end)?;
                 return Ok(Some((Next::Ethernet, inner)));
             }
