@@ -395,3 +395,72 @@ fn zeek_rdp_and_kerberos_logs_agree() {
     assert_eq!(kk["sname"].as_str(), Some(r["service"].as_str()));
     assert_eq!(kk["encryption"].as_str(), Some(r["cipher"].as_str()));
 }
+
+/// Zeek's x509.log against the certificate fields of islet's `tls` event.
+#[test]
+fn zeek_x509_log_agrees() {
+    let Some(dir) = islet_testkit::pcap_dir("zeek_x509_log_agrees") else {
+        return;
+    };
+    let rows = zeek_rows(&dir.join("zeek_tls12.zeek-x509.log"));
+    let ev = events(&dir.join("zeek_tls12.pcap"));
+    let tls: Vec<&Value> = ev.iter().filter(|e| e["event_type"] == "tls").collect();
+    assert_eq!(tls.len(), 1);
+    let t = &tls[0]["tls"];
+    // islet logs the server's own certificate: the first row of the chain.
+    let r = &rows[0];
+    // Suricata/islet print the DER serial bytes (with DER's leading zero) colon-separated.
+    let serial = t["serial"].as_str().expect("serial").replace(':', "");
+    assert_eq!(serial.trim_start_matches("00"), r["certificate.serial"]);
+    // Zeek lists RDNs last-first with no spaces; islet in certificate order.
+    let rdns = |s: &str, sep: &str| {
+        let mut v: Vec<String> = s
+            .split(sep)
+            .map(|x| x.replace("streetAddress=", "street="))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        rdns(t["subject"].as_str().expect("subject"), ", "),
+        rdns(&r["certificate.subject"], ",")
+    );
+    assert_eq!(
+        rdns(t["issuerdn"].as_str().expect("issuer"), ", "),
+        rdns(&r["certificate.issuer"], ",")
+    );
+    let epoch = |s: &str| -> i64 {
+        // "2011-05-04T00:00:00" → seconds, via the days-from-civil inverse of islet's own formatter.
+        let (d, tm) = s.split_once('T').expect("T");
+        let p: Vec<i64> = d
+            .split('-')
+            .chain(tm.split(':'))
+            .map(|x| x.parse().expect("num"))
+            .collect();
+        let (y, m) = if p[1] <= 2 {
+            (p[0] - 1, p[1] + 9)
+        } else {
+            (p[0], p[1] - 3)
+        };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * m + 2) / 5 + p[2] - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        (era * 146_097 + doe - 719_468) * 86_400 + p[3] * 3600 + p[4] * 60 + p[5]
+    };
+    let zeek_time = |k: &str| {
+        r[k].split('.')
+            .next()
+            .expect("ts")
+            .parse::<i64>()
+            .expect("int")
+    };
+    assert_eq!(
+        epoch(t["notbefore"].as_str().expect("nb")),
+        zeek_time("certificate.not_valid_before")
+    );
+    assert_eq!(
+        epoch(t["notafter"].as_str().expect("na")),
+        zeek_time("certificate.not_valid_after")
+    );
+}
