@@ -99,6 +99,18 @@ pub fn write_app_event(buf: &mut Vec<u8>, c: &EventContext<'_>, ev: &AppEvent, o
             rdp(&mut j, r);
             j.finish();
         }
+        AppEvent::Stream { event } => {
+            let mut j = header(buf, c, "anomaly", o);
+            j.begin_object("anomaly");
+            j.str("type", "stream");
+            j.with("event", |b| {
+                b.extend_from_slice(b"\"stream.");
+                b.extend_from_slice(event.as_bytes());
+                b.push(b'"');
+            });
+            j.end_object();
+            j.finish();
+        }
         AppEvent::Anomaly { app_proto, event } => {
             let mut j = header(buf, c, "anomaly", o);
             j.begin_object("anomaly");
@@ -389,5 +401,6 @@ pub fn app_proto_of(ev: &AppEvent) -> AppProto {
         AppEvent::Rdp(_) => AppProto::Rdp,
         AppEvent::Krb5(_) => AppProto::Krb5,
         AppEvent::Anomaly { app_proto, .. } => *app_proto,
+        AppEvent::Stream { .. } => AppProto::Unknown,
     }
 }

@@ -169,6 +169,11 @@ pub enum AppEvent {
     Quic(Box<QuicEvent>),
     Rdp(Box<RdpEvent>),
     Krb5(Box<Krb5Event>),
+    /// A TCP stream reassembly event (`anomaly.type: stream`), by Suricata's name without the
+    /// `stream.` prefix (`reassembly_seq_gap`, `reassembly_overlap_different_data`, …).
+    Stream {
+        event: &'static str,
+    },
     /// A protocol violation (`anomaly.type: applayer`), by Suricata's event name.
     Anomaly {
         app_proto: AppProto,

@@ -105,6 +105,8 @@ impl L7Flow {
             done,
             ..
         } = self;
+        // Reassembly events are collected apart: the sink is lent to the parsers meanwhile.
+        let mut stream_events: Vec<AppEvent> = Vec::new();
         let streams = streams.get_or_insert_with(Box::default);
         let mut v = v;
         streams[d].segment(
@@ -116,8 +118,9 @@ impl L7Flow {
                     *done = deliver(parser, &mut probe_buf[d], &mut v, toserver, chunk, sink);
                 }
             },
-            &mut |_| {},
+            &mut |e| stream_events.push(AppEvent::Stream { event: e.name() }),
         );
+        sink.events.append(&mut stream_events);
         if self.done {
             self.streams = None;
             self.probe_buf = [Vec::new(), Vec::new()];
@@ -264,5 +267,59 @@ fn feed(parser: &mut Parser, toserver: bool, bytes: &[u8], sink: &mut Sink<'_>) 
         Parser::Krb5(s) => s.input(toserver, bytes, sink),
         Parser::Opaque => true,
         Parser::None => false,
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn retransmission_with_other_bytes_is_a_stream_anomaly() {
+        let mut l7 = L7Flow::default();
+        let mut app = [AppProto::Unknown; 2];
+        let mut probes = [0u8; 2];
+        let mut evs = Vec::new();
+        let cfg = StreamConfig::default();
+        let seg = |l7: &mut L7Flow,
+                   app: &mut [AppProto; 2],
+                   probes: &mut [u8; 2],
+                   seq,
+                   data: &[u8],
+                   evs: &mut Vec<AppEvent>| {
+            let v = FlowView {
+                app,
+                probes,
+                client_port: 40000,
+                server_port: 80,
+            };
+            l7.tcp(&cfg, v, true, seq, 0x18, data, &mut Sink { events: evs });
+        };
+        seg(
+            &mut l7,
+            &mut app,
+            &mut probes,
+            1000,
+            b"GET /a HTTP/1.1\r\n",
+            &mut evs,
+        );
+        seg(
+            &mut l7,
+            &mut app,
+            &mut probes,
+            1000,
+            b"GET /b HTTP/1.1\r\n",
+            &mut evs,
+        );
+        assert_eq!(app[0], AppProto::Http);
+        assert!(
+            evs.iter().any(|e| matches!(
+                e,
+                AppEvent::Stream {
+                    event: "reassembly_overlap_different_data"
+                }
+            )),
+            "{evs:?}"
+        );
     }
 }
