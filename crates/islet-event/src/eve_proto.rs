@@ -99,6 +99,11 @@ pub fn write_app_event(buf: &mut Vec<u8>, c: &EventContext<'_>, ev: &AppEvent, o
             rdp(&mut j, r);
             j.finish();
         }
+        AppEvent::Smb(m) => {
+            let mut j = header(buf, c, "smb", o);
+            smb(&mut j, m);
+            j.finish();
+        }
         AppEvent::Stream { event } => {
             let mut j = header(buf, c, "anomaly", o);
             j.begin_object("anomaly");
@@ -369,6 +374,64 @@ fn rdp(j: &mut Json<'_>, r: &RdpEvent) {
     j.end_object();
 }
 
+fn smb(j: &mut Json<'_>, m: &crate::proto::SmbEvent) {
+    j.begin_object("smb");
+    j.u64("id", m.id);
+    j.str("dialect", &m.dialect);
+    j.str("command", &m.command);
+    j.str("status", &m.status);
+    j.str("status_code", &m.status_code);
+    j.u64("session_id", m.session_id);
+    if let Some(t) = m.tree_id {
+        j.u64("tree_id", u64::from(t));
+    }
+    if !m.client_dialects.is_empty() {
+        str_list(j, "client_dialects", &m.client_dialects);
+    }
+    if let Some(g) = &m.server_guid {
+        j.str("server_guid", g);
+    }
+    if let Some(s) = &m.share {
+        j.str("share", s);
+    }
+    if let Some(f) = &m.filename {
+        j.str("filename", f);
+    }
+    if let Some(d) = &m.disposition {
+        j.str("disposition", d);
+        j.str("access", "normal");
+    }
+    for (k, v) in [
+        ("created", m.created),
+        ("accessed", m.accessed),
+        ("modified", m.modified),
+        ("changed", m.changed),
+    ] {
+        if let Some(v) = v {
+            j.i64(k, v);
+        }
+    }
+    if let Some(sz) = m.size {
+        j.u64("size", sz);
+    }
+    if let Some(f) = &m.fuid {
+        j.str("fuid", f);
+    }
+    if m.request_native_os.is_some() || m.request_native_lm.is_some() {
+        j.begin_object("request");
+        j.str("native_os", m.request_native_os.as_deref().unwrap_or(""));
+        j.str("native_lm", m.request_native_lm.as_deref().unwrap_or(""));
+        j.end_object();
+    }
+    if m.response_native_os.is_some() || m.response_native_lm.is_some() {
+        j.begin_object("response");
+        j.str("native_os", m.response_native_os.as_deref().unwrap_or(""));
+        j.str("native_lm", m.response_native_lm.as_deref().unwrap_or(""));
+        j.end_object();
+    }
+    j.end_object();
+}
+
 fn ssh_side(j: &mut Json<'_>, key: &str, s: &SshSide) {
     j.begin_object(key);
     j.str("proto_version", &s.proto_version);
@@ -400,6 +463,7 @@ pub fn app_proto_of(ev: &AppEvent) -> AppProto {
         AppEvent::Quic(_) => AppProto::Quic,
         AppEvent::Rdp(_) => AppProto::Rdp,
         AppEvent::Krb5(_) => AppProto::Krb5,
+        AppEvent::Smb(_) => AppProto::Smb,
         AppEvent::Anomaly { app_proto, .. } => *app_proto,
         AppEvent::Stream { .. } => AppProto::Unknown,
     }

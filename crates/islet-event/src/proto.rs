@@ -158,6 +158,35 @@ pub struct Krb5Event {
     pub weak_encryption: bool,
 }
 
+/// One SMB request/response pair.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SmbEvent {
+    pub id: u64,
+    pub dialect: String,
+    pub command: String,
+    pub status: String,
+    pub status_code: String,
+    pub session_id: u64,
+    pub tree_id: Option<u32>,
+    pub client_dialects: Vec<String>,
+    pub server_guid: Option<String>,
+    pub request_native_os: Option<String>,
+    pub request_native_lm: Option<String>,
+    pub response_native_os: Option<String>,
+    pub response_native_lm: Option<String>,
+    /// TREE_CONNECT share path (`\\host\IPC$`).
+    pub share: Option<String>,
+    /// CREATE file or named pipe name.
+    pub filename: Option<String>,
+    pub disposition: Option<String>,
+    pub created: Option<i64>,
+    pub accessed: Option<i64>,
+    pub modified: Option<i64>,
+    pub changed: Option<i64>,
+    pub size: Option<u64>,
+    pub fuid: Option<String>,
+}
+
 /// Metadata a protocol parser emits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -169,6 +198,7 @@ pub enum AppEvent {
     Quic(Box<QuicEvent>),
     Rdp(Box<RdpEvent>),
     Krb5(Box<Krb5Event>),
+    Smb(Box<SmbEvent>),
     /// A TCP stream reassembly event (`anomaly.type: stream`), by Suricata's name without the
     /// `stream.` prefix (`reassembly_seq_gap`, `reassembly_overlap_different_data`, …).
     Stream {

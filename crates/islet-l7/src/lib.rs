@@ -17,6 +17,7 @@ pub mod http;
 pub mod krb5;
 pub mod quic;
 pub mod rdp;
+pub mod smb;
 pub mod ssh;
 pub mod tls;
 
@@ -56,6 +57,7 @@ enum Parser {
     DnsTcp(Box<dns::DnsTcpState>),
     Rdp(Box<rdp::RdpState>),
     Krb5(Box<krb5::Krb5State>),
+    Smb(Box<smb::SmbState>),
     /// A protocol without a parser here (yet): nothing more to read.
     Opaque,
 }
@@ -192,7 +194,8 @@ impl L7Flow {
             Parser::Http(h) => h.finish(sink),
             Parser::Ssh(s) => s.finish(sink),
             Parser::Krb5(k) => k.finish(sink),
-            Parser::DnsTcp(_) | Parser::Rdp(_) | Parser::None | Parser::Opaque => {}
+            Parser::DnsTcp(_) | Parser::Rdp(_) | Parser::Smb(_) | Parser::None | Parser::Opaque => {
+            }
         }
     }
 }
@@ -229,6 +232,7 @@ fn deliver(
                     AppProto::Dns => Parser::DnsTcp(Box::default()),
                     AppProto::Rdp => Parser::Rdp(Box::default()),
                     AppProto::Krb5 => Parser::Krb5(Box::default()),
+                    AppProto::Smb => Parser::Smb(Box::default()),
                     _ => Parser::Opaque,
                 };
                 if held > 0 {
@@ -265,6 +269,7 @@ fn feed(parser: &mut Parser, toserver: bool, bytes: &[u8], sink: &mut Sink<'_>) 
         Parser::DnsTcp(s) => s.input(toserver, bytes, sink),
         Parser::Rdp(s) => s.input(toserver, bytes, sink),
         Parser::Krb5(s) => s.input(toserver, bytes, sink),
+        Parser::Smb(s) => s.input(toserver, bytes, sink),
         Parser::Opaque => true,
         Parser::None => false,
     }

@@ -5,6 +5,7 @@ use islet_l7::Sink;
 use islet_l7::dns::{DnsTcpState, parse_message};
 use islet_l7::http::HttpState;
 use islet_l7::quic::QuicState;
+use islet_l7::smb::SmbState;
 use islet_l7::ssh::SshState;
 use islet_l7::tls::TlsState;
 use proptest::prelude::*;
@@ -71,12 +72,14 @@ fn run_all(bytes: &[u8], step: usize) {
     let mut http = HttpState::default();
     let mut ssh = SshState::default();
     let mut dtcp = DnsTcpState::default();
+    let mut smb = SmbState::default();
     for (i, c) in bytes.chunks(step.max(1)).enumerate() {
         let ts = i % 2 == 0;
         tls.input(ts, c, &mut sink);
         http.input(ts, c, &mut sink);
         ssh.input(ts, c, &mut sink);
         dtcp.input(ts, c, &mut sink);
+        smb.input(ts, c, &mut sink);
     }
     tls.finish(&mut sink);
     http.finish(&mut sink);

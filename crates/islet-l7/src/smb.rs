@@ -1,0 +1,429 @@
+//! SMB over NetBIOS session service (TCP 445/139): SMB1 negotiate, session setup and logoff;
+//! SMB2/3 commands with their status, tree-connect share names and CREATE file names — a
+//! named pipe such as `atsvc`, `svcctl` or `winreg` is lateral-movement evidence. One event per
+//! request/response pair, matched by message id. Payloads (file contents) are never read.
+
+use crate::Sink;
+use islet_event::AppProto;
+use islet_event::proto::{AppEvent, SmbEvent};
+use std::collections::HashMap;
+
+/// Largest NetBIOS message read.
+pub const MAX_MESSAGE: usize = 1 << 17;
+/// Most requests awaiting a response.
+pub const MAX_PENDING: usize = 256;
+/// Most dialects listed from a negotiate request.
+pub const MAX_DIALECTS: usize = 32;
+/// Longest name kept (share, file, OS string), in characters.
+pub const MAX_NAME: usize = 512;
+
+fn le16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+fn le32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+fn le64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// UTF-16LE up to a NUL (or the end), and the bytes consumed.
+fn utf16z(b: &[u8]) -> (String, usize) {
+    let mut units = Vec::new();
+    let mut i = 0;
+    while i + 1 < b.len() && units.len() < MAX_NAME {
+        let u = u16::from_le_bytes([b[i], b[i + 1]]);
+        i += 2;
+        if u == 0 {
+            break;
+        }
+        units.push(u);
+    }
+    (String::from_utf16_lossy(&units), i)
+}
+
+/// A GUID in Microsoft's mixed-endian text form.
+pub fn guid(b: &[u8]) -> Option<String> {
+    let b = b.get(..16)?;
+    Some(format!(
+        "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        le32(b, 0)?,
+        le16(b, 4)?,
+        le16(b, 6)?,
+        b[8],
+        b[9],
+        b[10],
+        b[11],
+        b[12],
+        b[13],
+        b[14],
+        b[15]
+    ))
+}
+
+fn nt_status(s: u32) -> String {
+    let n = match s {
+        0x0000_0000 => "STATUS_SUCCESS",
+        0x0000_0103 => "STATUS_PENDING",
+        0x8000_0005 => "STATUS_BUFFER_OVERFLOW",
+        0x8000_0006 => "STATUS_NO_MORE_FILES",
+        0xc000_000d => "STATUS_INVALID_PARAMETER",
+        0xc000_000f => "STATUS_NO_SUCH_FILE",
+        0xc000_0011 => "STATUS_END_OF_FILE",
+        0xc000_0016 => "STATUS_MORE_PROCESSING_REQUIRED",
+        0xc000_0022 => "STATUS_ACCESS_DENIED",
+        0xc000_0034 => "STATUS_OBJECT_NAME_NOT_FOUND",
+        0xc000_0035 => "STATUS_OBJECT_NAME_COLLISION",
+        0xc000_003a => "STATUS_OBJECT_PATH_NOT_FOUND",
+        0xc000_006d => "STATUS_LOGON_FAILURE",
+        0xc000_00bb => "STATUS_NOT_SUPPORTED",
+        0xc000_00cc => "STATUS_BAD_NETWORK_NAME",
+        0xc000_0128 => "STATUS_FILE_CLOSED",
+        _ => return format!("0x{s:x}"),
+    };
+    n.to_string()
+}
+
+fn dos_status(class: u8, code: u16) -> String {
+    match (class, code) {
+        (0, 0) => "STATUS_SUCCESS".into(),
+        (2, 0x5b) => "SRV_BADUID".into(),
+        (2, 0x05) => "SRV_BADTID".into(),
+        (2, 0x02) => "SRV_BADPW".into(),
+        (1, 0x02) => "DOS_BADFILE".into(),
+        (1, 0x05) => "DOS_NOACCESS".into(),
+        _ => format!("DOS_ERROR_{class}_{code}"),
+    }
+}
+
+fn smb1_command(c: u8) -> String {
+    let n = match c {
+        0x04 => "CLOSE",
+        0x24 => "LOCKING_ANDX",
+        0x25 => "TRANS",
+        0x2b => "ECHO",
+        0x2e => "READ_ANDX",
+        0x2f => "WRITE_ANDX",
+        0x32 => "TRANS2",
+        0x71 => "TREE_DISCONNECT",
+        0x72 => "NEGOTIATE_PROTOCOL",
+        0x73 => "SESSION_SETUP_ANDX",
+        0x74 => "LOGOFF_ANDX",
+        0x75 => "TREE_CONNECT_ANDX",
+        0xa0 => "NT_TRANS",
+        0xa2 => "NT_CREATE_ANDX",
+        _ => return format!("SMB1_COMMAND_UNKNOWN_{c:#04x}"),
+    };
+    format!("SMB1_COMMAND_{n}")
+}
+
+fn smb2_command(c: u16) -> String {
+    let n = match c {
+        0 => "NEGOTIATE_PROTOCOL",
+        1 => "SESSION_SETUP",
+        2 => "SESSION_LOGOFF",
+        3 => "TREE_CONNECT",
+        4 => "TREE_DISCONNECT",
+        5 => "CREATE",
+        6 => "CLOSE",
+        7 => "FLUSH",
+        8 => "READ",
+        9 => "WRITE",
+        10 => "LOCK",
+        11 => "IOCTL",
+        12 => "CANCEL",
+        13 => "KEEPALIVE",
+        14 => "FIND",
+        15 => "CHANGE_NOTIFY",
+        16 => "GET_INFO",
+        17 => "SET_INFO",
+        18 => "OPLOCK_BREAK",
+        _ => return format!("SMB2_COMMAND_UNKNOWN_{c}"),
+    };
+    format!("SMB2_COMMAND_{n}")
+}
+
+fn disposition(d: u32) -> &'static str {
+    match d {
+        0 => "FILE_SUPERSEDE",
+        1 => "FILE_OPEN",
+        2 => "FILE_CREATE",
+        3 => "FILE_OPEN_IF",
+        4 => "FILE_OVERWRITE",
+        5 => "FILE_OVERWRITE_IF",
+        _ => "UNKNOWN",
+    }
+}
+
+/// An SMB2 FileId as Suricata writes `fuid`: like a GUID, but the fourth group is read as a
+/// little-endian u16 too.
+pub fn fuid(b: &[u8]) -> Option<String> {
+    let b = b.get(..16)?;
+    Some(format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        le32(b, 0)?,
+        le16(b, 4)?,
+        le16(b, 6)?,
+        le16(b, 8)?,
+        b[10],
+        b[11],
+        b[12],
+        b[13],
+        b[14],
+        b[15]
+    ))
+}
+
+/// Windows FILETIME (100 ns since 1601) to Unix seconds; 0 stays 0.
+fn filetime(t: u64) -> i64 {
+    if t == 0 {
+        0
+    } else {
+        (t / 10_000_000) as i64 - 11_644_473_600
+    }
+}
+
+/// Per-flow SMB state.
+#[derive(Debug, Default)]
+pub struct SmbState {
+    buf: [Vec<u8>; 2],
+    pending: HashMap<u64, SmbEvent>,
+    dialect: Option<String>,
+    client_dialects: Vec<String>,
+    tx: u64,
+}
+
+impl SmbState {
+    pub fn input(&mut self, toserver: bool, data: &[u8], sink: &mut Sink<'_>) -> bool {
+        let d = usize::from(!toserver);
+        self.buf[d].extend_from_slice(data);
+        loop {
+            let b = &self.buf[d];
+            if b.len() < 4 {
+                return false;
+            }
+            let len = (usize::from(b[1]) << 16) | (usize::from(b[2]) << 8) | usize::from(b[3]);
+            if b[0] != 0 || len > MAX_MESSAGE {
+                sink.events.push(AppEvent::Anomaly {
+                    app_proto: AppProto::Smb,
+                    event: "record_overflow",
+                });
+                self.buf = [Vec::new(), Vec::new()];
+                return true;
+            }
+            if b.len() < 4 + len {
+                return false;
+            }
+            let msg: Vec<u8> = self.buf[d].drain(..4 + len).skip(4).collect();
+            match msg.get(..4) {
+                Some([0xff, b'S', b'M', b'B']) => self.smb1(toserver, &msg, sink),
+                Some([0xfe, b'S', b'M', b'B']) => self.smb2(toserver, &msg, sink),
+                _ => {} // encrypted (0xfd) or compressed SMB3: nothing to read
+            }
+        }
+    }
+
+    fn smb1(&mut self, toserver: bool, m: &[u8], sink: &mut Sink<'_>) {
+        let (Some(&cmd), Some(&flags), Some(flags2)) = (m.get(4), m.get(9), le16(m, 10)) else {
+            return;
+        };
+        let reply = flags & 0x80 != 0 || !toserver;
+        let (status, status_code) = if flags2 & 0x4000 != 0 {
+            let s = le32(m, 5).unwrap_or(0);
+            (nt_status(s), format!("0x{s:x}"))
+        } else {
+            let class = m.get(5).copied().unwrap_or(0);
+            let code = le16(m, 7).unwrap_or(0);
+            (dos_status(class, code), format!("0x{code:04x}"))
+        };
+        let tid = le16(m, 24).unwrap_or(0);
+        let uid = le16(m, 28).unwrap_or(0);
+        let mid = le16(m, 30).unwrap_or(0);
+        let unicode = flags2 & 0x8000 != 0;
+        let wc = usize::from(m.get(32).copied().unwrap_or(0));
+        let words = m.get(33..33 + wc * 2).unwrap_or(&[]);
+        let bc_at = 33 + wc * 2;
+        let bytes_at = bc_at + 2;
+        let bytes = m
+            .get(bytes_at..bytes_at + usize::from(le16(m, bc_at).unwrap_or(0)))
+            .unwrap_or(&[]);
+        let key = u64::from(mid) | (u64::from(cmd) << 32) | (1 << 48);
+        if !reply {
+            let mut ev = SmbEvent {
+                command: smb1_command(cmd),
+                tree_id: Some(u32::from(tid)),
+                session_id: u64::from(uid),
+                ..SmbEvent::default()
+            };
+            match cmd {
+                0x72 => {
+                    // Dialect strings: 0x02 + ASCII + NUL each.
+                    for d in bytes
+                        .split(|&c| c == 0)
+                        .filter_map(|s| s.strip_prefix(&[2]))
+                        .take(MAX_DIALECTS)
+                    {
+                        ev.client_dialects
+                            .push(String::from_utf8_lossy(d).into_owned());
+                    }
+                    self.client_dialects = ev.client_dialects.clone();
+                }
+                0x73 => {
+                    let blob = usize::from(le16(words, 14).unwrap_or(0));
+                    let (os, lm) = native_strings(bytes_at, bytes, blob, unicode);
+                    ev.request_native_os = os;
+                    ev.request_native_lm = lm;
+                }
+                _ => {}
+            }
+            self.pending_insert(key, ev);
+            return;
+        }
+        let mut ev = self.pending.remove(&key).unwrap_or_else(|| SmbEvent {
+            command: smb1_command(cmd),
+            ..SmbEvent::default()
+        });
+        ev.status = status;
+        ev.status_code = status_code;
+        ev.tree_id = Some(u32::from(tid));
+        match cmd {
+            0x72 => {
+                let idx = usize::from(le16(words, 0).unwrap_or(u16::MAX));
+                if let Some(name) = self.client_dialects.get(idx) {
+                    self.dialect = Some(name.clone());
+                }
+                // NT LM 0.12 with extended security: the server GUID opens the bytes.
+                if wc == 17 && le32(words, 19).unwrap_or(0) & 0x8000_0000 != 0 {
+                    ev.server_guid = guid(bytes);
+                }
+            }
+            0x73 => {
+                let blob = usize::from(le16(words, 6).unwrap_or(0));
+                let (os, lm) = native_strings(bytes_at, bytes, blob, unicode);
+                ev.response_native_os = os;
+                ev.response_native_lm = lm;
+            }
+            _ => {}
+        }
+        self.emit(ev, sink);
+    }
+
+    fn smb2(&mut self, toserver: bool, m: &[u8], sink: &mut Sink<'_>) {
+        // SMB2 messages may be compounded: NextCommand chains them within one message.
+        let mut at = 0;
+        for _ in 0..16 {
+            let h = &m[at..];
+            let (Some(status), Some(cmd), Some(flags), Some(next), Some(mid)) = (
+                le32(h, 8),
+                le16(h, 12),
+                le32(h, 16),
+                le32(h, 20),
+                le64(h, 24),
+            ) else {
+                return;
+            };
+            let tree_id = le32(h, 36).unwrap_or(0);
+            let session_id = le64(h, 40).unwrap_or(0);
+            let end = if next == 0 {
+                h.len()
+            } else {
+                (next as usize).min(h.len())
+            };
+            let body = h.get(64..end).unwrap_or(&[]);
+            let reply = flags & 1 != 0 || !toserver;
+            let key = mid | (2 << 48);
+            if !reply {
+                let mut ev = SmbEvent {
+                    command: smb2_command(cmd),
+                    session_id,
+                    tree_id: Some(tree_id),
+                    ..SmbEvent::default()
+                };
+                match cmd {
+                    3 => {
+                        // TREE_CONNECT: path offset/length from the header start.
+                        let off = usize::from(le16(body, 4).unwrap_or(0));
+                        let len = usize::from(le16(body, 6).unwrap_or(0));
+                        ev.share = h.get(off..off + len).map(|s| utf16z(s).0);
+                    }
+                    5 => {
+                        let off = usize::from(le16(body, 44).unwrap_or(0));
+                        let len = usize::from(le16(body, 46).unwrap_or(0));
+                        ev.filename = h.get(off..off + len).map(|s| utf16z(s).0);
+                        ev.disposition = le32(body, 36).map(|d| disposition(d).to_string());
+                    }
+                    _ => {}
+                }
+                self.pending_insert(key, ev);
+            } else if status != 0x0000_0103 {
+                // A pending interim response is not the answer.
+                let mut ev = self.pending.remove(&key).unwrap_or_else(|| SmbEvent {
+                    command: smb2_command(cmd),
+                    ..SmbEvent::default()
+                });
+                ev.status = nt_status(status);
+                ev.status_code = format!("0x{status:x}");
+                ev.session_id = session_id;
+                if cmd == 0
+                    && let Some(dialect) = le16(body, 4)
+                {
+                    self.dialect = Some(format!("{}.{:02x}", dialect >> 8, dialect & 0xff));
+                }
+                if cmd == 5 && status == 0 {
+                    ev.created = le64(body, 8).map(filetime);
+                    ev.accessed = le64(body, 16).map(filetime);
+                    ev.modified = le64(body, 24).map(filetime);
+                    ev.changed = le64(body, 32).map(filetime);
+                    ev.size = le64(body, 48);
+                    ev.fuid = body.get(64..80).and_then(fuid);
+                }
+                self.emit(ev, sink);
+            }
+            if next == 0 || at + next as usize >= m.len() {
+                return;
+            }
+            at += next as usize;
+        }
+    }
+
+    fn pending_insert(&mut self, key: u64, ev: SmbEvent) {
+        if self.pending.len() < MAX_PENDING {
+            self.pending.insert(key, ev);
+        }
+    }
+
+    fn emit(&mut self, mut ev: SmbEvent, sink: &mut Sink<'_>) {
+        self.tx += 1;
+        ev.id = self.tx;
+        ev.dialect = self.dialect.clone().unwrap_or_else(|| "unknown".into());
+        sink.events.push(AppEvent::Smb(Box::new(ev)));
+    }
+}
+
+/// The NativeOS and NativeLanMan strings after a session-setup security blob.
+fn native_strings(
+    bytes_at: usize,
+    bytes: &[u8],
+    blob: usize,
+    unicode: bool,
+) -> (Option<String>, Option<String>) {
+    let mut at = blob.min(bytes.len());
+    if unicode && (bytes_at + at) % 2 == 1 {
+        at += 1; // Unicode strings are aligned to 2 bytes from the SMB header
+    }
+    let rest = bytes.get(at..).unwrap_or(&[]);
+    if unicode {
+        let (os, n) = utf16z(rest);
+        let (lm, _) = utf16z(rest.get(n..).unwrap_or(&[]));
+        (Some(os), Some(lm))
+    } else {
+        let mut parts = rest.split(|&c| c == 0);
+        let os = parts
+            .next()
+            .map(|s| String::from_utf8_lossy(s).into_owned());
+        let lm = parts
+            .next()
+            .map(|s| String::from_utf8_lossy(s).into_owned());
+        (os, lm)
+    }
+}
