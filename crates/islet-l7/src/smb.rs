@@ -44,14 +44,27 @@ fn utf16z(b: &[u8]) -> (String, usize) {
 
 /// A GUID in Microsoft's mixed-endian text form.
 pub fn guid(b: &[u8]) -> Option<String> {
+    guid_text(b, false)
+}
+
+/// An SMB2 FileId as Suricata writes `fuid`: like a GUID, but the fourth group is read as a
+/// little-endian u16 too.
+pub fn fuid(b: &[u8]) -> Option<String> {
+    guid_text(b, true)
+}
+
+fn guid_text(b: &[u8], fourth_le: bool) -> Option<String> {
     let b = b.get(..16)?;
+    let fourth = if fourth_le {
+        le16(b, 8)?
+    } else {
+        u16::from_be_bytes([b[8], b[9]])
+    };
     Some(format!(
-        "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        "{:08x}-{:04x}-{:04x}-{fourth:04x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
         le32(b, 0)?,
         le16(b, 4)?,
         le16(b, 6)?,
-        b[8],
-        b[9],
         b[10],
         b[11],
         b[12],
@@ -153,25 +166,6 @@ fn disposition(d: u32) -> &'static str {
         5 => "FILE_OVERWRITE_IF",
         _ => "UNKNOWN",
     }
-}
-
-/// An SMB2 FileId as Suricata writes `fuid`: like a GUID, but the fourth group is read as a
-/// little-endian u16 too.
-pub fn fuid(b: &[u8]) -> Option<String> {
-    let b = b.get(..16)?;
-    Some(format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-        le32(b, 0)?,
-        le16(b, 4)?,
-        le16(b, 6)?,
-        le16(b, 8)?,
-        b[10],
-        b[11],
-        b[12],
-        b[13],
-        b[14],
-        b[15]
-    ))
 }
 
 /// Windows FILETIME (100 ns since 1601) to Unix seconds; 0 stays 0.
