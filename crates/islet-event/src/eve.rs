@@ -218,24 +218,6 @@ pub fn write_anomaly(buf: &mut Vec<u8>, a: &Anomaly, o: &EveOptions) {
                 b.push(b'"');
             });
         }
-        AnomalyKind::Stream(ev) => {
-            j.str("type", "stream");
-            j.with("event", |b| {
-                b.extend_from_slice(b"\"stream.");
-                b.extend_from_slice(ev.as_bytes());
-                b.push(b'"');
-            });
-        }
-        AnomalyKind::AppLayer {
-            app_proto,
-            event,
-            layer,
-        } => {
-            j.str("app_proto", app_proto.name().unwrap_or("unknown"));
-            j.str("type", "applayer");
-            j.str("event", event);
-            j.str("layer", layer);
-        }
     }
     j.end_object();
     j.finish();

@@ -1,5 +1,6 @@
 //! EVE encoders for application-layer events (Suricata 8 field names).
 
+use crate::CommunityId;
 use crate::eve::EveOptions;
 use crate::json::Json;
 use crate::proto::{
@@ -7,7 +8,6 @@ use crate::proto::{
     TlsEvent,
 };
 use crate::time::write_iso;
-use crate::{AppProto, CommunityId};
 use islet_wire::Tuple;
 
 /// Where an application event happened: its flow and the packet that completed it.
@@ -451,20 +451,4 @@ fn ssh(j: &mut Json<'_>, s: &SshEvent) {
         ssh_side(j, "server", c);
     }
     j.end_object();
-}
-
-/// The application protocol an event belongs to.
-pub fn app_proto_of(ev: &AppEvent) -> AppProto {
-    match ev {
-        AppEvent::Tls(_) => AppProto::Tls,
-        AppEvent::Dns(_) => AppProto::Dns,
-        AppEvent::Http(_) => AppProto::Http,
-        AppEvent::Ssh(_) => AppProto::Ssh,
-        AppEvent::Quic(_) => AppProto::Quic,
-        AppEvent::Rdp(_) => AppProto::Rdp,
-        AppEvent::Krb5(_) => AppProto::Krb5,
-        AppEvent::Smb(_) => AppProto::Smb,
-        AppEvent::Anomaly { app_proto, .. } => *app_proto,
-        AppEvent::Stream { .. } => AppProto::Unknown,
-    }
 }

@@ -134,14 +134,6 @@ pub struct FlowRecord {
 pub enum AnomalyKind {
     /// A decoder event (`decoder.<name>`).
     Decode(DecodeEvent),
-    /// A stream (TCP reassembly) event, by Suricata name without the `stream.` prefix.
-    Stream(&'static str),
-    /// An application-layer event.
-    AppLayer {
-        app_proto: AppProto,
-        event: &'static str,
-        layer: &'static str,
-    },
 }
 
 /// One anomaly, tied to the packet that raised it.

@@ -23,8 +23,6 @@ pub(crate) struct Worker {
     app_events: Vec<AppEvent>,
     stream: StreamConfig,
     app_layer: bool,
-    /// Application events written.
-    pub(crate) app_logged: u64,
     /// Encoded EVE lines waiting to be written.
     pub(crate) out: Vec<u8>,
     eve: EveOptions,
@@ -45,7 +43,6 @@ impl Worker {
             app_events: Vec::new(),
             stream,
             app_layer,
-            app_logged: 0,
             out: Vec::with_capacity(1 << 18),
             eve,
             next_expire_ns: 0,
@@ -133,7 +130,6 @@ impl Worker {
             };
             for ev in self.app_events.drain(..) {
                 write_app_event(&mut self.out, &ctx, &ev, &self.eve);
-                self.app_logged += 1;
             }
         }
     }
@@ -172,7 +168,6 @@ impl Worker {
                 };
                 for ev in self.app_events.drain(..) {
                     write_app_event(&mut self.out, &ctx, &ev, &self.eve);
-                    self.app_logged += 1;
                 }
             }
             eve::write_flow(&mut self.out, &r, &self.eve);
