@@ -379,8 +379,10 @@ fn smb(j: &mut Json<'_>, m: &crate::proto::SmbEvent) {
     j.u64("id", m.id);
     j.str("dialect", &m.dialect);
     j.str("command", &m.command);
-    j.str("status", &m.status);
-    j.str("status_code", &m.status_code);
+    if !m.status.is_empty() {
+        j.str("status", &m.status);
+        j.str("status_code", &m.status_code);
+    }
     j.u64("session_id", m.session_id);
     if let Some(t) = m.tree_id {
         j.u64("tree_id", u64::from(t));
@@ -429,6 +431,44 @@ fn smb(j: &mut Json<'_>, m: &crate::proto::SmbEvent) {
         j.str("native_lm", m.response_native_lm.as_deref().unwrap_or(""));
         j.end_object();
     }
+    if let Some(d) = &m.dcerpc {
+        dcerpc(j, d);
+    }
+    j.end_object();
+}
+
+fn dcerpc(j: &mut Json<'_>, d: &crate::proto::DcerpcCall) {
+    j.begin_object("dcerpc");
+    j.str("request", d.request);
+    j.str("response", d.response.unwrap_or("UNREPLIED"));
+    if !d.interfaces.is_empty() {
+        j.begin_array("interfaces");
+        for i in &d.interfaces {
+            j.begin_item_object();
+            j.str("uuid", &i.uuid);
+            j.str("version", &i.version);
+            if let Some(r) = i.ack_result {
+                j.u64("ack_result", u64::from(r));
+            }
+            if let Some(r) = i.ack_reason {
+                j.u64("ack_reason", u64::from(r));
+            }
+            j.end_object();
+        }
+        j.end_array();
+    }
+    if let Some(o) = d.opnum {
+        j.u64("opnum", u64::from(o));
+    }
+    for (key, side) in [("req", d.req), ("res", d.res)] {
+        if let Some(s) = side {
+            j.begin_object(key);
+            j.u64("frag_cnt", u64::from(s.frag_cnt));
+            j.u64("stub_data_size", s.stub_data_size);
+            j.end_object();
+        }
+    }
+    j.u64("call_id", u64::from(d.call_id));
     j.end_object();
 }
 

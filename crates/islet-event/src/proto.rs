@@ -185,6 +185,39 @@ pub struct SmbEvent {
     pub changed: Option<i64>,
     pub size: Option<u64>,
     pub fuid: Option<String>,
+    /// A DCE/RPC call carried over a named pipe (WRITE/READ or IOCTL transceive).
+    pub dcerpc: Option<DcerpcCall>,
+}
+
+/// A DCE/RPC interface offered in a BIND, with the server's answer when seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DcerpcInterface {
+    pub uuid: String,
+    /// `major.minor`.
+    pub version: String,
+    pub ack_result: Option<u16>,
+    pub ack_reason: Option<u16>,
+}
+
+/// Fragment count and stub bytes of one side of a DCE/RPC REQUEST/RESPONSE.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DcerpcStub {
+    pub frag_cnt: u32,
+    pub stub_data_size: u64,
+}
+
+/// One DCE/RPC call: a BIND and its BINDACK, or a REQUEST and its RESPONSE.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DcerpcCall {
+    /// PDU type name of the request (`BIND`, `REQUEST`, …).
+    pub request: &'static str,
+    /// PDU type name of the answer; `None` is logged as `UNREPLIED`.
+    pub response: Option<&'static str>,
+    pub interfaces: Vec<DcerpcInterface>,
+    pub opnum: Option<u16>,
+    pub req: Option<DcerpcStub>,
+    pub res: Option<DcerpcStub>,
+    pub call_id: u32,
 }
 
 /// Metadata a protocol parser emits.

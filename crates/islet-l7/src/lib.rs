@@ -11,6 +11,7 @@
 //! anomalies named as Suricata names them.
 #![forbid(unsafe_code)]
 
+pub mod dcerpc;
 pub mod detect;
 pub mod dns;
 pub mod http;
@@ -194,8 +195,8 @@ impl L7Flow {
             Parser::Http(h) => h.finish(sink),
             Parser::Ssh(s) => s.finish(sink),
             Parser::Krb5(k) => k.finish(sink),
-            Parser::DnsTcp(_) | Parser::Rdp(_) | Parser::Smb(_) | Parser::None | Parser::Opaque => {
-            }
+            Parser::Smb(s) => s.finish(sink),
+            Parser::DnsTcp(_) | Parser::Rdp(_) | Parser::None | Parser::Opaque => {}
         }
     }
 }

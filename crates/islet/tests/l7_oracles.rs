@@ -465,76 +465,97 @@ fn zeek_x509_log_agrees() {
     );
 }
 
-/// SMB: the suricata-verify expectations islet meets so far, asserted field by field (the SMB2
-/// transaction count and DCERPC-over-pipe binds are not done yet, so `smb` is not yet part of
-/// the sv-check test's event types).
+/// DCE/RPC over SMB named pipes, against tshark: every call islet logs (BIND interfaces and
+/// versions, BIND_ACK results and reasons, REQUEST opnums, call ids) is what tshark decodes, and
+/// islet misses none of tshark's. (sv-check asserts the Suricata field names on the same file.)
 #[test]
-fn smb_metadata_matches_suricata_verify() {
-    let Some(dir) = islet_testkit::pcap_dir("smb_metadata_matches_suricata_verify") else {
+fn smb_dcerpc_matches_tshark() {
+    let pcaps = islet_testkit::corpus_pcaps("smb_dcerpc_matches_tshark");
+    if pcaps.is_empty() || !islet_testkit::tool_or_skip("smb_dcerpc_matches_tshark", "tshark") {
         return;
-    };
-    let ev = events(&dir.join("sv_smb1-negotiate-osx.pcap"));
-    let smb: Vec<&Value> = ev
-        .iter()
-        .filter(|e| e["event_type"] == "smb")
-        .map(|e| &e["smb"])
-        .collect();
-    let count = |f: &dyn Fn(&Value) -> bool| smb.iter().filter(|s| f(s)).count();
-    assert_eq!(
-        count(&|s| s["id"] == 1
-            && s["command"] == "SMB1_COMMAND_NEGOTIATE_PROTOCOL"
-            && s["dialect"] == "NT LM 0.12"
-            && s["status"] == "STATUS_SUCCESS"
-            && s["status_code"] == "0x0"
-            && s["client_dialects"][0] == "NT LM 0.12"
-            && s["server_guid"] == "31347374-0032-0000-0000-000000000000"),
-        3
-    );
-    assert_eq!(
-        count(&|s| s["id"] == 2
-            && s["command"] == "SMB1_COMMAND_SESSION_SETUP_ANDX"
-            && s["status"] == "STATUS_MORE_PROCESSING_REQUIRED"
-            && s["status_code"] == "0xc0000016"
-            && s["tree_id"] == 65535
-            && s["request"]["native_os"] == "Mac OS X 10.10"
-            && s["request"]["native_lm"] == "SMBFS 3.0.0"
-            && s["response"]["native_os"] == "QTS"
-            && s["response"]["native_lm"] == "Samba 4.4.16"),
-        3
-    );
-    assert_eq!(
-        count(&|s| s["id"] == 3
-            && s["command"] == "SMB1_COMMAND_LOGOFF_ANDX"
-            && s["status"] == "SRV_BADUID"
-            && s["status_code"] == "0x005b"
-            && s["tree_id"] == 65535),
-        3
-    );
-    let ev = events(&dir.join("sv_smb2-atsvc-remote-schedule.pcap"));
-    let create: Vec<&Value> = ev
-        .iter()
-        .filter(|e| e["smb"]["command"] == "SMB2_COMMAND_CREATE")
-        .map(|e| &e["smb"])
-        .collect();
-    assert_eq!(create.len(), 1);
-    let c = create[0];
-    assert_eq!(
-        (
-            c["filename"].as_str(),
-            c["disposition"].as_str(),
-            c["status"].as_str()
-        ),
-        (Some("atsvc"), Some("FILE_OPEN"), Some("STATUS_SUCCESS"))
-    );
-    assert_eq!(c["fuid"], "0000004d-0000-0000-0005-0000ffffffff");
-    assert_eq!(
-        (
-            c["created"].as_i64(),
-            c["size"].as_u64(),
-            c["access"].as_str()
-        ),
-        (Some(0), Some(0), Some("normal"))
-    );
-    let flows: Vec<&Value> = ev.iter().filter(|e| e["event_type"] == "flow").collect();
-    assert_eq!(flows[0]["app_proto"], "smb");
+    }
+    let mut compared = 0;
+    for pcap in pcaps {
+        let ev = events(&pcap);
+        let mut ours = BTreeSet::new();
+        for e in ev.iter().filter(|e| e["event_type"] == "smb") {
+            let d = &e["smb"]["dcerpc"];
+            if d.is_null() {
+                continue;
+            }
+            let id = d["call_id"].as_u64().expect("call_id");
+            let ifs = d["interfaces"].as_array().cloned().unwrap_or_default();
+            let join = |f: &dyn Fn(&Value) -> String| -> String {
+                ifs.iter().map(f).collect::<Vec<_>>().join(",")
+            };
+            match d["request"].as_str() {
+                Some("BIND") => {
+                    ours.insert(format!(
+                        "BIND {id} {} {}",
+                        join(&|i| i["uuid"].as_str().unwrap_or("").to_string()),
+                        join(&|i| i["version"].as_str().unwrap_or("").to_string())
+                    ));
+                    if d["response"] == "BINDACK" {
+                        let reasons: Vec<String> = ifs
+                            .iter()
+                            .filter(|i| !matches!(i["ack_result"].as_u64(), Some(0 | 3)))
+                            .map(|i| i["ack_reason"].to_string())
+                            .collect();
+                        ours.insert(format!(
+                            "BINDACK {id} {} {}",
+                            join(&|i| i["ack_result"].to_string()),
+                            reasons.join(",")
+                        ));
+                    }
+                }
+                Some("REQUEST") => {
+                    ours.insert(format!("REQUEST {id} {}", d["opnum"]));
+                }
+                _ => {}
+            }
+        }
+        let out = Command::new("tshark")
+            .arg("-r")
+            .arg(&pcap)
+            .args(["-Y", "dcerpc && smb2", "-T", "fields"])
+            .args(["-e", "dcerpc.pkt_type", "-e", "dcerpc.cn_call_id"])
+            .args(["-e", "dcerpc.opnum", "-e", "dcerpc.cn_ack_result"])
+            .args(["-e", "dcerpc.cn_ack_reason", "-e", "dcerpc.cn_bind_to_uuid"])
+            .args([
+                "-e",
+                "dcerpc.cn_bind_if_ver",
+                "-e",
+                "dcerpc.cn_bind_if_ver_minor",
+            ])
+            .output()
+            .expect("tshark");
+        let mut theirs = BTreeSet::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            let [ptype, id, opnum, results, reasons, uuids, major, minor] = f[..] else {
+                continue;
+            };
+            match ptype {
+                "11" => {
+                    let versions: Vec<String> = major
+                        .split(',')
+                        .zip(minor.split(','))
+                        .map(|(a, b)| format!("{a}.{b}"))
+                        .collect();
+                    theirs.insert(format!("BIND {id} {uuids} {}", versions.join(",")));
+                }
+                "12" => {
+                    theirs.insert(format!("BINDACK {id} {results} {reasons}"));
+                }
+                "0" => {
+                    theirs.insert(format!("REQUEST {id} {opnum}"));
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(ours, theirs, "{}", pcap.display());
+        compared += ours.len();
+    }
+    println!("{compared} DCE/RPC calls over SMB agree with tshark");
+    assert!(compared >= 3, "{compared}");
 }
