@@ -39,6 +39,7 @@ impl<'a> Json<'a> {
 
     fn key(&mut self, k: &str) {
         self.sep();
+        self.buf.reserve(k.len() + 3);
         self.buf.push(b'"');
         self.buf.extend_from_slice(k.as_bytes());
         self.buf.extend_from_slice(b"\":");
@@ -165,10 +166,11 @@ impl<'a> Json<'a> {
 /// Write `v` as a JSON string literal.
 pub fn escape(buf: &mut Vec<u8>, v: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    // Fast path: printable ASCII without quotes or backslashes needs no work.
-    if v.iter()
-        .all(|&c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\')
-    {
+    // Fast path: printable ASCII without quotes or backslashes needs no work. The test has
+    // no early exit so that it vectorises.
+    if !v.iter().fold(false, |bad, &c| {
+        bad | !(0x20..0x7f).contains(&c) | (c == b'"') | (c == b'\\')
+    }) {
         buf.reserve(v.len() + 2);
         buf.push(b'"');
         buf.extend_from_slice(v);

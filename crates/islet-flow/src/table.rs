@@ -313,13 +313,25 @@ impl<X: Default> FlowTable<X> {
 
     /// End every flow: the input is over.
     pub fn flush(&mut self, now_ns: u64, out: &mut Vec<Ended<X>>) {
+        while self.flush_some(now_ns, out, usize::MAX) {}
+    }
+
+    /// End up to `max` flows because the input is over; true while flows remain. Lets a caller
+    /// write the records in bounded chunks rather than holding every live flow's at once.
+    pub fn flush_some(&mut self, now_ns: u64, out: &mut Vec<Ended<X>>, max: usize) -> bool {
+        let mut n = 0;
         for c in 0..CLASSES {
             while self.lists[c].head != NIL {
+                if n == max {
+                    return true;
+                }
                 let head = self.lists[c].head;
                 let log = now_ns.max(self.slots[head as usize].last_ns);
                 self.finish(head, EndReason::Shutdown, log, out);
+                n += 1;
             }
         }
+        false
     }
 
     /// The record a flow would be logged with now.

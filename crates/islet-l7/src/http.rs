@@ -4,7 +4,11 @@
 use crate::Sink;
 use islet_event::AppProto;
 use islet_event::proto::{AppEvent, HttpEvent};
+use memchr::memmem;
 use std::collections::VecDeque;
+
+/// End of a header block.
+const END: &[u8] = b"\r\n\r\n";
 
 /// Largest header block buffered (request line + headers).
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
@@ -127,15 +131,25 @@ impl HttpState {
                 continue;
             }
             let s = &mut self.side[d];
-            // Find the end of the header block across segments.
+            // Fast path: a whole header block inside this segment is parsed where it lies.
+            if s.head.is_empty()
+                && let Some(i) = memmem::find(&data[..data.len().min(MAX_HEADER_BYTES)], END)
+            {
+                let (head, rest) = data.split_at(i + 4);
+                if toserver {
+                    self.request(head, sink);
+                } else {
+                    self.response(head, sink);
+                }
+                data = rest;
+                continue;
+            }
+            // Otherwise gather the block across segments.
             let start = s.head.len().saturating_sub(3);
             let room = MAX_HEADER_BYTES.saturating_sub(s.head.len());
             let take = data.len().min(room);
             s.head.extend_from_slice(&data[..take]);
-            let end = s.head[start..]
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .map(|i| start + i + 4);
+            let end = memmem::find(&s.head[start..], END).map(|i| start + i + 4);
             let Some(end) = end else {
                 data = &data[take..];
                 if s.head.len() >= MAX_HEADER_BYTES {
@@ -171,10 +185,7 @@ impl HttpState {
     fn request(&mut self, head: &[u8], sink: &mut Sink<'_>) {
         // The request line is read leniently (method, first token of the target, last token as
         // the protocol), as servers and tshark do; headers go through httparse.
-        let line_end = head
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .unwrap_or(head.len());
+        let line_end = memmem::find(head, b"\r\n").unwrap_or(head.len());
         let line = &head[..line_end];
         let mut parts = line.split(|&b| b == b' ').filter(|p| !p.is_empty());
         let (Some(method), Some(target)) = (parts.next(), parts.next()) else {

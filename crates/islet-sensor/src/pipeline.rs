@@ -295,9 +295,8 @@ pub fn run(
                 }
             }
         }
-        w.finish(last);
         write_all(out, &mut dec.out)?;
-        write_all(out, &mut w.out)?;
+        w.finish(last, |buf| write_all(out, buf))?;
         (err, w.flows_logged, vec![w.stats().clone()])
     } else {
         run_sharded(
@@ -438,7 +437,12 @@ fn run_sharded(
                             }
                         }
                         Msg::Finish(now) => {
-                            w.finish(now);
+                            let _ = w.finish(now, |buf| {
+                                if buf.is_empty() {
+                                    return Ok(());
+                                }
+                                wtx.send(std::mem::take(buf))
+                            });
                             break;
                         }
                     }

@@ -15,6 +15,8 @@ pub(crate) type Ext = Option<Box<L7Flow>>;
 
 /// How often (in capture time) idle flows are swept.
 const EXPIRE_EVERY_NS: u64 = 1_000_000_000;
+/// Flows logged per output chunk when the input ends.
+pub(crate) const FINISH_CHUNK: usize = 1024;
 
 #[derive(Debug)]
 pub(crate) struct Worker {
@@ -146,10 +148,22 @@ impl Worker {
     }
 
     /// The input is over: log every flow still open.
-    pub(crate) fn finish(&mut self, now: u64) {
+    /// The input is over: log every flow, handing the encoded output to `flush` in chunks of
+    /// at most [`FINISH_CHUNK`] flows so the buffer stays small however many flows are live.
+    pub(crate) fn finish<E>(
+        &mut self,
+        now: u64,
+        mut flush: impl FnMut(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
         self.table.expire(now, &mut self.records);
-        self.table.flush(now, &mut self.records);
         self.encode();
+        flush(&mut self.out)?;
+        while self.table.flush_some(now, &mut self.records, FINISH_CHUNK) {
+            self.encode();
+            flush(&mut self.out)?;
+        }
+        self.encode();
+        flush(&mut self.out)
     }
 
     fn encode(&mut self) {
