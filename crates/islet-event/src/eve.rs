@@ -99,6 +99,17 @@ fn tcp_flags_hex(buf: &mut Vec<u8>, f: u8) {
 
 /// Append one `flow` event.
 pub fn write_flow(buf: &mut Vec<u8>, r: &FlowRecord, o: &EveOptions) {
+    write_flow_with_sightings(buf, r, &[], o);
+}
+
+/// Append one `flow` event carrying the indicators without `to_ids` it matched
+/// (`islet.intel_sightings`, each `type value`): seen on the flow, not alerted.
+pub fn write_flow_with_sightings(
+    buf: &mut Vec<u8>,
+    r: &FlowRecord,
+    sightings: &[String],
+    o: &EveOptions,
+) {
     let mut j = Json::object(buf);
     j.with("timestamp", |b| write_iso(b, r.log_ns));
     j.u64("flow_id", r.flow_id);
@@ -180,10 +191,19 @@ pub fn write_flow(buf: &mut Vec<u8>, r: &FlowRecord, o: &EveOptions) {
             b.extend_from_slice(b"\"}");
         });
     }
-    if r.tunnel_outer {
-        j.begin_object("islet")
-            .bool("tunnel_outer", true)
-            .end_object();
+    if r.tunnel_outer || !sightings.is_empty() {
+        j.begin_object("islet");
+        if r.tunnel_outer {
+            j.bool("tunnel_outer", true);
+        }
+        if !sightings.is_empty() {
+            j.begin_array("intel_sightings");
+            for s in sightings {
+                j.item_str(s);
+            }
+            j.end_array();
+        }
+        j.end_object();
     }
     j.finish();
 }
@@ -301,6 +321,12 @@ pub fn write_stats(buf: &mut Vec<u8>, s: &Stats) {
     ] {
         j.u64(k, v);
     }
+    j.end_object();
+    j.begin_object("detect");
+    j.u64("alert", s.alerts);
+    j.end_object();
+    j.begin_object("intel");
+    j.u64("sightings", s.intel_sightings);
     j.end_object();
     j.u64("anomalies", s.anomalies);
     j.end_object();

@@ -22,7 +22,7 @@ pub struct EventContext<'a> {
     pub community_id: Option<&'a CommunityId>,
 }
 
-fn header<'b>(
+pub(crate) fn header<'b>(
     buf: &'b mut Vec<u8>,
     c: &EventContext<'_>,
     event_type: &str,
@@ -48,34 +48,35 @@ fn header<'b>(
 
 /// Append one application event.
 pub fn write_app_event(buf: &mut Vec<u8>, c: &EventContext<'_>, ev: &AppEvent, o: &EveOptions) {
+    let mut j = header(buf, c, event_type(ev), o);
+    body(&mut j, ev);
+    j.finish();
+}
+
+/// The EVE `event_type` of an application event.
+pub fn event_type(ev: &AppEvent) -> &'static str {
     match ev {
-        AppEvent::Tls(t) => {
-            let mut j = header(buf, c, "tls", o);
-            tls(&mut j, t);
-            j.finish();
-        }
-        AppEvent::Dns(d) => {
-            let mut j = header(buf, c, "dns", o);
-            dns(&mut j, d);
-            j.finish();
-        }
-        AppEvent::Http(h) => {
-            let mut j = header(buf, c, "http", o);
-            http(&mut j, h);
-            j.finish();
-        }
-        AppEvent::Ssh(s) => {
-            let mut j = header(buf, c, "ssh", o);
-            ssh(&mut j, s);
-            j.finish();
-        }
-        AppEvent::Quic(q) => {
-            let mut j = header(buf, c, "quic", o);
-            quic(&mut j, q);
-            j.finish();
-        }
+        AppEvent::Tls(_) => "tls",
+        AppEvent::Dns(_) => "dns",
+        AppEvent::Http(_) => "http",
+        AppEvent::Ssh(_) => "ssh",
+        AppEvent::Quic(_) => "quic",
+        AppEvent::Krb5(_) => "krb5",
+        AppEvent::Rdp(_) => "rdp",
+        AppEvent::Smb(_) => "smb",
+        AppEvent::Stream { .. } | AppEvent::Anomaly { .. } => "anomaly",
+    }
+}
+
+/// The event's own object (`"tls": {…}`, `"anomaly": {…}`).
+pub(crate) fn body(j: &mut Json<'_>, ev: &AppEvent) {
+    match ev {
+        AppEvent::Tls(t) => tls(j, t),
+        AppEvent::Dns(d) => dns(j, d),
+        AppEvent::Http(h) => http(j, h),
+        AppEvent::Ssh(s) => ssh(j, s),
+        AppEvent::Quic(q) => quic(j, q),
         AppEvent::Krb5(k) => {
-            let mut j = header(buf, c, "krb5", o);
             j.begin_object("krb5");
             j.str("msg_type", &k.msg_type);
             if let Some(v) = &k.failed_request {
@@ -92,20 +93,10 @@ pub fn write_app_event(buf: &mut Vec<u8>, c: &EventContext<'_>, ev: &AppEvent, o
                 j.bool("weak_encryption", k.weak_encryption);
             }
             j.end_object();
-            j.finish();
         }
-        AppEvent::Rdp(r) => {
-            let mut j = header(buf, c, "rdp", o);
-            rdp(&mut j, r);
-            j.finish();
-        }
-        AppEvent::Smb(m) => {
-            let mut j = header(buf, c, "smb", o);
-            smb(&mut j, m);
-            j.finish();
-        }
+        AppEvent::Rdp(r) => rdp(j, r),
+        AppEvent::Smb(m) => smb(j, m),
         AppEvent::Stream { event } => {
-            let mut j = header(buf, c, "anomaly", o);
             j.begin_object("anomaly");
             j.str("type", "stream");
             j.with("event", |b| {
@@ -114,17 +105,14 @@ pub fn write_app_event(buf: &mut Vec<u8>, c: &EventContext<'_>, ev: &AppEvent, o
                 b.push(b'"');
             });
             j.end_object();
-            j.finish();
         }
         AppEvent::Anomaly { app_proto, event } => {
-            let mut j = header(buf, c, "anomaly", o);
             j.begin_object("anomaly");
             j.str("app_proto", app_proto.name().unwrap_or("unknown"));
             j.str("type", "applayer");
             j.str("event", event);
             j.str("layer", "proto_parser");
             j.end_object();
-            j.finish();
         }
     }
 }

@@ -188,4 +188,8 @@ pub struct Stats {
     pub flows_emergency_entered: u64,
     pub flows_active_max: u64,
     pub anomalies: u64,
+    /// Alerts written (`stats.detect.alert`).
+    pub alerts: u64,
+    /// Indicator matches without `to_ids`, kept on their flows.
+    pub intel_sightings: u64,
 }

@@ -19,6 +19,9 @@ pub struct CertInfo {
     pub serial: String,
     /// SHA-1 of the DER, lower-case hex bytes joined by ':'.
     pub fingerprint: String,
+    /// SHA-256 and MD5 of the DER, lower-case hex (for indicator matching; not in EVE).
+    pub sha256: String,
+    pub md5: String,
     /// `2018-07-13T09:01:05` (UTC, no offset), as Suricata writes it.
     pub notbefore: String,
     pub notafter: String,

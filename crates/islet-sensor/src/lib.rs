@@ -12,4 +12,4 @@ mod pipeline;
 mod worker;
 
 pub use config::{ConfigError, SensorConfig};
-pub use pipeline::{Progress, RunError, Summary, run};
+pub use pipeline::{Progress, RunError, Summary, run, run_with_intel};

@@ -8,9 +8,11 @@ use islet_event::eve::{self, EveOptions};
 use islet_event::{Anomaly, AnomalyKind, Stats};
 use islet_flow::FlowKey;
 use islet_flow::defrag::{Defrag, Outcome};
+use islet_intel::Snapshot;
 use islet_wire::decode::{Decoded, Kind, Outer, layer};
 use islet_wire::{DecodeEvent, decode, decode_ip};
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Output is handed to the writer in chunks of about this size.
@@ -248,6 +250,17 @@ pub fn run(
     out: &mut (dyn Write + Send),
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Summary, RunError> {
+    run_with_intel(cfg, None, source, out, progress)
+}
+
+/// [`run`], matching every flow and protocol event against an indicator snapshot.
+pub fn run_with_intel(
+    cfg: &SensorConfig,
+    intel: Option<Arc<Snapshot>>,
+    source: &mut dyn PacketSource,
+    out: &mut (dyn Write + Send),
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Summary, RunError> {
     let workers = cfg.workers().max(1);
     let eve = EveOptions {
         community_id_seed: cfg.output.community_id_seed,
@@ -263,6 +276,7 @@ pub fn run(
             cfg.stream_config(),
             cfg.app_layer.enabled,
             eve,
+            intel.clone(),
         );
         let mut cnt = 0u64;
         let mut err = None;
@@ -297,16 +311,22 @@ pub fn run(
         }
         write_all(out, &mut dec.out)?;
         w.finish(last, |buf| write_all(out, buf))?;
-        (err, w.flows_logged, vec![w.stats().clone()])
+        (
+            err,
+            w.flows_logged,
+            vec![(w.stats().clone(), w.intel.alerts, w.intel.sightings_total)],
+        )
     } else {
         run_sharded(
-            cfg, workers, eve, source, out, progress, &mut dec, &mut first, &mut last,
+            cfg, workers, eve, intel, source, out, progress, &mut dec, &mut first, &mut last,
         )?
     };
 
     dec.finish_stats();
     let mut stats = std::mem::take(&mut dec.stats);
-    for t in &tstats {
+    for (t, alerts, sightings) in &tstats {
+        stats.alerts += alerts;
+        stats.intel_sightings += sightings;
         stats.flows_total += t.created;
         stats.flows_tcp += t.tcp;
         stats.flows_udp += t.udp;
@@ -378,18 +398,22 @@ enum Msg {
 /// Batches in flight per worker (bounds memory and back-pressure).
 const BATCHES_PER_WORKER: usize = 4;
 
+/// What a worker counted: its flow table's statistics, alerts written, intel sightings.
+type WorkerTotals = (islet_flow::TableStats, u64, u64);
+
 #[allow(clippy::too_many_arguments)]
 fn run_sharded(
     cfg: &SensorConfig,
     n: usize,
     eve: EveOptions,
+    intel: Option<Arc<Snapshot>>,
     source: &mut dyn PacketSource,
     out: &mut (dyn Write + Send),
     progress: &mut dyn FnMut(Progress),
     dec: &mut Decoder,
     first: &mut u64,
     last: &mut u64,
-) -> Result<(Option<CaptureError>, u64, Vec<islet_flow::TableStats>), RunError> {
+) -> Result<(Option<CaptureError>, u64, Vec<WorkerTotals>), RunError> {
     let batch_pkts = cfg.sensor.batch_packets;
     std::thread::scope(|s| {
         let (wtx, wrx): (Sender<Vec<u8>>, Receiver<Vec<u8>>) = bounded(n * 4);
@@ -414,8 +438,9 @@ fn run_sharded(
             let fcfg = cfg.flow_config(n);
             let scfg = cfg.stream_config();
             let app = cfg.app_layer.enabled;
+            let intel = intel.clone();
             handles.push(s.spawn(move || {
-                let mut w = Worker::new(fcfg, scfg, app, eve);
+                let mut w = Worker::new(fcfg, scfg, app, eve, intel);
                 for msg in frx {
                     match msg {
                         Msg::Batch(mut b) => {
@@ -448,7 +473,10 @@ fn run_sharded(
                     }
                 }
                 let _ = wtx.send(std::mem::take(&mut w.out));
-                (w.flows_logged, w.stats().clone())
+                (
+                    w.flows_logged,
+                    (w.stats().clone(), w.intel.alerts, w.intel.sightings_total),
+                )
             }));
         }
         let mut cur: Vec<Batch> = (0..n).map(|_| Batch::default()).collect();

@@ -1,14 +1,18 @@
 //! A flow worker: owns one flow table and one output buffer; nothing here is shared.
 
 use islet_event::CommunityId;
+use islet_event::alert::write_alert;
 use islet_event::eve::{self, EveOptions};
-use islet_event::eve_proto::{EventContext, write_app_event};
+use islet_event::eve_proto::{EventContext, event_type, write_app_event};
 use islet_event::proto::AppEvent;
 use islet_flow::stream::StreamConfig;
 use islet_flow::{Dir, Ended, FlowConfig, FlowTable, TableStats};
+use islet_intel::Snapshot;
+use islet_intel::alert::{self as intel, Endpoints, Hit};
 use islet_l7::{FlowView, L7Flow, Sink};
 use islet_wire::decode::{Decoded, Outer};
 use islet_wire::ip_proto;
+use std::sync::Arc;
 
 /// Per-flow state above the flow table: the application layer's, allocated on first payload.
 pub(crate) type Ext = Option<Box<L7Flow>>;
@@ -17,6 +21,83 @@ pub(crate) type Ext = Option<Box<L7Flow>>;
 const EXPIRE_EVERY_NS: u64 = 1_000_000_000;
 /// Flows logged per output chunk when the input ends.
 pub(crate) const FINISH_CHUNK: usize = 1024;
+/// Most indicator sightings (matches without `to_ids`) kept per flow.
+pub const MAX_SIGHTINGS_PER_FLOW: usize = 16;
+
+/// The worker's threat-intelligence state: the shared snapshot and, per live flow, the
+/// sightings to log with its flow record.
+#[derive(Debug, Default)]
+pub(crate) struct IntelState {
+    snapshot: Option<Arc<Snapshot>>,
+    hits: Vec<Hit>,
+    sightings: hashbrown::HashMap<u64, Vec<String>>,
+    pub(crate) alerts: u64,
+    pub(crate) sightings_total: u64,
+}
+
+impl IntelState {
+    pub(crate) fn new(snapshot: Option<Arc<Snapshot>>) -> Self {
+        IntelState {
+            snapshot: snapshot.filter(|s| !s.is_empty()),
+            ..IntelState::default()
+        }
+    }
+
+    /// Write an alert for each `to_ids` hit in `self.hits` (draining it) and keep the others
+    /// as sightings of the flow. True if an alert was written.
+    fn emit(
+        &mut self,
+        out: &mut Vec<u8>,
+        ctx: &EventContext<'_>,
+        proto: Option<&AppEvent>,
+        eve: &EveOptions,
+    ) -> bool {
+        let Some(snap) = &self.snapshot else {
+            return false;
+        };
+        let mut alerted = false;
+        for h in self.hits.drain(..) {
+            let ind = snap.indicator(h.indicator);
+            if ind.to_ids {
+                let a = intel::alert(snap, &h);
+                write_alert(out, ctx, &a, proto, proto.map(event_type), eve);
+                self.alerts += 1;
+                alerted = true;
+            } else {
+                let v = self.sightings.entry(ctx.flow_id).or_default();
+                let s = format!("{} {}", ind.kind, ind.value);
+                if v.len() < MAX_SIGHTINGS_PER_FLOW && !v.contains(&s) {
+                    v.push(s);
+                    self.sightings_total += 1;
+                }
+            }
+        }
+        alerted
+    }
+
+    /// Log `ev`, then what it matched.
+    fn event(
+        &mut self,
+        out: &mut Vec<u8>,
+        ctx: &EventContext<'_>,
+        ev: &AppEvent,
+        eve: &EveOptions,
+    ) -> bool {
+        write_app_event(out, ctx, ev, eve);
+        let Some(snap) = &self.snapshot else {
+            return false;
+        };
+        let t = ctx.tuple;
+        let ends = Endpoints {
+            client: t.src_ip(),
+            client_port: t.sport,
+            server: t.dst_ip(),
+            server_port: t.dport,
+        };
+        intel::match_event(snap, ev, &ends, &mut self.hits);
+        self.emit(out, ctx, Some(ev), eve)
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct Worker {
@@ -30,6 +111,7 @@ pub(crate) struct Worker {
     eve: EveOptions,
     next_expire_ns: u64,
     pub(crate) flows_logged: u64,
+    pub(crate) intel: IntelState,
 }
 
 impl Worker {
@@ -38,6 +120,7 @@ impl Worker {
         stream: StreamConfig,
         app_layer: bool,
         eve: EveOptions,
+        intel: Option<Arc<Snapshot>>,
     ) -> Self {
         Worker {
             table: FlowTable::new(cfg),
@@ -49,6 +132,7 @@ impl Worker {
             eve,
             next_expire_ns: 0,
             flows_logged: 0,
+            intel: IntelState::new(intel),
         }
     }
 
@@ -70,6 +154,12 @@ impl Worker {
         let (id, dir) = self
             .table
             .update(ts, &d.tuple, d.pkt_len, d.tcp_flags, &mut self.records);
+        if self.intel.snapshot.is_some() {
+            let f = self.table.flow(id);
+            if f.pkts[0] + f.pkts[1] == 1 {
+                self.endpoints(ts, id);
+            }
+        }
         if self.app_layer
             && d.payload_len > 0
             && matches!(d.tuple.proto, ip_proto::TCP | ip_proto::UDP)
@@ -77,6 +167,35 @@ impl Worker {
             self.application(ts, id, dir, frame, d);
         }
         self.tick(ts);
+    }
+
+    /// A new flow: do its endpoints match an indicator?
+    fn endpoints(&mut self, ts: u64, id: u32) {
+        let Some(snap) = &self.intel.snapshot else {
+            return;
+        };
+        let tuple = self.table.tuple(id);
+        let ends = Endpoints {
+            client: tuple.src_ip(),
+            client_port: tuple.sport,
+            server: tuple.dst_ip(),
+            server_port: tuple.dport,
+        };
+        intel::match_endpoints(snap, &ends, &mut self.intel.hits);
+        if self.intel.hits.is_empty() {
+            return;
+        }
+        let f = self.table.flow_mut(id);
+        let ctx = EventContext {
+            ts_ns: ts,
+            flow_id: f.flow_id,
+            pcap_cnt: None,
+            tuple: &tuple,
+            community_id: None,
+        };
+        if self.intel.emit(&mut self.out, &ctx, None, &self.eve) {
+            f.alerted = true;
+        }
     }
 
     /// Hand the payload to the flow's application layer and log what it found.
@@ -130,8 +249,12 @@ impl Worker {
                 tuple: &tuple,
                 community_id: cid.as_ref(),
             };
+            let mut alerted = false;
             for ev in self.app_events.drain(..) {
-                write_app_event(&mut self.out, &ctx, &ev, &self.eve);
+                alerted |= self.intel.event(&mut self.out, &ctx, &ev, &self.eve);
+            }
+            if alerted {
+                self.table.flow_mut(id).alerted = true;
             }
         }
     }
@@ -167,7 +290,7 @@ impl Worker {
     }
 
     fn encode(&mut self) {
-        for (r, ext) in self.records.drain(..) {
+        for (mut r, ext) in self.records.drain(..) {
             // What the application layer still holds is logged before the flow record.
             if let Some(mut l7) = ext {
                 l7.finish(&mut Sink {
@@ -180,11 +303,16 @@ impl Worker {
                     tuple: &r.tuple,
                     community_id: l7.community_id.as_ref(),
                 };
+                let mut alerted = false;
                 for ev in self.app_events.drain(..) {
-                    write_app_event(&mut self.out, &ctx, &ev, &self.eve);
+                    alerted |= self.intel.event(&mut self.out, &ctx, &ev, &self.eve);
                 }
+                r.alerted |= alerted;
             }
-            eve::write_flow(&mut self.out, &r, &self.eve);
+            match self.intel.sightings.remove(&r.flow_id) {
+                Some(s) => eve::write_flow_with_sightings(&mut self.out, &r, &s, &self.eve),
+                None => eve::write_flow(&mut self.out, &r, &self.eve),
+            }
             self.flows_logged += 1;
         }
     }

@@ -20,6 +20,55 @@ enum Command {
     Synth(SynthArgs),
     /// Run the main job on embedded defaults: synthesise a scenario, analyse it, report.
     Demo(DemoArgs),
+    /// Threat intelligence: import MISP/STIX/lists into a snapshot, describe it, check values.
+    #[command(subcommand)]
+    Intel(IntelCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum IntelCommand {
+    /// Import sources (MISP event JSON, MISP feed folders, STIX bundles, plain lists) and
+    /// report what was imported, suppressed by warninglists, or rejected and why.
+    Import(IntelImportArgs),
+    /// Describe a snapshot: indicators by type, feeds, warninglist suppressions.
+    Stats(IntelStatsArgs),
+    /// Say which indicators match each value, and why.
+    Check(IntelCheckArgs),
+}
+
+/// Arguments of `islet intel import`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct IntelImportArgs {
+    /// Sources: files or folders.
+    #[arg(required = true)]
+    pub sources: Vec<PathBuf>,
+    /// MISP warninglists (`list.json` files or folders of them) that suppress indicators.
+    #[arg(long = "warninglist")]
+    pub warninglists: Vec<PathBuf>,
+    /// Write the compiled snapshot here.
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+}
+
+/// Arguments of `islet intel stats`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct IntelStatsArgs {
+    /// A snapshot written by `islet intel import -o`.
+    pub snapshot: PathBuf,
+}
+
+/// Arguments of `islet intel check`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct IntelCheckArgs {
+    /// Values: addresses, names, URLs, fingerprints, user agents.
+    #[arg(required = true)]
+    pub values: Vec<String>,
+    /// Intelligence to check against (sources or a snapshot).
+    #[arg(long, required = true)]
+    pub intel: Vec<PathBuf>,
+    /// MISP warninglists applied while importing.
+    #[arg(long = "warninglist")]
+    pub warninglists: Vec<PathBuf>,
 }
 
 /// Arguments of `islet read`.
@@ -50,6 +99,12 @@ pub(crate) struct ReadArgs {
     /// read floor that throughput is compared with (docs/PERFORMANCE.md).
     #[arg(long)]
     pub raw_floor: bool,
+    /// Threat intelligence to match (MISP JSON, feed folders, STIX, lists, snapshots).
+    #[arg(long)]
+    pub intel: Vec<PathBuf>,
+    /// MISP warninglists applied to `--intel` sources.
+    #[arg(long = "warninglist")]
+    pub warninglists: Vec<PathBuf>,
 }
 
 /// Arguments of `islet synth`.
@@ -105,5 +160,8 @@ pub(crate) fn main() -> Result<(), Failure> {
         Command::Read(a) => crate::read::run(&a).map(|_| ()),
         Command::Synth(a) => crate::synth::run(&a),
         Command::Demo(a) => crate::demo::run(&a),
+        Command::Intel(IntelCommand::Import(a)) => crate::intel::import(&a),
+        Command::Intel(IntelCommand::Stats(a)) => crate::intel::stats(&a),
+        Command::Intel(IntelCommand::Check(a)) => crate::intel::check(&a),
     }
 }

@@ -33,6 +33,8 @@ pub(crate) fn run(a: &DemoArgs) -> Result<(), Failure> {
         max_flows: None,
         quiet: false,
         raw_floor: false,
+        intel: Vec::new(),
+        warninglists: Vec::new(),
     };
     let summary = crate::read::run(&args)?;
     println!(

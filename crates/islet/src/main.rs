@@ -5,6 +5,7 @@
 
 mod cli;
 mod demo;
+mod intel;
 mod read;
 mod synth;
 

@@ -31,6 +31,7 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
     if a.raw_floor {
         return raw_floor(&mut source);
     }
+    let intel = crate::intel::for_read(&a.intel, &a.warninglists, a.quiet)?;
     let mut out: Box<dyn Write + Send> = if a.output == "-" {
         Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout()))
     } else {
@@ -55,7 +56,7 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
             b.set_message(format!("{} pkts, {:.0} pkts/s", p.packets, pps));
         }
     };
-    let result = islet_sensor::run(&cfg, &mut source, &mut out, &mut on_progress);
+    let result = islet_sensor::run_with_intel(&cfg, intel, &mut source, &mut out, &mut on_progress);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

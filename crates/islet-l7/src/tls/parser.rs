@@ -204,6 +204,8 @@ pub fn parse_certificate(body: &[u8]) -> Option<CertInfo> {
         issuerdn: cert.issuer().to_string(),
         serial: hex_colon(cert.raw_serial(), true),
         fingerprint: hex_colon(&Sha1::digest(der), false),
+        sha256: hex_colon(&sha2::Sha256::digest(der), false).replace(':', ""),
+        md5: hex_colon(&md5::Md5::digest(der), false).replace(':', ""),
         notbefore: asn1_time(&cert.validity().not_before),
         notafter: asn1_time(&cert.validity().not_after),
         subjectaltname: sans,

@@ -1,0 +1,565 @@
+//! The importer: reads every supported source into indicators, checks each value, applies the
+//! warninglists, and names every entry it rejects with its file and position. A bad entry, a
+//! malformed file or a missing feed event never stops the import of the rest.
+
+use crate::misp::{self, RawAttribute, RawEvent};
+use crate::model::{Context, Indicator, Kind, Rejected, Suppressed};
+use crate::normalize::{self, Prefix};
+use crate::snapshot::{Snapshot, canonical};
+use crate::stix;
+use crate::warninglist::Warninglist;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Largest source file read.
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+/// Most rejections kept with their detail (all are counted).
+pub const MAX_REJECTIONS_KEPT: usize = 10_000;
+/// Snapshot file format name and version.
+pub const SNAPSHOT_FORMAT: &str = "islet-intel-snapshot";
+pub const SNAPSHOT_VERSION: u64 = 1;
+
+/// What an import did.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    /// Indicators kept, by MISP type.
+    pub imported: BTreeMap<&'static str, u64>,
+    /// Attributes of types islet cannot see on the wire (file hashes, filenames, links, …),
+    /// by type: not errors.
+    pub not_observable: BTreeMap<String, u64>,
+    pub suppressed: Vec<Suppressed>,
+    pub rejected: Vec<Rejected>,
+    pub rejected_total: u64,
+    /// Same kind, value and event seen twice.
+    pub duplicates: u64,
+    pub events: u64,
+    pub sources: Vec<String>,
+}
+
+impl Report {
+    pub fn imported_total(&self) -> u64 {
+        self.imported.values().sum()
+    }
+
+    /// Rejections by reason.
+    pub fn rejected_by_reason(&self) -> BTreeMap<&'static str, u64> {
+        let mut m = BTreeMap::new();
+        for r in &self.rejected {
+            *m.entry(r.reason).or_default() += 1;
+        }
+        m
+    }
+}
+
+/// Builds a [`Snapshot`].
+#[derive(Debug, Default)]
+pub struct Importer {
+    lists: Vec<Warninglist>,
+    indicators: Vec<Indicator>,
+    contexts: Vec<Context>,
+    seen: hashbrown::HashSet<(Kind, String, u32)>,
+    pub report: Report,
+}
+
+impl Importer {
+    pub fn new(lists: Vec<Warninglist>) -> Importer {
+        Importer {
+            lists,
+            ..Importer::default()
+        }
+    }
+
+    fn reject(&mut self, source: &str, position: &str, reason: &'static str, detail: String) {
+        self.report.rejected_total += 1;
+        if self.report.rejected.len() < MAX_REJECTIONS_KEPT {
+            self.report.rejected.push(Rejected {
+                source: source.to_string(),
+                position: position.to_string(),
+                reason,
+                detail,
+            });
+        }
+    }
+
+    fn context(&mut self, c: Context) -> u32 {
+        self.report.events += 1;
+        self.contexts.push(c);
+        (self.contexts.len() - 1) as u32
+    }
+
+    /// Import a file or directory: a MISP feed directory (`manifest.json`), a directory of
+    /// files, MISP JSON, a STIX bundle, a warninglist (added to the lists), a snapshot, or a
+    /// plain list (one IP, CIDR or domain per line).
+    pub fn add_path(&mut self, path: &Path) {
+        let name = path.display().to_string();
+        if path.is_dir() {
+            if path.join("manifest.json").is_file() {
+                self.add_feed_dir(path);
+            } else {
+                let mut files: Vec<_> = std::fs::read_dir(path)
+                    .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                    .unwrap_or_default();
+                files.sort();
+                for f in files.iter().filter(|f| f.is_file()) {
+                    self.add_path(f);
+                }
+            }
+            return;
+        }
+        let bytes = match read_bounded(path) {
+            Ok(b) => b,
+            Err(e) => return self.reject(&name, "file", "unreadable", e),
+        };
+        self.add_bytes(&name, &bytes);
+    }
+
+    /// Import one document held in memory; `name` names it in the report.
+    pub fn add_bytes(&mut self, name: &str, bytes: &[u8]) {
+        self.report.sources.push(name.to_string());
+        let trimmed = bytes.trim_ascii_start();
+        if trimmed.starts_with(b"{") || trimmed.starts_with(b"[") {
+            match serde_json::from_slice::<Value>(bytes) {
+                Ok(v) => self.add_json(name, &v),
+                Err(e) => self.reject(
+                    name,
+                    &format!("line {} column {}", e.line(), e.column()),
+                    "bad_json",
+                    e.to_string(),
+                ),
+            }
+        } else {
+            self.add_plain(name, &String::from_utf8_lossy(bytes));
+        }
+    }
+
+    fn add_json(&mut self, name: &str, v: &Value) {
+        if v["format"] == SNAPSHOT_FORMAT {
+            self.add_snapshot(name, v);
+        } else if Warninglist::looks_like(v) {
+            match Warninglist::from_json(v) {
+                Ok(l) => self.lists.push(l),
+                Err(e) => self.reject(name, "$", "bad_warninglist", e),
+            }
+        } else if v["type"] == "bundle" {
+            self.add_stix(name, v);
+        } else if misp::looks_like(v) {
+            for ev in misp::events(v, name) {
+                self.add_event(name, ev);
+            }
+        } else {
+            self.reject(
+                name,
+                "$",
+                "unknown_format",
+                "not MISP, STIX, a warninglist or a snapshot".into(),
+            );
+        }
+    }
+
+    /// A MISP feed: `manifest.json` lists the events; each is `<uuid>.json` beside it.
+    pub fn add_feed_dir(&mut self, dir: &Path) {
+        let feed = dir.display().to_string();
+        let manifest = match read_bounded(&dir.join("manifest.json"))
+            .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string()))
+        {
+            Ok(m) => m,
+            Err(e) => return self.reject(&feed, "manifest.json", "bad_manifest", e),
+        };
+        let Some(entries) = manifest.as_object() else {
+            return self.reject(
+                &feed,
+                "manifest.json",
+                "bad_manifest",
+                "not an object".into(),
+            );
+        };
+        self.report.sources.push(feed.clone());
+        let mut uuids: Vec<&String> = entries.keys().collect();
+        uuids.sort();
+        for uuid in uuids {
+            let file = dir.join(format!("{uuid}.json"));
+            let pos = format!("{uuid}.json");
+            let bytes = match read_bounded(&file) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.reject(
+                        &feed,
+                        &pos,
+                        "missing_event_file",
+                        format!("event {uuid}: {e}"),
+                    );
+                    continue;
+                }
+            };
+            match serde_json::from_slice::<Value>(&bytes) {
+                Ok(v) => {
+                    for ev in misp::events(&v, &feed) {
+                        self.add_event(&format!("{feed}/{pos}"), ev);
+                    }
+                }
+                Err(e) => self.reject(&feed, &pos, "bad_json", e.to_string()),
+            }
+        }
+    }
+
+    fn add_event(&mut self, source: &str, ev: RawEvent) {
+        let ctx = self.context(ev.context);
+        for a in ev.attributes {
+            self.add_attribute(source, ctx, a);
+        }
+    }
+
+    fn add_attribute(&mut self, source: &str, ctx: u32, a: RawAttribute) {
+        let kind = match Kind::from_misp(&a.misp_type) {
+            Some(k) => k,
+            // JA4 has no MISP type of its own: a `text` attribute, or an object attribute whose
+            // relation names it, holding a JA4 string.
+            None if (a.misp_type == "text"
+                || a.object.as_deref().is_some_and(|o| o.contains("ja4")))
+                && normalize::ja4(&a.value).is_some() =>
+            {
+                Kind::Ja4
+            }
+            None => {
+                *self.report.not_observable.entry(a.misp_type).or_default() += 1;
+                return;
+            }
+        };
+        self.add(
+            source,
+            &a.position,
+            ctx,
+            kind,
+            a.value,
+            a.to_ids,
+            a.uuid,
+            a.category,
+            a.tags,
+        );
+    }
+
+    /// Check one indicator, apply the warninglists, keep it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn add(
+        &mut self,
+        source: &str,
+        position: &str,
+        ctx: u32,
+        kind: Kind,
+        value: String,
+        to_ids: bool,
+        uuid: String,
+        category: String,
+        tags: Vec<String>,
+    ) {
+        if let Err(reason) = check(kind, &value) {
+            return self.reject(source, position, reason, format!("{kind} {value:?}"));
+        }
+        if let Some(l) = self
+            .lists
+            .iter()
+            .find(|l| l.applies_to(kind) && l.matches(kind, &value))
+        {
+            self.report.suppressed.push(Suppressed {
+                kind,
+                value,
+                list: l.name.clone(),
+            });
+            return;
+        }
+        if !self.seen.insert((kind, value.clone(), ctx)) {
+            self.report.duplicates += 1;
+            return;
+        }
+        *self.report.imported.entry(kind.name()).or_default() += 1;
+        self.indicators.push(Indicator {
+            kind,
+            value,
+            to_ids,
+            uuid,
+            category,
+            tags,
+            context: ctx,
+        });
+    }
+
+    /// STIX 2.x: each `indicator` with a STIX pattern.
+    fn add_stix(&mut self, name: &str, v: &Value) {
+        for (i, o) in v["objects"].as_array().into_iter().flatten().enumerate() {
+            if o["type"] != "indicator" {
+                continue;
+            }
+            let pos = format!("$.objects[{i}]");
+            let pattern_type = o["pattern_type"].as_str().unwrap_or("stix");
+            let Some(pattern) = o["pattern"].as_str().filter(|_| pattern_type == "stix") else {
+                self.reject(
+                    name,
+                    &pos,
+                    "unsupported_pattern_type",
+                    pattern_type.to_string(),
+                );
+                continue;
+            };
+            let found = match stix::indicators(pattern) {
+                Ok(f) => f,
+                Err(reason) => {
+                    let r = stix_reason(&reason);
+                    self.reject(name, &pos, r, format!("{reason}: {pattern}"));
+                    continue;
+                }
+            };
+            let mut tags: Vec<String> = ["labels", "indicator_types"]
+                .iter()
+                .flat_map(|k| o[*k].as_array().into_iter().flatten())
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect();
+            tags.dedup();
+            let id = o["id"].as_str().unwrap_or("").to_string();
+            let ctx = self.context(Context {
+                origin: "STIX indicator",
+                feed: name.to_string(),
+                event_uuid: id.strip_prefix("indicator--").unwrap_or(&id).to_string(),
+                event_info: o["name"]
+                    .as_str()
+                    .or(o["description"].as_str())
+                    .unwrap_or(pattern)
+                    .to_string(),
+                threat_level: 4,
+                tags,
+            });
+            for (kind, value) in found {
+                self.add(
+                    name,
+                    &pos,
+                    ctx,
+                    kind,
+                    value,
+                    true,
+                    id.clone(),
+                    "Network activity".into(),
+                    Vec::new(),
+                );
+            }
+        }
+    }
+
+    /// One IP, CIDR, domain or URL per line; `#` starts a comment.
+    pub fn add_plain(&mut self, name: &str, text: &str) {
+        let ctx = self.context(Context {
+            origin: "list",
+            feed: name.to_string(),
+            event_info: name.to_string(),
+            threat_level: 4,
+            ..Context::default()
+        });
+        for (n, line) in text.lines().enumerate() {
+            let v = line.split('#').next().unwrap_or("").trim();
+            if v.is_empty() {
+                continue;
+            }
+            let pos = format!("line {}", n + 1);
+            let kind = if Prefix::parse(v).is_some() {
+                Kind::Ip
+            } else if v.contains("://") || v.contains('/') {
+                Kind::Url
+            } else {
+                Kind::Domain
+            };
+            self.add(
+                name,
+                &pos,
+                ctx,
+                kind,
+                v.to_string(),
+                true,
+                String::new(),
+                String::new(),
+                Vec::new(),
+            );
+        }
+    }
+
+    fn add_snapshot(&mut self, name: &str, v: &Value) {
+        if v["version"].as_u64() != Some(SNAPSHOT_VERSION) {
+            return self.reject(
+                name,
+                "$.version",
+                "unsupported_snapshot_version",
+                v["version"].to_string(),
+            );
+        }
+        let base = self.contexts.len() as u32;
+        for c in v["contexts"].as_array().into_iter().flatten() {
+            self.context(Context {
+                origin: match c["origin"].as_str() {
+                    Some("STIX indicator") => "STIX indicator",
+                    Some("list") => "list",
+                    _ => "MISP event",
+                },
+                feed: c["feed"].as_str().unwrap_or("").into(),
+                event_uuid: c["event_uuid"].as_str().unwrap_or("").into(),
+                event_info: c["event_info"].as_str().unwrap_or("").into(),
+                threat_level: c["threat_level"]
+                    .as_u64()
+                    .and_then(|n| u8::try_from(n).ok())
+                    .unwrap_or(4),
+                tags: strings(&c["tags"]),
+            });
+        }
+        for s in v["suppressed"].as_array().into_iter().flatten() {
+            if let Some(kind) = kind_named(s["type"].as_str().unwrap_or("")) {
+                self.report.suppressed.push(Suppressed {
+                    kind,
+                    value: s["value"].as_str().unwrap_or("").into(),
+                    list: s["list"].as_str().unwrap_or("").into(),
+                });
+            }
+        }
+        for (i, e) in v["indicators"].as_array().into_iter().flatten().enumerate() {
+            let pos = format!("$.indicators[{i}]");
+            let (Some(kind), Some(ctx)) = (
+                kind_named(e["type"].as_str().unwrap_or("")),
+                e["context"].as_u64().and_then(|c| u32::try_from(c).ok()),
+            ) else {
+                self.reject(name, &pos, "bad_snapshot_entry", e.to_string());
+                continue;
+            };
+            if base + ctx >= self.contexts.len() as u32 {
+                self.reject(
+                    name,
+                    &pos,
+                    "bad_snapshot_entry",
+                    "context out of range".into(),
+                );
+                continue;
+            }
+            self.add(
+                name,
+                &pos,
+                base + ctx,
+                kind,
+                e["value"].as_str().unwrap_or("").into(),
+                e["to_ids"].as_bool().unwrap_or(false),
+                e["uuid"].as_str().unwrap_or("").into(),
+                e["category"].as_str().unwrap_or("").into(),
+                strings(&e["tags"]),
+            );
+        }
+    }
+
+    /// Compile what was imported.
+    pub fn finish(self) -> (Snapshot, Report) {
+        let report = self.report;
+        let snap = Snapshot::compile(self.indicators, self.contexts, report.suppressed.clone());
+        (snap, report)
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
+fn kind_named(n: &str) -> Option<Kind> {
+    Kind::ALL.into_iter().find(|k| k.name() == n)
+}
+
+fn stix_reason(r: &str) -> &'static str {
+    if r.starts_with("unsupported_pattern") {
+        "unsupported_pattern"
+    } else if r.starts_with("unsupported_and") || r == "observations_joined_by_and" {
+        "unsupported_and"
+    } else if r == "negated_comparison" {
+        "unsupported_negation"
+    } else {
+        "bad_pattern"
+    }
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "{} bytes, above the {MAX_FILE_BYTES}-byte bound",
+            meta.len()
+        ));
+    }
+    std::fs::read(path).map_err(|e| e.to_string())
+}
+
+/// Is this a value of this kind islet can match?
+fn check(kind: Kind, v: &str) -> Result<(), &'static str> {
+    let ok = match kind {
+        Kind::IpSrc | Kind::IpDst | Kind::Ip => Prefix::parse(v).is_some(),
+        Kind::IpSrcPort | Kind::IpDstPort => v
+            .rsplit_once('|')
+            .is_some_and(|(a, p)| Prefix::parse(a).is_some() && p.trim().parse::<u16>().is_ok()),
+        Kind::Domain | Kind::Hostname => return name_ok(v),
+        Kind::DomainIp => v
+            .split_once('|')
+            .is_some_and(|(d, a)| name_ok(d).is_ok() && Prefix::parse(a).is_some()),
+        Kind::Url => normalize::url(v).is_some(),
+        Kind::Uri => !v.trim().is_empty() && v.len() <= normalize::MAX_URL,
+        k => canonical(k, v).is_some(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(match kind {
+            k if k.is_ip() => "bad_ip",
+            Kind::DomainIp => "bad_domain_ip",
+            Kind::Url | Kind::Uri => "bad_url",
+            _ => "bad_fingerprint",
+        })
+    }
+}
+
+fn name_ok(v: &str) -> Result<(), &'static str> {
+    let n = normalize::name(v).ok_or("bad_name")?;
+    let labels_ok = n.split('.').all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'*'))
+    });
+    if labels_ok { Ok(()) } else { Err("bad_name") }
+}
+
+impl Snapshot {
+    /// The snapshot as a single JSON document (`islet intel import -o`). Loading it re-checks
+    /// and recompiles every indicator.
+    pub fn to_json(&self) -> Vec<u8> {
+        let contexts: Vec<Value> = self
+            .contexts
+            .iter()
+            .map(|c| {
+                json!({"origin": c.origin, "feed": c.feed, "event_uuid": c.event_uuid, "event_info": c.event_info,
+                       "threat_level": c.threat_level, "tags": c.tags})
+            })
+            .collect();
+        let indicators: Vec<Value> = self
+            .indicators
+            .iter()
+            .map(|i| {
+                json!({"type": i.kind.name(), "value": i.value, "to_ids": i.to_ids, "uuid": i.uuid,
+                       "category": i.category, "tags": i.tags, "context": i.context})
+            })
+            .collect();
+        let suppressed: Vec<Value> = self
+            .suppressed
+            .iter()
+            .map(|s| json!({"type": s.kind.name(), "value": s.value, "list": s.list}))
+            .collect();
+        serde_json::to_vec(&json!({
+            "format": SNAPSHOT_FORMAT, "version": SNAPSHOT_VERSION,
+            "contexts": contexts, "indicators": indicators, "suppressed": suppressed,
+        }))
+        .unwrap_or_default()
+    }
+}

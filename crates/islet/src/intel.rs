@@ -1,0 +1,222 @@
+//! `islet intel …`: import threat intelligence into a snapshot, describe one, check values
+//! against one; and the loader `islet read --intel` shares.
+
+use crate::Failure;
+use crate::cli::{IntelCheckArgs, IntelImportArgs, IntelStatsArgs};
+use islet_intel::{Importer, Report, Snapshot, Warninglist};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Load warninglists: each path a `list.json` or a folder of them.
+pub(crate) fn warninglists(paths: &[PathBuf]) -> Result<Vec<Warninglist>, Failure> {
+    let mut out = Vec::new();
+    for p in paths {
+        let files: Vec<PathBuf> = if p.is_dir() {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| Failure::Input(format!("{}: {e}", p.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "json"))
+                .collect();
+            v.sort();
+            v
+        } else {
+            vec![p.clone()]
+        };
+        for f in files {
+            out.push(Warninglist::load(&f).map_err(|e| Failure::Input(e.to_string()))?);
+        }
+    }
+    Ok(out)
+}
+
+/// Import `sources` (feeds, files, snapshots) with the given warninglists.
+pub(crate) fn load(sources: &[PathBuf], lists: &[PathBuf]) -> Result<(Snapshot, Report), Failure> {
+    let mut imp = Importer::new(warninglists(lists)?);
+    for s in sources {
+        if !s.exists() {
+            return Err(Failure::Input(format!(
+                "{}: no such file or folder",
+                s.display()
+            )));
+        }
+        imp.add_path(s);
+    }
+    Ok(imp.finish())
+}
+
+/// The snapshot `islet read --intel` runs with, or none.
+pub(crate) fn for_read(
+    sources: &[PathBuf],
+    lists: &[PathBuf],
+    quiet: bool,
+) -> Result<Option<Arc<Snapshot>>, Failure> {
+    if sources.is_empty() {
+        return Ok(None);
+    }
+    let (snap, report) = load(sources, lists)?;
+    if !quiet {
+        eprintln!(
+            "islet: intel: {} indicators ({} suppressed by warninglists, {} rejected)",
+            snap.len(),
+            report.suppressed.len(),
+            report.rejected_total
+        );
+    }
+    Ok(Some(Arc::new(snap)))
+}
+
+fn print_report(r: &Report) {
+    println!(
+        "imported {} indicators from {} events",
+        r.imported_total(),
+        r.events
+    );
+    for (k, n) in &r.imported {
+        println!("  {k:<26} {n}");
+    }
+    if !r.not_observable.is_empty() {
+        let n: u64 = r.not_observable.values().sum();
+        let types: Vec<String> = r
+            .not_observable
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        println!("not observable on the wire: {n} ({})", types.join(", "));
+    }
+    if r.duplicates > 0 {
+        println!("duplicates: {}", r.duplicates);
+    }
+    let mut by_list: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for s in &r.suppressed {
+        by_list.entry(&s.list).or_default().push(&s.value);
+    }
+    println!("suppressed by warninglists: {}", r.suppressed.len());
+    for (list, values) in by_list {
+        let shown: Vec<&str> = values.iter().take(5).copied().collect();
+        let more = values.len().saturating_sub(shown.len());
+        let tail = if more > 0 {
+            format!(", … {more} more")
+        } else {
+            String::new()
+        };
+        println!("  {list}: {} ({}{tail})", values.len(), shown.join(", "));
+    }
+    println!("rejected: {}", r.rejected_total);
+    for x in &r.rejected {
+        println!(
+            "  {} at {}: {} — {}",
+            x.source, x.position, x.reason, x.detail
+        );
+    }
+}
+
+pub(crate) fn import(a: &IntelImportArgs) -> Result<(), Failure> {
+    let (snap, report) = load(&a.sources, &a.warninglists)?;
+    print_report(&report);
+    if let Some(o) = &a.output {
+        std::fs::write(o, snap.to_json())
+            .map_err(|e| Failure::Runtime(format!("{}: {e}", o.display())))?;
+        println!("snapshot: {} ({} indicators)", o.display(), snap.len());
+    }
+    Ok(())
+}
+
+pub(crate) fn stats(a: &IntelStatsArgs) -> Result<(), Failure> {
+    let (snap, report) = load(std::slice::from_ref(&a.snapshot), &[])?;
+    if report.rejected_total > 0 {
+        return Err(Failure::Input(format!(
+            "{}: {} entries could not be read",
+            a.snapshot.display(),
+            report.rejected_total
+        )));
+    }
+    describe(&a.snapshot, &snap);
+    Ok(())
+}
+
+fn describe(path: &Path, s: &Snapshot) {
+    let mut by_kind: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for i in s.indicators() {
+        let e = by_kind.entry(i.kind.name()).or_default();
+        e.0 += 1;
+        e.1 += u64::from(i.to_ids);
+    }
+    println!(
+        "{}: {} indicators, {} events",
+        path.display(),
+        s.len(),
+        s.contexts().len()
+    );
+    println!("  {:<26} {:>10} {:>10}", "type", "total", "to_ids");
+    for (k, (n, ids)) in by_kind {
+        println!("  {k:<26} {n:>10} {ids:>10}");
+    }
+    let mut feeds: BTreeMap<&str, u64> = BTreeMap::new();
+    for i in s.indicators() {
+        *feeds
+            .entry(&s.contexts()[i.context as usize].feed)
+            .or_default() += 1;
+    }
+    println!("feeds:");
+    for (f, n) in feeds {
+        println!("  {f}: {n}");
+    }
+    let mut lists: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for x in s.suppressed() {
+        lists
+            .entry(&x.list)
+            .or_default()
+            .push(format!("{} {}", x.kind, x.value));
+    }
+    println!("suppressed by warninglists: {}", s.suppressed().len());
+    for (l, v) in lists {
+        println!("  {l}: {}", v.join(", "));
+    }
+}
+
+pub(crate) fn check(a: &IntelCheckArgs) -> Result<(), Failure> {
+    let (snap, _) = load(&a.intel, &a.warninglists)?;
+    for v in &a.values {
+        let hits = snap.check(v);
+        let suppressed: Vec<&str> = snap
+            .suppressed()
+            .iter()
+            .filter(|s| s.value.eq_ignore_ascii_case(v))
+            .map(|s| s.list.as_str())
+            .collect();
+        if hits.is_empty() {
+            if suppressed.is_empty() {
+                println!("{v}: no match");
+            } else {
+                println!(
+                    "{v}: no match (an indicator with this value was suppressed by {})",
+                    suppressed.join(", ")
+                );
+            }
+            continue;
+        }
+        for (i, why) in hits {
+            let ind = snap.indicator(i);
+            let ctx = snap.context(i);
+            println!(
+                "{v}: matches {} {:?} {why}{} — {} {} '{}'",
+                ind.kind,
+                ind.value,
+                if ind.to_ids {
+                    ", alerts (to_ids)"
+                } else {
+                    ", sighting only"
+                },
+                if ctx.origin.is_empty() {
+                    "MISP event"
+                } else {
+                    ctx.origin
+                },
+                ctx.event_uuid,
+                ctx.event_info
+            );
+        }
+    }
+    Ok(())
+}
