@@ -9,6 +9,8 @@ pub mod import;
 pub mod misp;
 pub mod model;
 pub mod normalize;
+pub mod remote;
+pub mod sightings;
 pub mod snapshot;
 pub mod stix;
 pub mod warninglist;
