@@ -5,6 +5,7 @@
 //! match becomes.
 
 pub mod alert;
+pub mod feed;
 pub mod import;
 pub mod misp;
 pub mod model;

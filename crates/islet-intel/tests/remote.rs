@@ -6,112 +6,12 @@
 use islet_intel::remote::{MispClient, MispQuery, RemoteError, Retry, TaxiiClient};
 use islet_intel::sightings::{SightingConfig, SightingQueue};
 use islet_intel::{Importer, Kind};
+use islet_testkit::http::{Handler, Req, serve, serve_on};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// One request as the test server saw it.
-#[derive(Debug, Clone)]
-struct Req {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Req {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    fn query(&self, key: &str) -> Option<String> {
-        let q = self.target.split_once('?')?.1;
-        q.split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.replace("%3A", ":").replace("%2B", "+"))
-    }
-}
-
-type Handler = dyn Fn(&Req) -> (u16, Vec<(String, String)>, String) + Send + Sync;
-
-/// A loopback HTTP/1.1 server, one request per connection.
-struct Server {
-    port: u16,
-    seen: Arc<Mutex<Vec<Req>>>,
-}
-
-fn read_req(s: &mut TcpStream) -> Option<Req> {
-    let mut r = BufReader::new(s.try_clone().ok()?);
-    let mut line = String::new();
-    r.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next()?.to_string(), parts.next()?.to_string());
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        r.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).ok()?;
-    Some(Req {
-        method,
-        target,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
-}
-
-fn serve_on(listener: TcpListener, handler: Arc<Handler>) -> Server {
-    let port = listener.local_addr().expect("addr").port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut s) = conn else { continue };
-            let Some(req) = read_req(&mut s) else {
-                continue;
-            };
-            let (status, headers, body) = handler(&req);
-            log.lock().expect("log").push(req);
-            let mut out = format!(
-                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-                body.len()
-            );
-            for (k, v) in headers {
-                out.push_str(&format!("{k}: {v}\r\n"));
-            }
-            out.push_str("\r\n");
-            out.push_str(&body);
-            let _ = s.write_all(out.as_bytes());
-        }
-    });
-    Server { port, seen }
-}
-
-fn serve(handler: Arc<Handler>) -> Server {
-    serve_on(
-        TcpListener::bind("127.0.0.1:0").expect("bind loopback"),
-        handler,
-    )
-}
 
 fn fast() -> Retry {
     Retry {
@@ -466,4 +366,82 @@ fn sightings_survive_a_collector_outage_and_never_block() {
         .map(|b| b["values"].as_array().map_or(0, Vec::len))
         .sum();
     assert_eq!(delivered as u64, stats.sent);
+}
+
+#[test]
+fn scheduled_pulls_swap_snapshots_while_lookups_continue() {
+    use islet_intel::Snapshot;
+    use islet_intel::feed::{IntelConfig, MispConfig, Pulled, Puller, SharedSnapshot};
+    // The server learns a new indicator after the first pull.
+    let round = Arc::new(AtomicUsize::new(0));
+    let r2 = round.clone();
+    let handler: Arc<Handler> = Arc::new(move |r: &Req| {
+        let q: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+        let n = r2.fetch_add(1, Ordering::SeqCst);
+        let attrs = if n == 0 || q["page"] != 1 {
+            json!([])
+        } else {
+            json!([{"type": "domain", "value": "late.example", "to_ids": true, "uuid": "u1",
+                    "timestamp": "1700000000", "Event": {"uuid": "e1", "info": "arrived later"}}])
+        };
+        (
+            200,
+            vec![],
+            json!({"response": {"Attribute": attrs}}).to_string(),
+        )
+    });
+    let server = serve(handler);
+    let cfg = IntelConfig {
+        misp: Some(MispConfig {
+            url: format!("http://127.0.0.1:{}", server.port),
+            key: Some(KEY.into()),
+            key_env: None,
+            key_file: None,
+            last: None,
+            to_ids_only: true,
+            pull_every_s: 0,
+            page_size: 100,
+            push_sightings: false,
+        }),
+        ..IntelConfig::default()
+    };
+    let mut pulled = Pulled::default();
+    assert!(pulled.pull(&cfg).is_empty());
+    let shared: Arc<SharedSnapshot> =
+        Arc::new(arc_swap::ArcSwap::from_pointee(Snapshot::default()));
+    let puller = Puller::start(
+        cfg,
+        Vec::new(),
+        pulled,
+        shared.clone(),
+        Duration::from_millis(30),
+        |e| panic!("{e}"),
+    );
+    // A reader keeps looking up while snapshots are swapped underneath it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut lookups = 0u64;
+    let mut seen = false;
+    while Instant::now() < deadline {
+        let snap = shared.load();
+        let mut hits = Vec::new();
+        snap.match_name("www.late.example", &mut hits);
+        lookups += 1;
+        if !hits.is_empty() {
+            assert_eq!(snap.context(hits[0]).event_info, "arrived later");
+            seen = true;
+            break;
+        }
+    }
+    let swaps = puller.stop();
+    assert!(
+        seen,
+        "the pulled indicator never arrived ({lookups} lookups)"
+    );
+    assert!(swaps >= 1);
+    // The second and later pulls were incremental from the first's newest timestamp: the
+    // first pull saw none, so no timestamp was sent until an attribute was seen.
+    let reqs = server.seen.lock().expect("seen");
+    let last: Value = serde_json::from_str(&reqs.last().expect("req").body).expect("json");
+    assert!(reqs.len() >= 2);
+    assert!(last["to_ids"] == 1);
 }

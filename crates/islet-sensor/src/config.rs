@@ -17,6 +17,8 @@ pub struct SensorConfig {
     pub stream: StreamSection,
     pub app_layer: AppLayerSection,
     pub output: OutputSection,
+    /// `[intel]`: threat intelligence sources and MISP/TAXII pulls (docs/CONFIG.md).
+    pub intel: islet_intel::feed::IntelConfig,
 }
 
 /// `[app_layer]`

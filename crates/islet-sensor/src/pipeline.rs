@@ -8,11 +8,10 @@ use islet_event::eve::{self, EveOptions};
 use islet_event::{Anomaly, AnomalyKind, Stats};
 use islet_flow::FlowKey;
 use islet_flow::defrag::{Defrag, Outcome};
-use islet_intel::Snapshot;
+use islet_intel::feed::IntelRuntime;
 use islet_wire::decode::{Decoded, Kind, Outer, layer};
 use islet_wire::{DecodeEvent, decode, decode_ip};
 use std::io::Write;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Output is handed to the writer in chunks of about this size.
@@ -253,10 +252,11 @@ pub fn run(
     run_with_intel(cfg, None, source, out, progress)
 }
 
-/// [`run`], matching every flow and protocol event against an indicator snapshot.
+/// [`run`], matching every new flow's endpoints and every protocol event against the
+/// current indicator snapshot (swappable while running), and offering sightings.
 pub fn run_with_intel(
     cfg: &SensorConfig,
-    intel: Option<Arc<Snapshot>>,
+    intel: Option<IntelRuntime>,
     source: &mut dyn PacketSource,
     out: &mut (dyn Write + Send),
     progress: &mut dyn FnMut(Progress),
@@ -406,7 +406,7 @@ fn run_sharded(
     cfg: &SensorConfig,
     n: usize,
     eve: EveOptions,
-    intel: Option<Arc<Snapshot>>,
+    intel: Option<IntelRuntime>,
     source: &mut dyn PacketSource,
     out: &mut (dyn Write + Send),
     progress: &mut dyn FnMut(Progress),

@@ -9,10 +9,10 @@ use islet_flow::stream::StreamConfig;
 use islet_flow::{Dir, Ended, FlowConfig, FlowTable, TableStats};
 use islet_intel::Snapshot;
 use islet_intel::alert::{self as intel, Endpoints, Hit};
+use islet_intel::feed::IntelRuntime;
 use islet_l7::{FlowView, L7Flow, Sink};
 use islet_wire::decode::{Decoded, Outer};
 use islet_wire::ip_proto;
-use std::sync::Arc;
 
 /// Per-flow state above the flow table: the application layer's, allocated on first payload.
 pub(crate) type Ext = Option<Box<L7Flow>>;
@@ -24,11 +24,12 @@ pub(crate) const FINISH_CHUNK: usize = 1024;
 /// Most indicator sightings (matches without `to_ids`) kept per flow.
 pub const MAX_SIGHTINGS_PER_FLOW: usize = 16;
 
-/// The worker's threat-intelligence state: the shared snapshot and, per live flow, the
+/// The worker's threat-intelligence state: the shared snapshot (loaded per lookup, so a
+/// swapped-in snapshot takes effect at once), where sightings go, and per live flow the
 /// sightings to log with its flow record.
 #[derive(Debug, Default)]
 pub(crate) struct IntelState {
-    snapshot: Option<Arc<Snapshot>>,
+    runtime: Option<IntelRuntime>,
     hits: Vec<Hit>,
     sightings: hashbrown::HashMap<u64, Vec<String>>,
     pub(crate) alerts: u64,
@@ -36,28 +37,34 @@ pub(crate) struct IntelState {
 }
 
 impl IntelState {
-    pub(crate) fn new(snapshot: Option<Arc<Snapshot>>) -> Self {
+    pub(crate) fn new(runtime: Option<IntelRuntime>) -> Self {
         IntelState {
-            snapshot: snapshot.filter(|s| !s.is_empty()),
+            runtime,
             ..IntelState::default()
         }
+    }
+
+    fn active(&self) -> bool {
+        self.runtime.is_some()
     }
 
     /// Write an alert for each `to_ids` hit in `self.hits` (draining it) and keep the others
     /// as sightings of the flow. True if an alert was written.
     fn emit(
         &mut self,
+        snap: &Snapshot,
         out: &mut Vec<u8>,
         ctx: &EventContext<'_>,
         proto: Option<&AppEvent>,
         eve: &EveOptions,
     ) -> bool {
-        let Some(snap) = &self.snapshot else {
-            return false;
-        };
         let mut alerted = false;
+        let push = self.runtime.as_ref().and_then(|r| r.sightings.as_ref());
         for h in self.hits.drain(..) {
             let ind = snap.indicator(h.indicator);
+            if let Some(tx) = push {
+                tx.offer(&ind.value, ctx.ts_ns / 1_000_000_000);
+            }
             if ind.to_ids {
                 let a = intel::alert(snap, &h);
                 write_alert(out, ctx, &a, proto, proto.map(event_type), eve);
@@ -84,9 +91,13 @@ impl IntelState {
         eve: &EveOptions,
     ) -> bool {
         write_app_event(out, ctx, ev, eve);
-        let Some(snap) = &self.snapshot else {
+        let Some(rt) = &self.runtime else {
             return false;
         };
+        let snap = rt.snapshot.load_full();
+        if snap.is_empty() {
+            return false;
+        }
         let t = ctx.tuple;
         let ends = Endpoints {
             client: t.src_ip(),
@@ -94,8 +105,8 @@ impl IntelState {
             server: t.dst_ip(),
             server_port: t.dport,
         };
-        intel::match_event(snap, ev, &ends, &mut self.hits);
-        self.emit(out, ctx, Some(ev), eve)
+        intel::match_event(&snap, ev, &ends, &mut self.hits);
+        self.emit(&snap, out, ctx, Some(ev), eve)
     }
 }
 
@@ -120,7 +131,7 @@ impl Worker {
         stream: StreamConfig,
         app_layer: bool,
         eve: EveOptions,
-        intel: Option<Arc<Snapshot>>,
+        intel: Option<IntelRuntime>,
     ) -> Self {
         Worker {
             table: FlowTable::new(cfg),
@@ -154,7 +165,7 @@ impl Worker {
         let (id, dir) = self
             .table
             .update(ts, &d.tuple, d.pkt_len, d.tcp_flags, &mut self.records);
-        if self.intel.snapshot.is_some() {
+        if self.intel.active() {
             let f = self.table.flow(id);
             if f.pkts[0] + f.pkts[1] == 1 {
                 self.endpoints(ts, id);
@@ -171,9 +182,13 @@ impl Worker {
 
     /// A new flow: do its endpoints match an indicator?
     fn endpoints(&mut self, ts: u64, id: u32) {
-        let Some(snap) = &self.intel.snapshot else {
+        let Some(rt) = &self.intel.runtime else {
             return;
         };
+        let snap = rt.snapshot.load_full();
+        if snap.is_empty() {
+            return;
+        }
         let tuple = self.table.tuple(id);
         let ends = Endpoints {
             client: tuple.src_ip(),
@@ -181,7 +196,7 @@ impl Worker {
             server: tuple.dst_ip(),
             server_port: tuple.dport,
         };
-        intel::match_endpoints(snap, &ends, &mut self.intel.hits);
+        intel::match_endpoints(&snap, &ends, &mut self.intel.hits);
         if self.intel.hits.is_empty() {
             return;
         }
@@ -193,7 +208,7 @@ impl Worker {
             tuple: &tuple,
             community_id: None,
         };
-        if self.intel.emit(&mut self.out, &ctx, None, &self.eve) {
+        if self.intel.emit(&snap, &mut self.out, &ctx, None, &self.eve) {
             f.alerted = true;
         }
     }

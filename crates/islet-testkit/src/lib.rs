@@ -6,6 +6,8 @@
 //! by skipping.
 #![forbid(unsafe_code)]
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 
 /// The `shared` folder, if present.

@@ -3,10 +3,11 @@
 
 use crate::Failure;
 use crate::cli::{IntelCheckArgs, IntelImportArgs, IntelStatsArgs};
+use islet_intel::feed::{IntelConfig, IntelRuntime, Pulled, build};
+use islet_intel::sightings::{SightingConfig, SightingQueue};
 use islet_intel::{Importer, Report, Snapshot, Warninglist};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Load warninglists: each path a `list.json` or a folder of them.
 pub(crate) fn warninglists(paths: &[PathBuf]) -> Result<Vec<Warninglist>, Failure> {
@@ -45,16 +46,25 @@ pub(crate) fn load(sources: &[PathBuf], lists: &[PathBuf]) -> Result<(Snapshot, 
     Ok(imp.finish())
 }
 
-/// The snapshot `islet read --intel` runs with, or none.
+/// What `islet read` matches with: `--intel` sources plus `[intel]` in the config (local
+/// sources and one pull of each configured MISP/TAXII server), and the sightings queue when
+/// `push_sightings` is set. None when no intelligence is configured.
 pub(crate) fn for_read(
+    cfg: &IntelConfig,
     sources: &[PathBuf],
     lists: &[PathBuf],
     quiet: bool,
-) -> Result<Option<Arc<Snapshot>>, Failure> {
-    if sources.is_empty() {
+) -> Result<Option<(IntelRuntime, Option<SightingQueue>)>, Failure> {
+    if sources.is_empty() && cfg.sources.is_empty() && cfg.misp.is_none() && cfg.taxii.is_none() {
         return Ok(None);
     }
-    let (snap, report) = load(sources, lists)?;
+    let mut cfg = cfg.clone();
+    cfg.warninglists.extend(lists.iter().cloned());
+    let mut pulled = Pulled::default();
+    for e in pulled.pull(&cfg) {
+        eprintln!("islet: intel: {e}");
+    }
+    let (snap, report) = build(&cfg, sources, &pulled).map_err(|e| Failure::Input(e.0))?;
     if !quiet {
         eprintln!(
             "islet: intel: {} indicators ({} suppressed by warninglists, {} rejected)",
@@ -63,7 +73,16 @@ pub(crate) fn for_read(
             report.rejected_total
         );
     }
-    Ok(Some(Arc::new(snap)))
+    let queue = match &cfg.misp {
+        Some(m) if m.push_sightings => Some(SightingQueue::start(
+            m.client().map_err(|e| Failure::Input(e.0))?,
+            SightingConfig::default(),
+        )),
+        _ => None,
+    };
+    let mut rt = IntelRuntime::fixed(snap);
+    rt.sightings = queue.as_ref().and_then(SightingQueue::sender);
+    Ok(Some((rt, queue)))
 }
 
 fn print_report(r: &Report) {

@@ -31,7 +31,11 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
     if a.raw_floor {
         return raw_floor(&mut source);
     }
-    let intel = crate::intel::for_read(&a.intel, &a.warninglists, a.quiet)?;
+    let intel = crate::intel::for_read(&cfg.intel, &a.intel, &a.warninglists, a.quiet)?;
+    let (intel, sightings) = match intel {
+        Some((rt, q)) => (Some(rt), q),
+        None => (None, None),
+    };
     let mut out: Box<dyn Write + Send> = if a.output == "-" {
         Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout()))
     } else {
@@ -62,6 +66,19 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
     }
     for w in source.take_warnings() {
         eprintln!("islet: warning: {w}");
+    }
+    if let Some(q) = sightings {
+        let st = q.finish();
+        eprintln!(
+            "islet: sightings to MISP: {} sent in {} batches, {} dropped, {} undelivered{}",
+            st.sent,
+            st.batches,
+            st.dropped,
+            st.undelivered,
+            st.last_error
+                .map(|e| format!(" (last error: {e})"))
+                .unwrap_or_default()
+        );
     }
     match result {
         Ok(s) => {

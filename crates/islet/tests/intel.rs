@@ -321,3 +321,88 @@ fn misp_event_from_corpus_values_alerts_once_per_occurrence() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `[intel.misp]` in the config: `islet read` pulls from MISP (loopback server), alerts on what
+/// it pulled, and sends sightings of what matched back to `/sightings/add`.
+#[test]
+fn read_pulls_from_misp_and_sends_sightings_back() {
+    use islet_testkit::http::{Handler, Req, serve};
+    use std::sync::{Arc, Mutex};
+    let Some(shared) = islet_testkit::shared_or_skip("read_pulls_from_misp") else {
+        return;
+    };
+    let sightings: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(Vec::new()));
+    let got = sightings.clone();
+    let handler: Arc<Handler> = Arc::new(move |r: &Req| {
+        if r.header("Authorization") != Some("k3y") {
+            return (
+                403,
+                vec![],
+                json!({"message": "Authentication failed."}).to_string(),
+            );
+        }
+        match r.target.as_str() {
+            "/attributes/restSearch" => {
+                let attrs = json!([
+                    {"type": "domain", "value": "wikimedia.org", "to_ids": true, "uuid": "attr-1",
+                     "category": "Network activity", "timestamp": "1700000000",
+                     "Event": {"uuid": EVENT_UUID, "info": "pulled from MISP", "id": "7"}}
+                ]);
+                (
+                    200,
+                    vec![],
+                    json!({"response": {"Attribute": attrs}}).to_string(),
+                )
+            }
+            "/sightings/add" => {
+                got.lock()
+                    .expect("lock")
+                    .push(serde_json::from_str(&r.body).expect("json"));
+                (200, vec![], json!({"saved": true}).to_string())
+            }
+            _ => (404, vec![], String::new()),
+        }
+    });
+    let server = serve(handler);
+    let dir = std::env::temp_dir().join(format!("islet-intel-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let cfg = dir.join("islet.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[intel.misp]\nurl = \"http://127.0.0.1:{}\"\nkey_env = \"ISLET_TEST_MISP_KEY\"\npush_sightings = true\n",
+            server.port
+        ),
+    )
+    .expect("write config");
+    let out = Command::new(env!("CARGO_BIN_EXE_islet"))
+        .arg("read")
+        .arg(shared.join("corpus/pcap/zeek_wikipedia-http-dns.pcap"))
+        .args(["-o", "-", "--workers", "1", "-c"])
+        .arg(&cfg)
+        .env("ISLET_TEST_MISP_KEY", "k3y")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let alerts: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event_type"] == "alert")
+        .collect();
+    assert_eq!(alerts.len(), 34, "{stderr}");
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["islet"]["intel"]["event_info"] == "pulled from MISP")
+    );
+    let bodies = sightings.lock().expect("lock");
+    let values: BTreeSet<&str> = bodies
+        .iter()
+        .flat_map(|b| b["values"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(values, BTreeSet::from(["wikimedia.org"]));
+    assert!(stderr.contains("sightings to MISP: 34 sent"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
