@@ -7,7 +7,8 @@ use crate::model::{Context, Indicator, Kind, Rejected, Suppressed};
 use crate::normalize::{self, Prefix};
 use crate::snapshot::{Snapshot, canonical};
 use crate::stix;
-use crate::warninglist::Warninglist;
+use crate::text::{self, Guess, TextFeed};
+use crate::warninglist::{Warninglist, pcre_like};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -59,6 +60,8 @@ pub struct Importer {
     indicators: Vec<Indicator>,
     contexts: Vec<Context>,
     seen: hashbrown::HashSet<(Kind, String, u32)>,
+    /// Folder of the file being read, for feed definitions that name local files.
+    base_dir: Option<std::path::PathBuf>,
     pub report: Report,
 }
 
@@ -111,7 +114,9 @@ impl Importer {
             Ok(b) => b,
             Err(e) => return self.reject(&name, "file", "unreadable", e),
         };
+        self.base_dir = path.parent().map(Path::to_path_buf);
         self.add_bytes(&name, &bytes);
+        self.base_dir = None;
     }
 
     /// Import one document held in memory; `name` names it in the report.
@@ -141,6 +146,11 @@ impl Importer {
                 Ok(l) => self.lists.push(l),
                 Err(e) => self.reject(name, "$", "bad_warninglist", e),
             }
+        } else if v.get("Feed").is_some()
+            || v.as_array()
+                .is_some_and(|a| a.first().is_some_and(|f| f.get("Feed").is_some()))
+        {
+            self.add_feed_definitions(name, v);
         } else if v["type"] == "bundle" {
             self.add_stix(name, v);
         } else if misp::looks_like(v) {
@@ -345,6 +355,135 @@ impl Importer {
         }
     }
 
+    /// MISP feed definitions (`{"Feed": {…}}`, or a list, as MISP exports them) whose `url` is
+    /// a local file: `source_format` `csv` or `freetext` with MISP's `settings` (value columns,
+    /// delimiter, exclude regex), or `misp`/`1` for a feed folder.
+    fn add_feed_definitions(&mut self, name: &str, v: &Value) {
+        let defs: Vec<&Value> = match v {
+            Value::Array(a) => a.iter().collect(),
+            one => vec![one],
+        };
+        for (i, d) in defs.into_iter().enumerate() {
+            let f = &d["Feed"];
+            let pos = format!("$[{i}].Feed");
+            let feed_name = f["name"].as_str().unwrap_or(name).to_string();
+            let Some(url) = f["url"].as_str() else {
+                self.reject(name, &pos, "bad_feed_definition", "no url".into());
+                continue;
+            };
+            if url.starts_with("http://") || url.starts_with("https://") {
+                self.reject(
+                    name,
+                    &pos,
+                    "remote_feed_not_fetched",
+                    format!("{feed_name}: {url} (use [intel.misp] or a local copy)"),
+                );
+                continue;
+            }
+            let path = match &self.base_dir {
+                Some(b) if Path::new(url).is_relative() => b.join(url),
+                _ => Path::new(url).to_path_buf(),
+            };
+            // MISP stores settings as a JSON string.
+            let settings: Value = match &f["settings"] {
+                Value::String(s) => serde_json::from_str(s).unwrap_or(Value::Null),
+                other => other.clone(),
+            };
+            let exclude = settings["common"]["excluderegex"]
+                .as_str()
+                .filter(|r| !r.is_empty());
+            let exclude = match exclude.map(pcre_like) {
+                Some(Some(r)) => Some(r),
+                Some(None) => {
+                    self.reject(
+                        name,
+                        &pos,
+                        "bad_exclude_regex",
+                        exclude.unwrap_or("").into(),
+                    );
+                    continue;
+                }
+                None => None,
+            };
+            let format = f["source_format"].as_str().unwrap_or("misp");
+            match format {
+                "csv" | "freetext" => {
+                    let value_columns = if format == "csv" {
+                        settings["csv"]["value"]
+                            .as_str()
+                            .map(|c| c.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+                            .unwrap_or_else(|| vec![1])
+                    } else {
+                        Vec::new()
+                    };
+                    let delimiter = settings["csv"]["delimiter"]
+                        .as_str()
+                        .and_then(|d| d.chars().next())
+                        .unwrap_or(',');
+                    let spec = TextFeed {
+                        value_columns,
+                        delimiter,
+                        exclude,
+                    };
+                    match read_bounded(&path) {
+                        Ok(b) => {
+                            self.add_text_feed(&feed_name, &String::from_utf8_lossy(&b), &spec)
+                        }
+                        Err(e) => self.reject(
+                            name,
+                            &pos,
+                            "unreadable",
+                            format!("{}: {e}", path.display()),
+                        ),
+                    }
+                }
+                "misp" | "1" => self.add_path(&path),
+                other => self.reject(name, &pos, "unsupported_feed_format", other.to_string()),
+            }
+        }
+    }
+
+    /// A CSV or freetext feed's text, with its settings.
+    pub fn add_text_feed(&mut self, name: &str, text: &str, spec: &TextFeed) {
+        self.report.sources.push(name.to_string());
+        let ctx = self.context(Context {
+            origin: "MISP feed",
+            feed: name.to_string(),
+            event_info: name.to_string(),
+            threat_level: 4,
+            ..Context::default()
+        });
+        for (n, line) in text.lines().enumerate() {
+            let pos = format!("line {}", n + 1);
+            for v in spec.values(line) {
+                match text::guess(v) {
+                    Guess::Indicator(t, value) => {
+                        if let Some(kind) = Kind::from_misp(t) {
+                            self.add(
+                                name,
+                                &pos,
+                                ctx,
+                                kind,
+                                value,
+                                true,
+                                String::new(),
+                                "Network activity".into(),
+                                Vec::new(),
+                            );
+                        }
+                    }
+                    Guess::NotObservable(t) => {
+                        *self.report.not_observable.entry(t.to_string()).or_default() += 1;
+                    }
+                    Guess::Nothing if !spec.value_columns.is_empty() => {
+                        self.reject(name, &pos, "unrecognised_value", v.to_string());
+                    }
+                    Guess::Nothing => {}
+                }
+            }
+        }
+    }
+
     /// One IP, CIDR, domain or URL per line; `#` starts a comment.
     pub fn add_plain(&mut self, name: &str, text: &str) {
         let ctx = self.context(Context {
@@ -396,6 +535,7 @@ impl Importer {
                 origin: match c["origin"].as_str() {
                     Some("STIX indicator") => "STIX indicator",
                     Some("list") => "list",
+                    Some("MISP feed") => "MISP feed",
                     _ => "MISP event",
                 },
                 feed: c["feed"].as_str().unwrap_or("").into(),

@@ -14,6 +14,7 @@ pub mod remote;
 pub mod sightings;
 pub mod snapshot;
 pub mod stix;
+pub mod text;
 pub mod warninglist;
 
 pub use import::{Importer, Report};

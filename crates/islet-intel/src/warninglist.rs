@@ -174,7 +174,7 @@ pub(crate) fn suffixes(name: &str) -> impl Iterator<Item = &str> {
 }
 
 /// A PCRE-style `/pattern/flags` (MISP's form) or a bare pattern, as a Rust regex.
-fn pcre_like(e: &str) -> Option<regex::Regex> {
+pub fn pcre_like(e: &str) -> Option<regex::Regex> {
     if e.len() > MAX_REGEX {
         return None;
     }

@@ -1,0 +1,68 @@
+//! MISP CSV and freetext feeds, described by MISP's own feed definition JSON (settings as the
+//! JSON string MISP stores: value columns, delimiter, exclude regex).
+
+use islet_intel::{Importer, Kind};
+use serde_json::json;
+
+#[test]
+fn csv_and_freetext_feeds_follow_their_misp_settings() {
+    let dir = std::env::temp_dir().join(format!("islet-feeds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    // A C2 tracker CSV as such feeds publish it: the address in column 2.
+    std::fs::write(
+        dir.join("c2.csv"),
+        "# first_seen_utc,dst_ip,dst_port,c2_status,last_online,malware\n\
+         \"2024-01-02 10:00:00\",\"198.51.100.7\",\"443\",\"online\",\"2024-01-03\",\"QakBot\"\n\
+         \"2024-01-02 11:00:00\",\"203.0.113.9\",\"8080\",\"offline\",\"2024-01-02\",\"Emotet\"\n\
+         \"2024-01-02 12:00:00\",\"10.0.0.5\",\"80\",\"online\",\"2024-01-03\",\"test\"\n\
+         \"2024-01-02 13:00:00\",\"not-an-address\",\"80\",\"online\",\"2024-01-03\",\"x\"\n",
+    )
+    .expect("csv");
+    std::fs::write(
+        dir.join("report.txt"),
+        "Payload hosted at hxxp://evil[.]example/dl/stage2 and beacons to c2[.]evil[.]example\n\
+         over 192.0.2.44:8443. Dropper dropper.exe has MD5 d41d8cd98f00b204e9800998ecf8427e.\n",
+    )
+    .expect("txt");
+    let defs = json!([
+        {"Feed": {"name": "c2 tracker", "provider": "test", "url": "c2.csv", "source_format": "csv",
+                  "input_source": "local",
+                  "settings": "{\"csv\":{\"value\":\"2\",\"delimiter\":\",\"},\"common\":{\"excluderegex\":\"/^10\\\\./\"}}"}},
+        {"Feed": {"name": "report", "provider": "test", "url": "report.txt", "source_format": "freetext",
+                  "input_source": "local", "settings": ""}},
+        {"Feed": {"name": "remote", "url": "https://feeds.invalid/list.txt", "source_format": "freetext"}}
+    ]);
+    let def_path = dir.join("feeds.json");
+    std::fs::write(&def_path, serde_json::to_vec(&defs).expect("json")).expect("defs");
+    let mut imp = Importer::new(Vec::new());
+    imp.add_path(&def_path);
+    let (snap, report) = imp.finish();
+    let values: Vec<(Kind, &str)> = snap
+        .indicators()
+        .iter()
+        .map(|i| (i.kind, i.value.as_str()))
+        .collect();
+    assert_eq!(
+        values,
+        vec![
+            (Kind::IpDst, "198.51.100.7"),
+            (Kind::IpDst, "203.0.113.9"),
+            (Kind::Url, "http://evil.example/dl/stage2"),
+            (Kind::Domain, "c2.evil.example"),
+            (Kind::IpDstPort, "192.0.2.44|8443"),
+        ]
+    );
+    assert_eq!(report.not_observable.get("md5"), Some(&1));
+    let reasons = report.rejected_by_reason();
+    assert_eq!(
+        reasons.get("unrecognised_value"),
+        Some(&1),
+        "{:?}",
+        report.rejected
+    );
+    assert_eq!(reasons.get("remote_feed_not_fetched"), Some(&1));
+    // 10.0.0.5 was excluded by the feed's regex: neither imported nor rejected.
+    assert!(!values.iter().any(|(_, v)| *v == "10.0.0.5"));
+    assert_eq!(snap.context(0).feed, "c2 tracker");
+    let _ = std::fs::remove_dir_all(&dir);
+}
