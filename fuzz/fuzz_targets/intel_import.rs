@@ -12,5 +12,6 @@ fuzz_target!(|data: &[u8]| {
     for v in values {
         let _ = snap.check(&v);
     }
-    let _ = snap.to_json();
+    let mut out = Vec::new();
+    let _ = snap.write_to(&mut out);
 });

@@ -59,7 +59,11 @@ pub struct Importer {
     lists: Vec<Warninglist>,
     indicators: Vec<Indicator>,
     contexts: Vec<Context>,
-    seen: hashbrown::HashSet<(Kind, String, u32)>,
+    /// (kind, value, event) already kept, as a 128-bit digest (two independently keyed
+    /// 64-bit hashes) rather than a second copy of every value: a false duplicate needs a
+    /// 128-bit collision.
+    seen: hashbrown::HashSet<u128>,
+    seen_keys: (std::hash::RandomState, std::hash::RandomState),
     /// Folder of the file being read, for feed definitions that name local files.
     base_dir: Option<std::path::PathBuf>,
     pub report: Report,
@@ -133,15 +137,87 @@ impl Importer {
                     e.to_string(),
                 ),
             }
+        } else if trimmed.starts_with(SNAPSHOT_FORMAT.as_bytes()) {
+            self.add_snapshot(name, &String::from_utf8_lossy(bytes));
+        } else if trimmed.starts_with(b"uuid,event_id,category,type,value") {
+            self.add_misp_csv(name, &String::from_utf8_lossy(bytes));
         } else {
             self.add_plain(name, &String::from_utf8_lossy(bytes));
         }
     }
 
+    /// MISP's CSV export (`restSearch` with `returnFormat: csv`): a header naming the
+    /// columns (`uuid,event_id,category,type,value,comment,to_ids,…`), one typed attribute per
+    /// line. Quoted fields may hold the delimiter.
+    pub fn add_misp_csv(&mut self, name: &str, text: &str) {
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+        let col = |n: &str| header.iter().position(|h| h.trim() == n);
+        let (Some(c_uuid), Some(c_event), Some(c_cat), Some(c_type), Some(c_value), Some(c_ids)) = (
+            col("uuid"),
+            col("event_id"),
+            col("category"),
+            col("type"),
+            col("value"),
+            col("to_ids"),
+        ) else {
+            return self.reject(name, "line 1", "bad_csv_header", header.join(","));
+        };
+        let mut events: hashbrown::HashMap<String, u32> = hashbrown::HashMap::new();
+        let mut fields: Vec<String> = Vec::new();
+        for (n, line) in lines.enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            split_csv(line, &mut fields);
+            let pos = format!("line {}", n + 2);
+            let get = |i: usize| fields.get(i).map(String::as_str).unwrap_or("");
+            let Some(kind) = Kind::from_misp(get(c_type)) else {
+                *self
+                    .report
+                    .not_observable
+                    .entry(get(c_type).to_string())
+                    .or_default() += 1;
+                continue;
+            };
+            let event = get(c_event).to_string();
+            let ctx = match events.get(&event) {
+                Some(&c) => c,
+                None => {
+                    let c = self.context(Context {
+                        origin: "MISP event",
+                        feed: name.to_string(),
+                        event_uuid: String::new(),
+                        event_info: format!("MISP event {event}"),
+                        threat_level: 4,
+                        tags: Vec::new(),
+                    });
+                    events.insert(event, c);
+                    c
+                }
+            };
+            let to_ids = matches!(get(c_ids), "1" | "true" | "True");
+            let (uuid, category, value) = (
+                get(c_uuid).to_string(),
+                get(c_cat).to_string(),
+                get(c_value).to_string(),
+            );
+            self.add(
+                name,
+                &pos,
+                ctx,
+                kind,
+                value,
+                to_ids,
+                uuid,
+                category,
+                Vec::new(),
+            );
+        }
+    }
+
     fn add_json(&mut self, name: &str, v: &Value) {
-        if v["format"] == SNAPSHOT_FORMAT {
-            self.add_snapshot(name, v);
-        } else if Warninglist::looks_like(v) {
+        if Warninglist::looks_like(v) {
             match Warninglist::from_json(v) {
                 Ok(l) => self.lists.push(l),
                 Err(e) => self.reject(name, "$", "bad_warninglist", e),
@@ -278,7 +354,13 @@ impl Importer {
             });
             return;
         }
-        if !self.seen.insert((kind, value.clone(), ctx)) {
+        let digest = {
+            use std::hash::BuildHasher as _;
+            let key = (kind, value.as_str(), ctx);
+            (u128::from(self.seen_keys.0.hash_one(key)) << 64)
+                | u128::from(self.seen_keys.1.hash_one(key))
+        };
+        if !self.seen.insert(digest) {
             self.report.duplicates += 1;
             return;
         }
@@ -520,72 +602,111 @@ impl Importer {
         }
     }
 
-    fn add_snapshot(&mut self, name: &str, v: &Value) {
-        if v["version"].as_u64() != Some(SNAPSHOT_VERSION) {
-            return self.reject(
-                name,
-                "$.version",
-                "unsupported_snapshot_version",
-                v["version"].to_string(),
-            );
+    /// A snapshot written by [`Snapshot::write_to`]: one line per context, suppression and
+    /// indicator, tab-separated, read without building a JSON tree.
+    fn add_snapshot(&mut self, name: &str, text: &str) {
+        let mut lines = text.lines().enumerate();
+        match lines.next() {
+            Some((_, h)) if h == format!("{SNAPSHOT_FORMAT}\t{SNAPSHOT_VERSION}") => {}
+            Some((_, h)) => {
+                return self.reject(
+                    name,
+                    "line 1",
+                    "unsupported_snapshot_version",
+                    h.to_string(),
+                );
+            }
+            None => return,
         }
         let base = self.contexts.len() as u32;
-        for c in v["contexts"].as_array().into_iter().flatten() {
-            self.context(Context {
-                origin: match c["origin"].as_str() {
-                    Some("STIX indicator") => "STIX indicator",
-                    Some("list") => "list",
-                    Some("MISP feed") => "MISP feed",
-                    _ => "MISP event",
-                },
-                feed: c["feed"].as_str().unwrap_or("").into(),
-                event_uuid: c["event_uuid"].as_str().unwrap_or("").into(),
-                event_info: c["event_info"].as_str().unwrap_or("").into(),
-                threat_level: c["threat_level"]
-                    .as_u64()
-                    .and_then(|n| u8::try_from(n).ok())
-                    .unwrap_or(4),
-                tags: strings(&c["tags"]),
-            });
-        }
-        for s in v["suppressed"].as_array().into_iter().flatten() {
-            if let Some(kind) = kind_named(s["type"].as_str().unwrap_or("")) {
-                self.report.suppressed.push(Suppressed {
-                    kind,
-                    value: s["value"].as_str().unwrap_or("").into(),
-                    list: s["list"].as_str().unwrap_or("").into(),
-                });
-            }
-        }
-        for (i, e) in v["indicators"].as_array().into_iter().flatten().enumerate() {
-            let pos = format!("$.indicators[{i}]");
-            let (Some(kind), Some(ctx)) = (
-                kind_named(e["type"].as_str().unwrap_or("")),
-                e["context"].as_u64().and_then(|c| u32::try_from(c).ok()),
-            ) else {
-                self.reject(name, &pos, "bad_snapshot_entry", e.to_string());
-                continue;
-            };
-            if base + ctx >= self.contexts.len() as u32 {
-                self.reject(
+        for (n, line) in lines {
+            let pos = format!("line {}", n + 1);
+            let mut f = line.split('\t');
+            match f.next() {
+                Some("C") => {
+                    let c: Value =
+                        serde_json::from_str(f.next().unwrap_or("")).unwrap_or(Value::Null);
+                    self.context(Context {
+                        origin: match c["origin"].as_str() {
+                            Some("STIX indicator") => "STIX indicator",
+                            Some("list") => "list",
+                            Some("MISP feed") => "MISP feed",
+                            _ => "MISP event",
+                        },
+                        feed: c["feed"].as_str().unwrap_or("").into(),
+                        event_uuid: c["event_uuid"].as_str().unwrap_or("").into(),
+                        event_info: c["event_info"].as_str().unwrap_or("").into(),
+                        threat_level: c["threat_level"]
+                            .as_u64()
+                            .and_then(|n| u8::try_from(n).ok())
+                            .unwrap_or(4),
+                        tags: strings(&c["tags"]),
+                    });
+                }
+                Some("S") => {
+                    let x: Value =
+                        serde_json::from_str(f.next().unwrap_or("")).unwrap_or(Value::Null);
+                    if let Some(kind) = kind_named(x["type"].as_str().unwrap_or("")) {
+                        self.report.suppressed.push(Suppressed {
+                            kind,
+                            value: x["value"].as_str().unwrap_or("").into(),
+                            list: x["list"].as_str().unwrap_or("").into(),
+                        });
+                    }
+                }
+                Some("I") => {
+                    let fields: Vec<&str> = f.collect();
+                    let [ctx, kind, ids, uuid, category, tags, value] = fields[..] else {
+                        self.reject(
+                            name,
+                            &pos,
+                            "bad_snapshot_entry",
+                            line.chars().take(200).collect(),
+                        );
+                        continue;
+                    };
+                    let (Some(kind), Ok(ctx)) = (kind_named(kind), ctx.parse::<u32>()) else {
+                        self.reject(
+                            name,
+                            &pos,
+                            "bad_snapshot_entry",
+                            line.chars().take(200).collect(),
+                        );
+                        continue;
+                    };
+                    if base + ctx >= self.contexts.len() as u32 {
+                        self.reject(
+                            name,
+                            &pos,
+                            "bad_snapshot_entry",
+                            "context out of range".into(),
+                        );
+                        continue;
+                    }
+                    let tags = if tags == "[]" {
+                        Vec::new()
+                    } else {
+                        serde_json::from_str::<Vec<String>>(tags).unwrap_or_default()
+                    };
+                    self.add(
+                        name,
+                        &pos,
+                        base + ctx,
+                        kind,
+                        unescape(value),
+                        ids == "1",
+                        unescape(uuid),
+                        unescape(category),
+                        tags,
+                    );
+                }
+                _ => self.reject(
                     name,
                     &pos,
                     "bad_snapshot_entry",
-                    "context out of range".into(),
-                );
-                continue;
+                    line.chars().take(200).collect(),
+                ),
             }
-            self.add(
-                name,
-                &pos,
-                base + ctx,
-                kind,
-                e["value"].as_str().unwrap_or("").into(),
-                e["to_ids"].as_bool().unwrap_or(false),
-                e["uuid"].as_str().unwrap_or("").into(),
-                e["category"].as_str().unwrap_or("").into(),
-                strings(&e["tags"]),
-            );
         }
     }
 
@@ -595,6 +716,26 @@ impl Importer {
         let snap = Snapshot::compile(self.indicators, self.contexts, report.suppressed.clone());
         (snap, report)
     }
+}
+
+/// One CSV line into fields (RFC 4180 quoting: `"a,b"`, `""` for a quote).
+fn split_csv(line: &str, out: &mut Vec<String>) {
+    out.clear();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -672,34 +813,78 @@ fn name_ok(v: &str) -> Result<(), &'static str> {
 }
 
 impl Snapshot {
-    /// The snapshot as a single JSON document (`islet intel import -o`). Loading it re-checks
-    /// and recompiles every indicator.
-    pub fn to_json(&self) -> Vec<u8> {
-        let contexts: Vec<Value> = self
-            .contexts
-            .iter()
-            .map(|c| {
-                json!({"origin": c.origin, "feed": c.feed, "event_uuid": c.event_uuid, "event_info": c.event_info,
-                       "threat_level": c.threat_level, "tags": c.tags})
-            })
-            .collect();
-        let indicators: Vec<Value> = self
-            .indicators
-            .iter()
-            .map(|i| {
-                json!({"type": i.kind.name(), "value": i.value, "to_ids": i.to_ids, "uuid": i.uuid,
-                       "category": i.category, "tags": i.tags, "context": i.context})
-            })
-            .collect();
-        let suppressed: Vec<Value> = self
-            .suppressed
-            .iter()
-            .map(|s| json!({"type": s.kind.name(), "value": s.value, "list": s.list}))
-            .collect();
-        serde_json::to_vec(&json!({
-            "format": SNAPSHOT_FORMAT, "version": SNAPSHOT_VERSION,
-            "contexts": contexts, "indicators": indicators, "suppressed": suppressed,
-        }))
-        .unwrap_or_default()
+    /// Write the snapshot (`islet intel import -o`): a header line, then one tab-separated
+    /// line per context (`C`), warninglist suppression (`S`) and indicator (`I`), streamed.
+    /// Loading it re-checks and recompiles every indicator.
+    pub fn write_to(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        writeln!(w, "{SNAPSHOT_FORMAT}\t{SNAPSHOT_VERSION}")?;
+        for c in &self.contexts {
+            let j = json!({"origin": c.origin, "feed": c.feed, "event_uuid": c.event_uuid,
+                           "event_info": c.event_info, "threat_level": c.threat_level, "tags": c.tags});
+            writeln!(w, "C\t{j}")?;
+        }
+        for x in &self.suppressed {
+            let j = json!({"type": x.kind.name(), "value": x.value, "list": x.list});
+            writeln!(w, "S\t{j}")?;
+        }
+        for i in &self.indicators {
+            let tags = if i.tags.is_empty() {
+                "[]".to_string()
+            } else {
+                serde_json::to_string(&i.tags).unwrap_or_else(|_| "[]".into())
+            };
+            writeln!(
+                w,
+                "I\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                i.context,
+                i.kind.name(),
+                u8::from(i.to_ids),
+                escape(&i.uuid),
+                escape(&i.category),
+                tags,
+                escape(&i.value)
+            )?;
+        }
+        Ok(())
     }
+}
+
+/// Backslash-escape tab, newline, carriage return and backslash.
+fn escape(v: &str) -> std::borrow::Cow<'_, str> {
+    if !v.contains(['\t', '\n', '\r', '\\']) {
+        return std::borrow::Cow::Borrowed(v);
+    }
+    let mut o = String::with_capacity(v.len() + 8);
+    for c in v.chars() {
+        match c {
+            '\t' => o.push_str("\\t"),
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\\' => o.push_str("\\\\"),
+            c => o.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(o)
+}
+
+fn unescape(v: &str) -> String {
+    if !v.contains('\\') {
+        return v.to_string();
+    }
+    let mut o = String::with_capacity(v.len());
+    let mut it = v.chars();
+    while let Some(c) = it.next() {
+        if c == '\\' {
+            match it.next() {
+                Some('t') => o.push('\t'),
+                Some('n') => o.push('\n'),
+                Some('r') => o.push('\r'),
+                Some(x) => o.push(x),
+                None => {}
+            }
+        } else {
+            o.push(c);
+        }
+    }
+    o
 }

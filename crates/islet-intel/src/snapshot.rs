@@ -7,6 +7,7 @@ use crate::model::{Context, Indicator, Kind, Suppressed};
 use crate::normalize::{self, Prefix};
 use crate::warninglist::suffixes;
 use hashbrown::HashMap;
+use std::hash::BuildHasher as _;
 use std::net::IpAddr;
 
 /// An address indicator's extra condition.
@@ -28,6 +29,15 @@ pub struct Snapshot {
     /// Prefix lengths present, longest first.
     v4_lens: Vec<u8>,
     v6_lens: Vec<u8>,
+    /// IPv4 pre-filters. For each prefix length L ≤ 24 present, one bit per L-bit prefix
+    /// (exact: a set bit means an indicator exists); for lengths above 24, one bit per /24
+    /// holding any of them. Most addresses are ruled out without touching the hash tables.
+    v4_bits: Vec<Vec<u64>>,
+    v4_long: Vec<u64>,
+    /// Names: one bit per hash of every stored name (a one-hash Bloom filter, ~8 bits per
+    /// name), checked before each hash-table probe of a name or parent.
+    name_bits: Vec<u64>,
+    name_hasher: hashbrown::DefaultHashBuilder,
     /// `domain` and `hostname` indicators by name.
     names: HashMap<String, Vec<u32>>,
     /// `domain|ip`: name → (address, indicator).
@@ -105,7 +115,37 @@ impl Snapshot {
             }
         }
         s.v4_lens.sort_unstable_by(|a, b| b.cmp(a));
-        s.v6_lens.sort_unstable_by(|a, b| b.cmp(a));
+        if !s.v4.is_empty() {
+            s.v4_bits = vec![Vec::new(); 25];
+            for &(len, bits) in s.v4.keys() {
+                let a = (bits >> 96) as u32;
+                if len == 0 {
+                    continue;
+                }
+                let (set_in, l) = if len <= 24 {
+                    (&mut s.v4_bits[usize::from(len)], len)
+                } else {
+                    (&mut s.v4_long, 24)
+                };
+                if set_in.is_empty() {
+                    *set_in = vec![0; ((1usize << l) / 64).max(1)];
+                }
+                set(set_in, a >> (32 - u32::from(l)));
+            }
+        }
+        if !s.names.is_empty() {
+            let n = (s.names.len() * 8).next_power_of_two().max(64);
+            s.name_bits = vec![0; n / 64];
+            let keys: Vec<u64> = s
+                .names
+                .keys()
+                .map(|k| s.name_hasher.hash_one(k.as_str()))
+                .collect();
+            for h in keys {
+                let i = (h as usize) & (n - 1);
+                s.name_bits[i / 64] |= 1 << (i % 64);
+            }
+        }
         s
     }
 
@@ -162,7 +202,18 @@ impl Snapshot {
         } else {
             (&self.v4, &self.v4_lens)
         };
+        let a4 = (a.bits >> 96) as u32;
         for &len in lens {
+            if !a.v6 && len > 0 {
+                let (bits, l) = if len <= 24 {
+                    (&self.v4_bits[usize::from(len)], len)
+                } else {
+                    (&self.v4_long, 24)
+                };
+                if !get(bits, a4 >> (32 - u32::from(l))) {
+                    continue;
+                }
+            }
             let p = a.truncate(len);
             let Some(entries) = map.get(&(len, p.bits)) else {
                 continue;
@@ -190,10 +241,20 @@ impl Snapshot {
         if self.names.is_empty() {
             return;
         }
-        let Some(n) = normalize::name(name) else {
-            return;
+        let n: std::borrow::Cow<'_, str> = if is_normal_name(name) {
+            std::borrow::Cow::Borrowed(name)
+        } else {
+            match normalize::name(name) {
+                Some(n) => std::borrow::Cow::Owned(n),
+                None => return,
+            }
         };
+        let n_bits = self.name_bits.len() * 64;
         for (i, s) in suffixes(&n).enumerate() {
+            let h = self.name_hasher.hash_one(s) as usize & (n_bits - 1);
+            if self.name_bits[h / 64] & (1 << (h % 64)) == 0 {
+                continue;
+            }
             if let Some(v) = self.names.get(s) {
                 for &idx in v {
                     let exact_only = self.indicators[idx as usize].kind == Kind::Hostname;
@@ -255,6 +316,17 @@ impl Snapshot {
         if self.values.is_empty() {
             return;
         }
+        // Fingerprints from the wire are already lower-case hex: look them up as they are.
+        let direct = matches!(
+            kind,
+            Kind::Ja3 | Kind::Hassh | Kind::HasshServer | Kind::Ja4
+        ) && value.bytes().all(|b| !b.is_ascii_uppercase());
+        if direct {
+            if let Some(v) = self.values.get(&ValueKey(kind, value)) {
+                push_all(v, out);
+            }
+            return;
+        }
         if let Some(c) = canonical(kind, value)
             && let Some(v) = self.values.get(&(kind, c))
         {
@@ -263,12 +335,41 @@ impl Snapshot {
     }
 }
 
+/// A borrowed `(kind, value)` that hashes and compares like the stored `(Kind, String)`.
+#[derive(Hash)]
+struct ValueKey<'a>(Kind, &'a str);
+
+impl hashbrown::Equivalent<(Kind, String)> for ValueKey<'_> {
+    fn equivalent(&self, k: &(Kind, String)) -> bool {
+        self.0 == k.0 && self.1 == k.1
+    }
+}
+
+fn set(bits: &mut [u64], i: u32) {
+    bits[(i / 64) as usize] |= 1 << (i % 64);
+}
+
+fn get(bits: &[u64], i: u32) -> bool {
+    bits.get((i / 64) as usize)
+        .is_some_and(|w| w & (1 << (i % 64)) != 0)
+}
+
 fn push_all(v: &[u32], out: &mut Vec<u32>) {
     for &i in v {
         if !out.contains(&i) {
             out.push(i);
         }
     }
+}
+
+/// Already lower-case, no surrounding space, no trailing dot: looked up as it is.
+fn is_normal_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= normalize::MAX_NAME
+        && !n.ends_with('.')
+        && n.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+        })
 }
 
 /// The canonical stored form of a fingerprint or user agent; `None` if it is not valid.

@@ -66,3 +66,33 @@ fn csv_and_freetext_feeds_follow_their_misp_settings() {
     assert_eq!(snap.context(0).feed, "c2 tracker");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn snapshots_round_trip_every_field() {
+    let doc = json!({"Event": {
+    "uuid": "e-1", "info": "round\ttrip", "threat_level_id": 1, "Tag": [{"name": "tlp:red"}],
+    "Attribute": [
+        {"type": "user-agent", "value": "Mozilla/5.0 (tab\there) back\\slash", "to_ids": true,
+         "uuid": "u-1", "category": "Network activity", "Tag": [{"name": "kill-chain:c2"}]},
+        {"type": "domain", "value": "Evil.Example", "to_ids": false, "uuid": "u-2"},
+        {"type": "ip-dst|port", "value": "192.0.2.1|443", "to_ids": true, "uuid": "u-3"}
+    ]}});
+    let mut imp = Importer::new(Vec::new());
+    imp.add_bytes("e.json", doc.to_string().as_bytes());
+    let (a, _) = imp.finish();
+    let mut bytes = Vec::new();
+    a.write_to(&mut bytes).expect("write");
+    let mut imp = Importer::new(Vec::new());
+    imp.add_bytes("snap", &bytes);
+    let (b, report) = imp.finish();
+    assert_eq!(report.rejected_total, 0, "{:?}", report.rejected);
+    assert_eq!(a.indicators(), b.indicators());
+    assert_eq!(a.contexts(), b.contexts());
+    let mut hits = Vec::new();
+    b.match_value(
+        Kind::UserAgent,
+        "Mozilla/5.0 (tab\there) back\\slash",
+        &mut hits,
+    );
+    assert_eq!(hits.len(), 1);
+}

@@ -34,6 +34,20 @@ pub(crate) enum IntelCommand {
     Stats(IntelStatsArgs),
     /// Say which indicators match each value, and why.
     Check(IntelCheckArgs),
+    /// Write N synthetic indicators as a MISP CSV export (benchmarks: a mix of addresses,
+    /// CIDRs, domains, URLs and fingerprints).
+    Synth(IntelSynthArgs),
+}
+
+/// Arguments of `islet intel synth`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct IntelSynthArgs {
+    #[arg(long, default_value_t = 1_000_000)]
+    pub count: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
 }
 
 /// Arguments of `islet intel import`.
@@ -163,5 +177,6 @@ pub(crate) fn main() -> Result<(), Failure> {
         Command::Intel(IntelCommand::Import(a)) => crate::intel::import(&a),
         Command::Intel(IntelCommand::Stats(a)) => crate::intel::stats(&a),
         Command::Intel(IntelCommand::Check(a)) => crate::intel::check(&a),
+        Command::Intel(IntelCommand::Synth(a)) => crate::intel::synth(&a),
     }
 }

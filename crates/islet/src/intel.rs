@@ -2,7 +2,7 @@
 //! against one; and the loader `islet read --intel` shares.
 
 use crate::Failure;
-use crate::cli::{IntelCheckArgs, IntelImportArgs, IntelStatsArgs};
+use crate::cli::{IntelCheckArgs, IntelImportArgs, IntelStatsArgs, IntelSynthArgs};
 use islet_intel::feed::{IntelConfig, IntelRuntime, Pulled, build};
 use islet_intel::sightings::{SightingConfig, SightingQueue};
 use islet_intel::{Importer, Report, Snapshot, Warninglist};
@@ -134,7 +134,11 @@ pub(crate) fn import(a: &IntelImportArgs) -> Result<(), Failure> {
     let (snap, report) = load(&a.sources, &a.warninglists)?;
     print_report(&report);
     if let Some(o) = &a.output {
-        std::fs::write(o, snap.to_json())
+        let f = std::fs::File::create(o)
+            .map_err(|e| Failure::Runtime(format!("{}: {e}", o.display())))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        snap.write_to(&mut w)
+            .and_then(|()| std::io::Write::flush(&mut w))
             .map_err(|e| Failure::Runtime(format!("{}: {e}", o.display())))?;
         println!("snapshot: {} ({} indicators)", o.display(), snap.len());
     }
@@ -237,5 +241,79 @@ pub(crate) fn check(a: &IntelCheckArgs) -> Result<(), Failure> {
             );
         }
     }
+    Ok(())
+}
+
+/// `islet intel synth`: a MISP CSV export of `count` indicators.
+pub(crate) fn synth(a: &IntelSynthArgs) -> Result<(), Failure> {
+    use std::io::Write;
+    let f = std::fs::File::create(&a.output)
+        .map_err(|e| Failure::Runtime(format!("{}: {e}", a.output.display())))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let mut r = islet_synth::SplitMix64::new(a.seed);
+    const TLDS: [&str; 8] = ["com", "net", "org", "ru", "top", "xyz", "info", "io"];
+    let hex = |r: &mut islet_synth::SplitMix64, n: usize| -> String {
+        (0..n)
+            .map(|_| char::from(b"0123456789abcdef"[r.below(16) as usize]))
+            .collect()
+    };
+    let label = |r: &mut islet_synth::SplitMix64| -> String {
+        let n = 5 + r.below(8) as usize;
+        (0..n)
+            .map(|_| char::from(b'a' + r.below(26) as u8))
+            .collect()
+    };
+    let io = |e: std::io::Error| Failure::Runtime(e.to_string());
+    writeln!(w, "uuid,event_id,category,type,value,comment,to_ids,date").map_err(io)?;
+    for i in 0..a.count {
+        let p = r.below(100);
+        let (t, v) = match p {
+            0..30 => {
+                let x = r.next_u64() as u32;
+                ("ip-dst", std::net::Ipv4Addr::from(x).to_string())
+            }
+            30..40 => {
+                let len = 16 + r.below(9) as u32;
+                let x = (r.next_u64() as u32) & (u32::MAX << (32 - len));
+                ("ip-dst", format!("{}/{len}", std::net::Ipv4Addr::from(x)))
+            }
+            40..75 => (
+                "domain",
+                format!("{}.{}", label(&mut r), TLDS[r.below(8) as usize]),
+            ),
+            75..80 => (
+                "hostname",
+                format!(
+                    "{}.{}.{}",
+                    label(&mut r),
+                    label(&mut r),
+                    TLDS[r.below(8) as usize]
+                ),
+            ),
+            80..90 => (
+                "url",
+                format!(
+                    "http://{}.{}/{}/{}.php",
+                    label(&mut r),
+                    TLDS[r.below(8) as usize],
+                    label(&mut r),
+                    label(&mut r)
+                ),
+            ),
+            90..95 => ("ja3-fingerprint-md5", hex(&mut r, 32)),
+            95..98 => ("hassh-md5", hex(&mut r, 32)),
+            _ => ("x509-fingerprint-sha1", hex(&mut r, 40)),
+        };
+        writeln!(
+            w,
+            "{:08x}-0000-4000-8000-{:012x},{},Network activity,{t},{v},,1,20240101",
+            i as u32,
+            r.next_u64() & 0xffff_ffff_ffff,
+            1 + i / 10_000
+        )
+        .map_err(io)?;
+    }
+    w.flush().map_err(io)?;
+    println!("wrote {} indicators to {}", a.count, a.output.display());
     Ok(())
 }
