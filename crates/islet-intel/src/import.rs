@@ -89,6 +89,17 @@ impl Importer {
         }
     }
 
+    /// The context of a list-like source (a feed or a plain list): named after it, no event.
+    fn list_context(&mut self, origin: &'static str, name: &str) -> u32 {
+        self.context(Context {
+            origin,
+            feed: name.to_string(),
+            event_info: name.to_string(),
+            threat_level: 4,
+            ..Context::default()
+        })
+    }
+
     fn context(&mut self, c: Context) -> u32 {
         self.report.events += 1;
         self.contexts.push(c);
@@ -528,13 +539,7 @@ impl Importer {
     /// A CSV or freetext feed's text, with its settings.
     pub fn add_text_feed(&mut self, name: &str, text: &str, spec: &TextFeed) {
         self.report.sources.push(name.to_string());
-        let ctx = self.context(Context {
-            origin: "MISP feed",
-            feed: name.to_string(),
-            event_info: name.to_string(),
-            threat_level: 4,
-            ..Context::default()
-        });
+        let ctx = self.list_context("MISP feed", name);
         for (n, line) in text.lines().enumerate() {
             let pos = format!("line {}", n + 1);
             for v in spec.values(line) {
@@ -568,13 +573,7 @@ impl Importer {
 
     /// One IP, CIDR, domain or URL per line; `#` starts a comment.
     pub fn add_plain(&mut self, name: &str, text: &str) {
-        let ctx = self.context(Context {
-            origin: "list",
-            feed: name.to_string(),
-            event_info: name.to_string(),
-            threat_level: 4,
-            ..Context::default()
-        });
+        let ctx = self.list_context("list", name);
         for (n, line) in text.lines().enumerate() {
             let v = line.split('#').next().unwrap_or("").trim();
             if v.is_empty() {

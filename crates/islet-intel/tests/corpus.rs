@@ -142,14 +142,16 @@ fn misp_feed_folder_reports_missing_events_and_loads_the_rest() {
     assert_eq!(accounted(&r), raw.values().sum::<u64>() + 5);
 }
 
+/// (file, `ip` imported, `hostname` imported, rejections by reason)
+type StixCase<'a> = (&'a str, u64, u64, &'a [(&'a str, u64)]);
+
 #[test]
 fn stix_bundles_import_supported_patterns_and_name_the_rest() {
     let Some(dir) = intel_dir("stix_bundles_import_supported_patterns") else {
         return;
     };
     let s = |f: &str| dir.join("stix").join(f);
-    // (file, ip, hostname, rejected by reason)
-    let cases: [(&str, u64, u64, &[(&str, u64)]); 5] = [
+    let cases: [StixCase<'_>; 5] = [
         ("oasis_indicator-for-c2-ip-address.json", 1, 0, &[]),
         (
             "oasis_indicators-for-C2-with-COA.json",

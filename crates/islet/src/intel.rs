@@ -3,37 +3,15 @@
 
 use crate::Failure;
 use crate::cli::{IntelCheckArgs, IntelImportArgs, IntelStatsArgs, IntelSynthArgs};
-use islet_intel::feed::{IntelConfig, IntelRuntime, Pulled, build};
+use islet_intel::feed::{IntelConfig, IntelRuntime, Pulled, build, load_warninglists};
 use islet_intel::sightings::{SightingConfig, SightingQueue};
-use islet_intel::{Importer, Report, Snapshot, Warninglist};
+use islet_intel::{Importer, Report, Snapshot};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Load warninglists: each path a `list.json` or a folder of them.
-pub(crate) fn warninglists(paths: &[PathBuf]) -> Result<Vec<Warninglist>, Failure> {
-    let mut out = Vec::new();
-    for p in paths {
-        let files: Vec<PathBuf> = if p.is_dir() {
-            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| Failure::Input(format!("{}: {e}", p.display())))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.extension().is_some_and(|x| x == "json"))
-                .collect();
-            v.sort();
-            v
-        } else {
-            vec![p.clone()]
-        };
-        for f in files {
-            out.push(Warninglist::load(&f).map_err(|e| Failure::Input(e.to_string()))?);
-        }
-    }
-    Ok(out)
-}
-
 /// Import `sources` (feeds, files, snapshots) with the given warninglists.
 pub(crate) fn load(sources: &[PathBuf], lists: &[PathBuf]) -> Result<(Snapshot, Report), Failure> {
-    let mut imp = Importer::new(warninglists(lists)?);
+    let mut imp = Importer::new(load_warninglists(lists).map_err(|e| Failure::Input(e.0))?);
     for s in sources {
         if !s.exists() {
             return Err(Failure::Input(format!(
