@@ -356,6 +356,31 @@ impl Importer {
         );
     }
 
+    /// An indicator meant for detection from a source without attribute metadata (STIX, a
+    /// feed, a list): `to_ids`, category `Network activity`, no tags.
+    fn add_detect(
+        &mut self,
+        source: &str,
+        position: &str,
+        ctx: u32,
+        kind: Kind,
+        value: String,
+        uuid: String,
+    ) {
+        let category = "Network activity".to_string();
+        self.add(
+            source,
+            position,
+            ctx,
+            kind,
+            value,
+            true,
+            uuid,
+            category,
+            Vec::new(),
+        );
+    }
+
     /// Check one indicator, apply the warninglists, keep it.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn add(
@@ -454,17 +479,7 @@ impl Importer {
                 tags,
             });
             for (kind, value) in found {
-                self.add(
-                    name,
-                    &pos,
-                    ctx,
-                    kind,
-                    value,
-                    true,
-                    id.clone(),
-                    "Network activity".into(),
-                    Vec::new(),
-                );
+                self.add_detect(name, &pos, ctx, kind, value, id.clone());
             }
         }
     }
@@ -567,17 +582,7 @@ impl Importer {
                 match text::guess(v) {
                     Guess::Indicator(t, value) => {
                         if let Some(kind) = Kind::from_misp(t) {
-                            self.add(
-                                name,
-                                &pos,
-                                ctx,
-                                kind,
-                                value,
-                                true,
-                                String::new(),
-                                "Network activity".into(),
-                                Vec::new(),
-                            );
+                            self.add_detect(name, &pos, ctx, kind, value, String::new());
                         }
                     }
                     Guess::NotObservable(t) => {
@@ -608,17 +613,7 @@ impl Importer {
             } else {
                 Kind::Domain
             };
-            self.add(
-                name,
-                &pos,
-                ctx,
-                kind,
-                v.to_string(),
-                true,
-                String::new(),
-                String::new(),
-                Vec::new(),
-            );
+            self.add_detect(name, &pos, ctx, kind, v.to_string(), String::new());
         }
     }
 
