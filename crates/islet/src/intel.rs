@@ -246,13 +246,11 @@ pub(crate) fn synth(a: &IntelSynthArgs) -> Result<(), Failure> {
     for i in 0..a.count {
         let p = r.below(100);
         let (t, v) = match p {
-            0..30 => {
-                let x = r.next_u64() as u32;
-                ("ip-dst", std::net::Ipv4Addr::from(x).to_string())
-            }
+            0..30 => ("ip-dst", public_v4(&mut r).to_string()),
             30..40 => {
-                let len = 16 + r.below(9) as u32;
-                let x = (r.next_u64() as u32) & (u32::MAX << (32 - len));
+                // Narrow networks, as blocklists carry them: /24 to /28.
+                let len = 24 + r.below(5) as u32;
+                let x = u32::from(public_v4(&mut r)) & (u32::MAX << (32 - len));
                 ("ip-dst", format!("{}/{len}", std::net::Ipv4Addr::from(x)))
             }
             40..75 => (
@@ -294,4 +292,25 @@ pub(crate) fn synth(a: &IntelSynthArgs) -> Result<(), Failure> {
     w.flush().map_err(io)?;
     println!("wrote {} indicators to {}", a.count, a.output.display());
     Ok(())
+}
+
+/// A random public IPv4 address: not private, loopback, link-local, shared or multicast space,
+/// as published indicators are.
+fn public_v4(r: &mut islet_synth::SplitMix64) -> std::net::Ipv4Addr {
+    loop {
+        let a = std::net::Ipv4Addr::from(r.next_u64() as u32);
+        let o = a.octets();
+        let special = a.is_private()
+            || a.is_loopback()
+            || a.is_link_local()
+            || a.is_multicast()
+            || a.is_broadcast()
+            || a.is_unspecified()
+            || o[0] == 0
+            || o[0] >= 240
+            || (o[0] == 100 && (64..128).contains(&o[1]));
+        if !special {
+            return a;
+        }
+    }
 }
