@@ -679,22 +679,20 @@ impl Importer {
                 }
                 Some("I") => {
                     let fields: Vec<&str> = f.collect();
-                    let [ctx, kind, ids, uuid, category, tags, value] = fields[..] else {
-                        self.reject(
-                            name,
-                            &pos,
-                            "bad_snapshot_entry",
-                            line.chars().take(200).collect(),
-                        );
-                        continue;
+                    let parsed = match fields[..] {
+                        [ctx, kind, ids, uuid, category, tags, value] => {
+                            match (kind_named(kind), ctx.parse::<u32>()) {
+                                (Some(kind), Ok(ctx)) => {
+                                    Some((ctx, kind, ids, uuid, category, tags, value))
+                                }
+                                _ => None,
+                            }
+                        }
+                        _ => None,
                     };
-                    let (Some(kind), Ok(ctx)) = (kind_named(kind), ctx.parse::<u32>()) else {
-                        self.reject(
-                            name,
-                            &pos,
-                            "bad_snapshot_entry",
-                            line.chars().take(200).collect(),
-                        );
+                    let Some((ctx, kind, ids, uuid, category, tags, value)) = parsed else {
+                        let detail = line.chars().take(200).collect();
+                        self.reject(name, &pos, "bad_snapshot_entry", detail);
                         continue;
                     };
                     if base + ctx >= self.contexts.len() as u32 {

@@ -94,7 +94,7 @@ impl IntelState {
         let Some(rt) = &self.runtime else {
             return false;
         };
-        let snap = rt.snapshot.load_full();
+        let snap = rt.snapshot.load();
         if snap.is_empty() {
             return false;
         }
@@ -185,7 +185,7 @@ impl Worker {
         let Some(rt) = &self.intel.runtime else {
             return;
         };
-        let snap = rt.snapshot.load_full();
+        let snap = rt.snapshot.load();
         if snap.is_empty() {
             return;
         }
