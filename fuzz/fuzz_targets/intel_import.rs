@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
     let mut imp = Importer::new(Vec::new());
     imp.add_bytes("fuzz", data);
     let (snap, _) = imp.finish();
-    let values: Vec<String> = snap.indicators().iter().map(|i| i.value.clone()).collect();
+    let values: Vec<String> = snap.iter().map(|i| i.value).collect();
     for v in values {
         let _ = snap.check(&v);
     }

@@ -25,12 +25,17 @@ pub struct Hit {
     pub matched: String,
 }
 
-fn add(found: &mut Vec<u32>, matched: &str, out: &mut Vec<Hit>) {
+/// Move `found` into `out` as hits of `matched` (formatted only when something matched).
+fn add(found: &mut Vec<u32>, matched: impl std::fmt::Display, out: &mut Vec<Hit>) {
+    if found.is_empty() {
+        return;
+    }
+    let matched = matched.to_string();
     for i in found.drain(..) {
         if !out.iter().any(|h| h.indicator == i) {
             out.push(Hit {
                 indicator: i,
-                matched: matched.to_string(),
+                matched: matched.clone(),
             });
         }
     }
@@ -40,9 +45,17 @@ fn add(found: &mut Vec<u32>, matched: &str, out: &mut Vec<Hit>) {
 pub fn match_endpoints(s: &Snapshot, e: &Endpoints, out: &mut Vec<Hit>) {
     let mut found = Vec::new();
     s.match_addr(e.client, e.client_port, true, &mut found);
-    add(&mut found, &format!("{}:{}", e.client, e.client_port), out);
+    add(
+        &mut found,
+        format_args!("{}:{}", e.client, e.client_port),
+        out,
+    );
     s.match_addr(e.server, e.server_port, false, &mut found);
-    add(&mut found, &format!("{}:{}", e.server, e.server_port), out);
+    add(
+        &mut found,
+        format_args!("{}:{}", e.server, e.server_port),
+        out,
+    );
 }
 
 /// Indicators an application event matches: names (DNS, TLS/QUIC SNI, HTTP host), URLs,
@@ -95,18 +108,26 @@ pub fn match_event(s: &Snapshot, ev: &AppEvent, e: &Endpoints, out: &mut Vec<Hit
             }
         }
         AppEvent::Dns(d) => {
+            // An answer usually repeats the query's name: each name is looked up once.
+            let mut last: Option<&str> = None;
             for q in &d.queries {
-                s.match_name(&q.rrname, &mut f);
-                add(&mut f, &q.rrname, out);
+                if last != Some(q.rrname.as_str()) {
+                    s.match_name(&q.rrname, &mut f);
+                    add(&mut f, &q.rrname, out);
+                    last = Some(&q.rrname);
+                }
             }
             for a in &d.answers {
-                s.match_name(&a.rrname, &mut f);
-                add(&mut f, &a.rrname, out);
+                if last != Some(a.rrname.as_str()) {
+                    s.match_name(&a.rrname, &mut f);
+                    add(&mut f, &a.rrname, out);
+                    last = Some(&a.rrname);
+                }
                 match a.rrtype.as_ref() {
                     "A" | "AAAA" => {
                         if let Ok(ip) = a.rdata.parse::<IpAddr>() {
                             s.match_domain_ip(&a.rrname, ip, &mut f);
-                            add(&mut f, &format!("{}|{}", a.rrname, a.rdata), out);
+                            add(&mut f, format_args!("{}|{}", a.rrname, a.rdata), out);
                         }
                     }
                     "CNAME" => {

@@ -231,12 +231,27 @@ impl Pulled {
     }
 }
 
-/// Compile the configured local sources plus everything pulled.
+/// Compile the configured local sources plus everything pulled. A lone snapshot file with no
+/// warninglists and nothing pulled is mapped and used as it is.
 pub fn build(
     cfg: &IntelConfig,
     extra_sources: &[PathBuf],
     pulled: &Pulled,
 ) -> Result<(Snapshot, Report), FeedError> {
+    let all: Vec<&PathBuf> = cfg.sources.iter().chain(extra_sources).collect();
+    if let [one] = all[..]
+        && cfg.warninglists.is_empty()
+        && pulled.docs.is_empty()
+        && Snapshot::is_file(one)
+    {
+        let snap = Snapshot::open(one).map_err(|e| FeedError(format!("{}: {e}", one.display())))?;
+        let report = Report {
+            suppressed: snap.suppressed().to_vec(),
+            sources: vec![one.display().to_string()],
+            ..Report::default()
+        };
+        return Ok((snap, report));
+    }
     let mut imp = Importer::new(load_warninglists(&cfg.warninglists)?);
     for s in cfg.sources.iter().chain(extra_sources) {
         if !s.exists() {

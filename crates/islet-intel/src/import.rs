@@ -9,7 +9,7 @@ use crate::snapshot::{Snapshot, canonical};
 use crate::stix;
 use crate::text::{self, Guess, TextFeed};
 use crate::warninglist::{Warninglist, pcre_like};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -17,9 +17,10 @@ use std::path::Path;
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
 /// Most rejections kept with their detail (all are counted).
 pub const MAX_REJECTIONS_KEPT: usize = 10_000;
-/// Snapshot file format name and version.
-pub const SNAPSHOT_FORMAT: &str = "islet-intel-snapshot";
-pub const SNAPSHOT_VERSION: u64 = 1;
+/// The first line of the text snapshots of earlier islet versions (no longer read).
+const SNAPSHOT_TEXT: &str = "islet-intel-snapshot\t";
+const OLD_SNAPSHOT: &str =
+    "a text snapshot of an earlier islet; import its sources again to make a snapshot image";
 
 /// What an import did.
 #[derive(Debug, Default, Clone)]
@@ -127,21 +128,27 @@ impl Importer {
             }
             return;
         }
-        // A snapshot is streamed line by line: nothing the size of the file is held.
-        if let Ok(f) = std::fs::File::open(path) {
-            use std::io::BufRead as _;
-            let mut r = std::io::BufReader::with_capacity(1 << 20, f);
-            if r.fill_buf()
-                .is_ok_and(|b| b.starts_with(SNAPSHOT_FORMAT.as_bytes()))
-            {
-                self.report.sources.push(name.clone());
-                // About one indicator per 90 bytes of snapshot: reserve rather than double.
-                let size = r.get_ref().metadata().map(|m| m.len()).unwrap_or(0);
-                self.indicators
-                    .reserve(usize::try_from(size / 90).unwrap_or(0).min(1 << 26));
-                let mut lines = r.lines().map_while(Result::ok);
-                return self.add_snapshot(&name, &mut lines);
+        // A snapshot image is mapped, not read: its indicators are merged from the mapping.
+        if Snapshot::is_file(path) {
+            self.report.sources.push(name.clone());
+            match Snapshot::open(path) {
+                Ok(snap) => self.add_snapshot(&name, &snap),
+                Err(e) => self.reject(&name, "file", "bad_snapshot", e),
             }
+            return;
+        }
+        if std::fs::File::open(path).is_ok_and(|mut f| {
+            let mut head = [0u8; SNAPSHOT_TEXT.len()];
+            std::io::Read::read_exact(&mut f, &mut head).is_ok()
+                && head == *SNAPSHOT_TEXT.as_bytes()
+        }) {
+            self.report.sources.push(name.clone());
+            return self.reject(
+                &name,
+                "line 1",
+                "unsupported_snapshot_version",
+                OLD_SNAPSHOT.into(),
+            );
         }
         let bytes = match read_bounded(path) {
             Ok(b) => b,
@@ -166,10 +173,18 @@ impl Importer {
                     e.to_string(),
                 ),
             }
-        } else if trimmed.starts_with(SNAPSHOT_FORMAT.as_bytes()) {
-            let text = String::from_utf8_lossy(bytes);
-            let mut lines = text.lines().map(str::to_string);
-            self.add_snapshot(name, &mut lines);
+        } else if Snapshot::is_image(bytes) {
+            match Snapshot::from_bytes(bytes.to_vec()) {
+                Ok(snap) => self.add_snapshot(name, &snap),
+                Err(e) => self.reject(name, "file", "bad_snapshot", e),
+            }
+        } else if trimmed.starts_with(SNAPSHOT_TEXT.as_bytes()) {
+            self.reject(
+                name,
+                "line 1",
+                "unsupported_snapshot_version",
+                OLD_SNAPSHOT.into(),
+            );
         } else if trimmed.starts_with(b"uuid,event_id,category,type,value") {
             self.add_misp_csv(name, &String::from_utf8_lossy(bytes));
         } else {
@@ -617,125 +632,61 @@ impl Importer {
         }
     }
 
-    /// A snapshot written by [`Snapshot::write_to`]: one line per context, suppression and
-    /// indicator, tab-separated, read without building a JSON tree.
-    fn add_snapshot(&mut self, name: &str, lines: &mut dyn Iterator<Item = String>) {
-        let mut lines = lines.enumerate();
-        // Entries were checked for duplicates when the snapshot was written.
+    /// Merge a snapshot: its contexts, suppressions and indicators, re-checked against this
+    /// importer's warninglists. Its entries are already distinct: no duplicate check.
+    fn add_snapshot(&mut self, name: &str, snap: &Snapshot) {
         let trusted = std::mem::replace(&mut self.trust_distinct, true);
-        self.add_snapshot_lines(name, &mut lines);
-        self.trust_distinct = trusted;
-    }
-
-    fn add_snapshot_lines(&mut self, name: &str, lines: &mut dyn Iterator<Item = (usize, String)>) {
-        match lines.next() {
-            Some((_, h)) if h == format!("{SNAPSHOT_FORMAT}\t{SNAPSHOT_VERSION}") => {}
-            Some((_, h)) => {
-                return self.reject(
-                    name,
-                    "line 1",
-                    "unsupported_snapshot_version",
-                    h.to_string(),
-                );
-            }
-            None => return,
-        }
         let base = self.contexts.len() as u32;
-        for (n, line) in lines {
-            let pos = format!("line {}", n + 1);
-            let line = line.as_str();
-            let mut f = line.split('\t');
-            match f.next() {
-                Some("C") => {
-                    let c: Value =
-                        serde_json::from_str(f.next().unwrap_or("")).unwrap_or(Value::Null);
-                    self.context(Context {
-                        origin: match c["origin"].as_str() {
-                            Some("STIX indicator") => "STIX indicator",
-                            Some("list") => "list",
-                            Some("MISP feed") => "MISP feed",
-                            _ => "MISP event",
-                        },
-                        feed: c["feed"].as_str().unwrap_or("").into(),
-                        event_uuid: c["event_uuid"].as_str().unwrap_or("").into(),
-                        event_info: c["event_info"].as_str().unwrap_or("").into(),
-                        threat_level: c["threat_level"]
-                            .as_u64()
-                            .and_then(|n| u8::try_from(n).ok())
-                            .unwrap_or(4),
-                        tags: strings(&c["tags"]),
-                    });
-                }
-                Some("S") => {
-                    let x: Value =
-                        serde_json::from_str(f.next().unwrap_or("")).unwrap_or(Value::Null);
-                    if let Some(kind) = kind_named(x["type"].as_str().unwrap_or("")) {
-                        self.report.suppressed.push(Suppressed {
-                            kind,
-                            value: x["value"].as_str().unwrap_or("").into(),
-                            list: x["list"].as_str().unwrap_or("").into(),
-                        });
-                    }
-                }
-                Some("I") => {
-                    let fields: Vec<&str> = f.collect();
-                    let parsed = match fields[..] {
-                        [ctx, kind, ids, uuid, category, tags, value] => {
-                            match (kind_named(kind), ctx.parse::<u32>()) {
-                                (Some(kind), Ok(ctx)) => {
-                                    Some((ctx, kind, ids, uuid, category, tags, value))
-                                }
-                                _ => None,
-                            }
-                        }
-                        _ => None,
-                    };
-                    let Some((ctx, kind, ids, uuid, category, tags, value)) = parsed else {
-                        let detail = line.chars().take(200).collect();
-                        self.reject(name, &pos, "bad_snapshot_entry", detail);
-                        continue;
-                    };
-                    if base + ctx >= self.contexts.len() as u32 {
-                        self.reject(
-                            name,
-                            &pos,
-                            "bad_snapshot_entry",
-                            "context out of range".into(),
-                        );
-                        continue;
-                    }
-                    let tags = if tags == "[]" {
-                        Vec::new()
-                    } else {
-                        serde_json::from_str::<Vec<String>>(tags).unwrap_or_default()
-                    };
-                    self.add(
-                        name,
-                        &pos,
-                        base + ctx,
-                        kind,
-                        unescape(value),
-                        ids == "1",
-                        unescape(uuid),
-                        unescape(category),
-                        tags,
-                    );
-                }
-                _ => self.reject(
+        for c in 0..snap.context_count() {
+            self.context(snap.context_at(c as u32));
+        }
+        self.report.suppressed.extend_from_slice(snap.suppressed());
+        self.indicators.reserve(snap.len());
+        let mut pos = String::new();
+        for (i, ind) in snap.iter().enumerate() {
+            pos.clear();
+            use std::fmt::Write as _;
+            let _ = write!(pos, "indicator {i}");
+            if ind.context as usize >= snap.context_count() {
+                self.reject(
                     name,
                     &pos,
                     "bad_snapshot_entry",
-                    line.chars().take(200).collect(),
-                ),
+                    "context out of range".into(),
+                );
+                continue;
             }
+            self.add(
+                name,
+                &pos,
+                base + ind.context,
+                ind.kind,
+                ind.value,
+                ind.to_ids,
+                ind.uuid,
+                ind.category,
+                ind.tags,
+            );
         }
+        self.trust_distinct = trusted;
     }
 
     /// Compile what was imported.
     pub fn finish(self) -> (Snapshot, Report) {
-        let report = self.report;
-        let snap = Snapshot::compile(self.indicators, self.contexts, report.suppressed.clone());
-        (snap, report)
+        let mut report = self.report;
+        match Snapshot::compile(self.indicators, self.contexts, report.suppressed.clone()) {
+            Ok(snap) => (snap, report),
+            Err(e) => {
+                report.rejected_total += 1;
+                report.rejected.push(Rejected {
+                    source: report.sources.join(", "),
+                    position: "snapshot".into(),
+                    reason: "snapshot_too_large",
+                    detail: e,
+                });
+                (Snapshot::default(), report)
+            }
+        }
     }
 }
 
@@ -757,19 +708,6 @@ fn split_csv(line: &str, out: &mut Vec<String>) {
         }
     }
     out.push(cur);
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_string)
-        .collect()
-}
-
-fn kind_named(n: &str) -> Option<Kind> {
-    Kind::ALL.into_iter().find(|k| k.name() == n)
 }
 
 fn stix_reason(r: &str) -> &'static str {
@@ -831,81 +769,4 @@ fn name_ok(v: &str) -> Result<(), &'static str> {
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'*'))
     });
     if labels_ok { Ok(()) } else { Err("bad_name") }
-}
-
-impl Snapshot {
-    /// Write the snapshot (`islet intel import -o`): a header line, then one tab-separated
-    /// line per context (`C`), warninglist suppression (`S`) and indicator (`I`), streamed.
-    /// Loading it re-checks and recompiles every indicator.
-    pub fn write_to(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-        writeln!(w, "{SNAPSHOT_FORMAT}\t{SNAPSHOT_VERSION}")?;
-        for c in &self.contexts {
-            let j = json!({"origin": c.origin, "feed": c.feed, "event_uuid": c.event_uuid,
-                           "event_info": c.event_info, "threat_level": c.threat_level, "tags": c.tags});
-            writeln!(w, "C\t{j}")?;
-        }
-        for x in &self.suppressed {
-            let j = json!({"type": x.kind.name(), "value": x.value, "list": x.list});
-            writeln!(w, "S\t{j}")?;
-        }
-        for i in &self.indicators {
-            let tags = if i.tags.is_empty() {
-                "[]".to_string()
-            } else {
-                serde_json::to_string(&i.tags).unwrap_or_else(|_| "[]".into())
-            };
-            writeln!(
-                w,
-                "I\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                i.context,
-                i.kind.name(),
-                u8::from(i.to_ids),
-                escape(&i.uuid),
-                escape(&i.category),
-                tags,
-                escape(&i.value)
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// Backslash-escape tab, newline, carriage return and backslash.
-fn escape(v: &str) -> std::borrow::Cow<'_, str> {
-    if !v.contains(['\t', '\n', '\r', '\\']) {
-        return std::borrow::Cow::Borrowed(v);
-    }
-    let mut o = String::with_capacity(v.len() + 8);
-    for c in v.chars() {
-        match c {
-            '\t' => o.push_str("\\t"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\\' => o.push_str("\\\\"),
-            c => o.push(c),
-        }
-    }
-    std::borrow::Cow::Owned(o)
-}
-
-fn unescape(v: &str) -> String {
-    if !v.contains('\\') {
-        return v.to_string();
-    }
-    let mut o = String::with_capacity(v.len());
-    let mut it = v.chars();
-    while let Some(c) = it.next() {
-        if c == '\\' {
-            match it.next() {
-                Some('t') => o.push('\t'),
-                Some('n') => o.push('\n'),
-                Some('r') => o.push('\r'),
-                Some(x) => o.push(x),
-                None => {}
-            }
-        } else {
-            o.push(c);
-        }
-    }
-    o
 }

@@ -5,7 +5,9 @@
 //! match becomes.
 
 pub mod alert;
+mod compile;
 pub mod feed;
+mod image;
 pub mod import;
 pub mod misp;
 pub mod model;

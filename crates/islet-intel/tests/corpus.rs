@@ -240,5 +240,5 @@ fn warninglists_load_and_suppress_real_entries() {
     );
     assert_eq!(by.get("10.1.2.3"), Some(&"List of RFC 1918 CIDR blocks"));
     assert_eq!(snap.len(), 1);
-    assert_eq!(snap.indicators()[0].value, "87.236.211.182");
+    assert_eq!(snap.indicator(0).value, "87.236.211.182");
 }

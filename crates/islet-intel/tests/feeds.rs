@@ -1,7 +1,7 @@
 //! MISP CSV and freetext feeds, described by MISP's own feed definition JSON (settings as the
 //! JSON string MISP stores: value columns, delimiter, exclude regex).
 
-use islet_intel::{Importer, Kind};
+use islet_intel::{Importer, Kind, Snapshot};
 use serde_json::json;
 
 #[test]
@@ -37,11 +37,8 @@ fn csv_and_freetext_feeds_follow_their_misp_settings() {
     let mut imp = Importer::new(Vec::new());
     imp.add_path(&def_path);
     let (snap, report) = imp.finish();
-    let values: Vec<(Kind, &str)> = snap
-        .indicators()
-        .iter()
-        .map(|i| (i.kind, i.value.as_str()))
-        .collect();
+    let all: Vec<_> = snap.iter().collect();
+    let values: Vec<(Kind, &str)> = all.iter().map(|i| (i.kind, i.value.as_str())).collect();
     assert_eq!(
         values,
         vec![
@@ -86,8 +83,52 @@ fn snapshots_round_trip_every_field() {
     imp.add_bytes("snap", &bytes);
     let (b, report) = imp.finish();
     assert_eq!(report.rejected_total, 0, "{:?}", report.rejected);
-    assert_eq!(a.indicators(), b.indicators());
-    assert_eq!(a.contexts(), b.contexts());
+    assert_eq!(a.iter().collect::<Vec<_>>(), b.iter().collect::<Vec<_>>());
+    assert_eq!(a.context_count(), b.context_count());
+    for c in 0..a.context_count() as u32 {
+        assert_eq!(a.context_at(c), b.context_at(c));
+    }
+    // Saved and mapped: the same indicators, contexts and lookups.
+    let path = std::env::temp_dir().join(format!("islet-snap-{}.islet", std::process::id()));
+    a.save(&path).expect("save");
+    let m = Snapshot::open(&path).expect("open");
+    assert!(m.is_mapped());
+    assert_eq!(m.iter().collect::<Vec<_>>(), a.iter().collect::<Vec<_>>());
+    assert_eq!(m.context_at(0).tags, vec!["tlp:red".to_string()]);
+    assert_eq!(m.indicator(0).tags, vec!["kill-chain:c2".to_string()]);
+    let mut hits = Vec::new();
+    m.match_addr_port(
+        "192.0.2.1".parse().expect("ip"),
+        Some(443),
+        false,
+        &mut hits,
+    );
+    assert_eq!(hits, vec![2]);
+    hits.clear();
+    m.match_addr_port("192.0.2.1".parse().expect("ip"), Some(80), false, &mut hits);
+    assert!(hits.is_empty());
+    m.match_name("www.evil.example.", &mut hits);
+    assert_eq!(hits, vec![1]);
+    // A damaged file is refused with the reason, and an import of it counts the rejection.
+    let mut bytes = std::fs::read(&path).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&path, &bytes).expect("write");
+    let err = Snapshot::open(&path).expect_err("damaged");
+    assert!(err.contains("checksum"), "{err}");
+    let mut imp = Importer::new(Vec::new());
+    imp.add_path(&path);
+    assert_eq!(
+        imp.report.rejected_by_reason().get("bad_snapshot"),
+        Some(&1)
+    );
+    std::fs::write(&path, &bytes[..mid]).expect("truncate");
+    assert!(
+        Snapshot::open(&path)
+            .expect_err("truncated")
+            .contains("truncated")
+    );
+    let _ = std::fs::remove_file(&path);
     let mut hits = Vec::new();
     b.match_value(
         Kind::UserAgent,

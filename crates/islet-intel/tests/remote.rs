@@ -134,7 +134,6 @@ fn misp_rest_search_pages_authenticates_and_pulls_incrementally() {
     let (snap, report) = imp.finish();
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);
     let d = snap
-        .indicators()
         .iter()
         .position(|i| i.kind == Kind::Domain)
         .expect("a domain");

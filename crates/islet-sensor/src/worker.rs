@@ -9,7 +9,7 @@ use islet_flow::stream::StreamConfig;
 use islet_flow::{Dir, Ended, FlowConfig, FlowTable, TableStats};
 use islet_intel::Snapshot;
 use islet_intel::alert::{self as intel, Endpoints, Hit};
-use islet_intel::feed::IntelRuntime;
+use islet_intel::feed::{IntelRuntime, SharedSnapshot};
 use islet_l7::{FlowView, L7Flow, Sink};
 use islet_wire::decode::{Decoded, Outer};
 use islet_wire::ip_proto;
@@ -24,12 +24,18 @@ pub(crate) const FINISH_CHUNK: usize = 1024;
 /// Most indicator sightings (matches without `to_ids`) kept per flow.
 pub const MAX_SIGHTINGS_PER_FLOW: usize = 16;
 
-/// The worker's threat-intelligence state: the shared snapshot (loaded per lookup, so a
+/// The shared snapshot as a worker sees it: a cached `Arc` that is re-read only when a new
+/// snapshot was swapped in (one atomic load per lookup, no reference count touched).
+type SnapshotCache = arc_swap::Cache<std::sync::Arc<SharedSnapshot>, std::sync::Arc<Snapshot>>;
+
+/// The worker's threat-intelligence state: the shared snapshot (checked per lookup, so a
 /// swapped-in snapshot takes effect at once), where sightings go, and per live flow the
 /// sightings to log with its flow record.
 #[derive(Debug, Default)]
 pub(crate) struct IntelState {
     runtime: Option<IntelRuntime>,
+    /// Taken while a lookup uses it.
+    cache: Option<SnapshotCache>,
     hits: Vec<Hit>,
     sightings: hashbrown::HashMap<u64, Vec<String>>,
     pub(crate) alerts: u64,
@@ -39,6 +45,9 @@ pub(crate) struct IntelState {
 impl IntelState {
     pub(crate) fn new(runtime: Option<IntelRuntime>) -> Self {
         IntelState {
+            cache: runtime
+                .as_ref()
+                .map(|rt| arc_swap::Cache::new(rt.snapshot.clone())),
             runtime,
             ..IntelState::default()
         }
@@ -91,10 +100,22 @@ impl IntelState {
         eve: &EveOptions,
     ) -> bool {
         write_app_event(out, ctx, ev, eve);
-        let Some(rt) = &self.runtime else {
+        let Some(mut cache) = self.cache.take() else {
             return false;
         };
-        let snap = rt.snapshot.load();
+        let alerted = self.event_with(cache.load(), out, ctx, ev, eve);
+        self.cache = Some(cache);
+        alerted
+    }
+
+    fn event_with(
+        &mut self,
+        snap: &Snapshot,
+        out: &mut Vec<u8>,
+        ctx: &EventContext<'_>,
+        ev: &AppEvent,
+        eve: &EveOptions,
+    ) -> bool {
         if snap.is_empty() {
             return false;
         }
@@ -105,8 +126,8 @@ impl IntelState {
             server: t.dst_ip(),
             server_port: t.dport,
         };
-        intel::match_event(&snap, ev, &ends, &mut self.hits);
-        self.emit(&snap, out, ctx, Some(ev), eve)
+        intel::match_event(snap, ev, &ends, &mut self.hits);
+        self.emit(snap, out, ctx, Some(ev), eve)
     }
 }
 
@@ -182,10 +203,14 @@ impl Worker {
 
     /// A new flow: do its endpoints match an indicator?
     fn endpoints(&mut self, ts: u64, id: u32) {
-        let Some(rt) = &self.intel.runtime else {
+        let Some(mut cache) = self.intel.cache.take() else {
             return;
         };
-        let snap = rt.snapshot.load();
+        self.endpoints_with(cache.load(), ts, id);
+        self.intel.cache = Some(cache);
+    }
+
+    fn endpoints_with(&mut self, snap: &Snapshot, ts: u64, id: u32) {
         if snap.is_empty() {
             return;
         }
@@ -196,7 +221,7 @@ impl Worker {
             server: tuple.dst_ip(),
             server_port: tuple.dport,
         };
-        intel::match_endpoints(&snap, &ends, &mut self.intel.hits);
+        intel::match_endpoints(snap, &ends, &mut self.intel.hits);
         if self.intel.hits.is_empty() {
             return;
         }
@@ -208,7 +233,7 @@ impl Worker {
             tuple: &tuple,
             community_id: None,
         };
-        if self.intel.emit(&snap, &mut self.out, &ctx, None, &self.eve) {
+        if self.intel.emit(snap, &mut self.out, &ctx, None, &self.eve) {
             f.alerted = true;
         }
     }

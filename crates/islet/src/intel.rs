@@ -9,8 +9,21 @@ use islet_intel::{Importer, Report, Snapshot};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Import `sources` (feeds, files, snapshots) with the given warninglists.
+/// Import `sources` (feeds, files, snapshots) with the given warninglists. A single snapshot
+/// with no warninglists is mapped and used as it is.
 pub(crate) fn load(sources: &[PathBuf], lists: &[PathBuf]) -> Result<(Snapshot, Report), Failure> {
+    if let ([one], []) = (sources, lists)
+        && Snapshot::is_file(one)
+    {
+        let snap =
+            Snapshot::open(one).map_err(|e| Failure::Input(format!("{}: {e}", one.display())))?;
+        let report = Report {
+            suppressed: snap.suppressed().to_vec(),
+            sources: vec![one.display().to_string()],
+            ..Report::default()
+        };
+        return Ok((snap, report));
+    }
     let mut imp = Importer::new(load_warninglists(lists).map_err(|e| Failure::Input(e.0))?);
     for s in sources {
         if !s.exists() {
@@ -112,11 +125,7 @@ pub(crate) fn import(a: &IntelImportArgs) -> Result<(), Failure> {
     let (snap, report) = load(&a.sources, &a.warninglists)?;
     print_report(&report);
     if let Some(o) = &a.output {
-        let f = std::fs::File::create(o)
-            .map_err(|e| Failure::Runtime(format!("{}: {e}", o.display())))?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-        snap.write_to(&mut w)
-            .and_then(|()| std::io::Write::flush(&mut w))
+        snap.save(o)
             .map_err(|e| Failure::Runtime(format!("{}: {e}", o.display())))?;
         println!("snapshot: {} ({} indicators)", o.display(), snap.len());
     }
@@ -137,27 +146,34 @@ pub(crate) fn stats(a: &IntelStatsArgs) -> Result<(), Failure> {
 }
 
 fn describe(path: &Path, s: &Snapshot) {
+    // From the records' kind, flag and context fields: nothing is decoded per indicator.
     let mut by_kind: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    for i in s.indicators() {
-        let e = by_kind.entry(i.kind.name()).or_default();
-        e.0 += 1;
-        e.1 += u64::from(i.to_ids);
+    let mut per_ctx = vec![0u64; s.context_count()];
+    for i in 0..s.len() as u32 {
+        if let Some(k) = s.kind(i) {
+            let e = by_kind.entry(k.name()).or_default();
+            e.0 += 1;
+            e.1 += u64::from(s.to_ids(i));
+        }
+        if let Some(n) = per_ctx.get_mut(s.context_index(i) as usize) {
+            *n += 1;
+        }
     }
     println!(
-        "{}: {} indicators, {} events",
+        "{}: {} indicators, {} events, {} bytes{}",
         path.display(),
         s.len(),
-        s.contexts().len()
+        s.context_count(),
+        s.image_len(),
+        if s.is_mapped() { " (mapped)" } else { "" }
     );
     println!("  {:<26} {:>10} {:>10}", "type", "total", "to_ids");
     for (k, (n, ids)) in by_kind {
         println!("  {k:<26} {n:>10} {ids:>10}");
     }
-    let mut feeds: BTreeMap<&str, u64> = BTreeMap::new();
-    for i in s.indicators() {
-        *feeds
-            .entry(&s.contexts()[i.context as usize].feed)
-            .or_default() += 1;
+    let mut feeds: BTreeMap<String, u64> = BTreeMap::new();
+    for (c, n) in per_ctx.iter().enumerate().filter(|(_, n)| **n > 0) {
+        *feeds.entry(s.context_at(c as u32).feed).or_default() += n;
     }
     println!("feeds:");
     for (f, n) in feeds {
