@@ -376,12 +376,12 @@ pub(crate) enum Backing {
 impl Backing {
     /// Map a snapshot file read-only.
     pub(crate) fn map(f: &std::fs::File) -> std::io::Result<Backing> {
-        // SAFETY: the mapping is read-only and private to this process. Its contents can
-        // change under us only if another process writes the file in place; islet writes
-        // snapshots to a new file and renames it over the old one (see
-        // `Snapshot::save`), so a mapped file is never rewritten. Every read through the
-        // mapping is bounds-checked, so even a file truncated underneath reads as a fault
-        // only if its pages vanish, which `MAP_PRIVATE` of a renamed-over file prevents.
+        // SAFETY: the mapping is read-only. Its bytes change under us only if some process
+        // writes or truncates the file in place while it is mapped (then reads may see other
+        // bytes, or fault on vanished pages). islet never does: `Snapshot::save` writes a new
+        // file and renames it over the old one, which leaves a mapped old file whole. Every
+        // read through the mapping is bounds-checked, so changed bytes give wrong answers,
+        // not undefined indexing.
         #[allow(unsafe_code)]
         let m = unsafe { memmap2::Mmap::map(f)? };
         Ok(Backing::Mapped(m))
