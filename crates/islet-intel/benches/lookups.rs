@@ -69,7 +69,7 @@ const BATCH: usize = 1024;
 const POOL: usize = 1 << 18;
 
 /// Run `f` over the next batch of `pool` per iteration.
-fn rotating<T>(b: Bencher, pool: Vec<T>, mut f: impl FnMut(&T, &mut Vec<u32>)) {
+fn rotating<T>(b: Bencher<'_, '_>, pool: Vec<T>, mut f: impl FnMut(&T, &mut Vec<u32>)) {
     let mut at = 0;
     let mut out = Vec::new();
     b.counter(ItemsCount::new(BATCH)).bench_local(|| {
@@ -83,7 +83,7 @@ fn rotating<T>(b: Bencher, pool: Vec<T>, mut f: impl FnMut(&T, &mut Vec<u32>)) {
 }
 
 #[divan::bench]
-fn address_lookup(b: Bencher) {
+fn address_lookup(b: Bencher<'_, '_>) {
     let (s, _) = snapshot();
     let mut r = Rng(7);
     let addrs: Vec<IpAddr> = (0..POOL)
@@ -95,7 +95,7 @@ fn address_lookup(b: Bencher) {
 }
 
 #[divan::bench]
-fn name_lookup(b: Bencher) {
+fn name_lookup(b: Bencher<'_, '_>) {
     let (s, _) = snapshot();
     let mut r = Rng(11);
     let names: Vec<String> = (0..POOL)
@@ -105,7 +105,7 @@ fn name_lookup(b: Bencher) {
 }
 
 #[divan::bench]
-fn ja3_lookup(b: Bencher) {
+fn ja3_lookup(b: Bencher<'_, '_>) {
     let (s, _) = snapshot();
     let mut r = Rng(13);
     let values: Vec<String> = (0..POOL)
@@ -118,7 +118,7 @@ fn ja3_lookup(b: Bencher) {
 
 /// Open the saved 1M snapshot: CRC read, map, structural checks.
 #[divan::bench(sample_count = 20)]
-fn open_saved(b: Bencher) {
+fn open_saved(b: Bencher<'_, '_>) {
     let (_, path) = snapshot();
     b.bench_local(|| Snapshot::open(path).expect("open").len());
 }
