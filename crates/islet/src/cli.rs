@@ -23,6 +23,81 @@ enum Command {
     /// Threat intelligence: import MISP/STIX/lists into a snapshot, describe it, check values.
     #[command(subcommand)]
     Intel(IntelCommand),
+    /// Segmentation policy: keys, signed bundles, checking and showing policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// Make an Ed25519 key pair: DIR/policy.key (secret) and DIR/policy.pub.
+    Keygen(PolicyKeygenArgs),
+    /// Sign a bundle directory: write its manifest (file hashes, version, validity) and
+    /// signature into it.
+    Sign(PolicySignArgs),
+    /// Verify a bundle against pinned public keys; exit 0 only if it is valid.
+    Verify(PolicyVerifyArgs),
+    /// Load a policy (bundle directory or file) and warn about what it cannot honour, rules
+    /// that select nothing, and rules that contradict each other.
+    Check(PolicyCheckArgs),
+    /// Print a policy's tiers and rules.
+    Show(PolicyShowArgs),
+}
+
+/// Arguments of `islet policy keygen`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PolicyKeygenArgs {
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Arguments of `islet policy sign`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PolicySignArgs {
+    /// The secret key (`policy.key`).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The bundle's version: a sensor accepts only versions not below the active one.
+    #[arg(long)]
+    pub version: u64,
+    /// Valid from (RFC 3339; default now).
+    #[arg(long)]
+    pub not_before: Option<String>,
+    /// Valid until (RFC 3339; default `--valid-days` after the start).
+    #[arg(long)]
+    pub not_after: Option<String>,
+    #[arg(long, default_value_t = 365)]
+    pub valid_days: u32,
+    pub bundle: PathBuf,
+}
+
+/// Arguments of `islet policy verify`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PolicyVerifyArgs {
+    /// Pinned public keys (`policy.pub`); the bundle must be signed by one of them.
+    #[arg(long = "pubkey", required = true)]
+    pub pubkeys: Vec<PathBuf>,
+    /// A sensor's policy state directory: the bundle must not be older than the active one,
+    /// and becomes the active one if valid.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    pub bundle: PathBuf,
+}
+
+/// Arguments of `islet policy check`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PolicyCheckArgs {
+    /// A bundle directory or one policy file.
+    pub policy: PathBuf,
+    /// An inventory, to find rules that select no workload.
+    #[arg(long)]
+    pub inventory: Option<PathBuf>,
+}
+
+/// Arguments of `islet policy show`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PolicyShowArgs {
+    pub policy: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,5 +253,10 @@ pub(crate) fn main() -> Result<(), Failure> {
         Command::Intel(IntelCommand::Stats(a)) => crate::intel::stats(&a),
         Command::Intel(IntelCommand::Check(a)) => crate::intel::check(&a),
         Command::Intel(IntelCommand::Synth(a)) => crate::intel::synth(&a),
+        Command::Policy(PolicyCommand::Keygen(a)) => crate::policy::keygen(&a),
+        Command::Policy(PolicyCommand::Sign(a)) => crate::policy::sign(&a),
+        Command::Policy(PolicyCommand::Verify(a)) => crate::policy::verify(&a),
+        Command::Policy(PolicyCommand::Check(a)) => crate::policy::check(&a),
+        Command::Policy(PolicyCommand::Show(a)) => crate::policy::show(&a),
     }
 }

@@ -6,6 +6,7 @@
 mod cli;
 mod demo;
 mod intel;
+mod policy;
 mod read;
 mod synth;
 

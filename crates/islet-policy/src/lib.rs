@@ -1,0 +1,19 @@
+//! islet-policy: zero-trust micro-segmentation. Workload identities from an inventory (islet's
+//! TOML or a Kubernetes pod list), time-aware, with derived identities for unknown addresses;
+//! a policy IR of tiers and rules (subject selectors, peers, ports, L7 conditions, actions) in
+//! islet's own format or imported from Kubernetes `NetworkPolicy` and Cilium policies; the
+//! engine that gives every flow a verdict with its provenance; and signed, fail-closed policy
+//! bundles (Ed25519 over a manifest of SHA-256 file hashes).
+
+pub mod bundle;
+pub mod engine;
+pub mod identity;
+pub mod import;
+pub mod ir;
+pub mod net;
+pub mod state;
+pub mod time;
+
+pub use engine::{Engine, FlowFacts, Verdict};
+pub use identity::{Identity, Inventory, Workload};
+pub use ir::{Action, Policy, Rule};
