@@ -41,6 +41,65 @@ pub struct Alert {
     /// `alert.metadata`: each value a list of strings, Suricata's convention.
     pub metadata: Vec<(&'static str, Vec<String>)>,
     pub intel: Option<IntelMatch>,
+    /// The policy verdict of a `policy_violation` alert (`islet.policy`).
+    pub policy: Option<PolicyNote>,
+}
+
+/// A flow's policy verdict with its provenance, as events carry it (`islet.policy`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyNote {
+    /// `allow`, `deny` or `audit`.
+    pub verdict: &'static str,
+    /// What enforcement does with the flow (`flow.action`): `pass` or `drop`.
+    pub action: &'static str,
+    /// Whether islet enforced it (inline) or only judged it (tap, capture files).
+    pub enforced: bool,
+    /// The deciding rule and its tier and direction; none for an implicit deny or an
+    /// unisolated flow.
+    pub rule: Option<String>,
+    pub tier: Option<String>,
+    pub direction: Option<&'static str>,
+    /// The verdict in words: `deny by rule …` or `implicit-deny: no rule selects …`.
+    pub reason: String,
+    /// The audit rule that matched, if any.
+    pub audit_rule: Option<String>,
+    /// Both ends' identities (`namespace/name`, or `world`/`cluster`/`host`).
+    pub src_identity: String,
+    pub dest_identity: String,
+    /// The bundle in force: version and manifest SHA-256 (0 and empty when unsigned).
+    pub bundle_version: u64,
+    pub bundle_hash: String,
+    /// Decided (or changed) by L7 metadata rather than at the first packet.
+    pub l7: bool,
+}
+
+/// Write `"policy": {…}` into an open object.
+pub fn write_policy(j: &mut crate::Json<'_>, p: &PolicyNote) {
+    j.begin_object("policy");
+    j.str("verdict", p.verdict);
+    j.str("action", p.action);
+    j.bool("enforced", p.enforced);
+    if let Some(r) = &p.rule {
+        j.str("rule", r);
+    }
+    if let Some(t) = &p.tier {
+        j.str("tier", t);
+    }
+    if let Some(d) = p.direction {
+        j.str("direction", d);
+    }
+    j.str("reason", &p.reason);
+    if let Some(a) = &p.audit_rule {
+        j.str("audit_rule", a);
+    }
+    j.str("src_identity", &p.src_identity);
+    j.str("dest_identity", &p.dest_identity);
+    j.u64("bundle_version", p.bundle_version);
+    j.str("bundle_hash", &p.bundle_hash);
+    if p.l7 {
+        j.bool("l7", true);
+    }
+    j.end_object();
 }
 
 /// Append one alert. `proto` is the protocol event that matched, written alongside as
@@ -79,6 +138,11 @@ pub fn write_alert(
     }
     if let Some(ev) = proto.filter(|e| event_type(e) != "anomaly") {
         body(&mut j, ev);
+    }
+    if let Some(p) = &a.policy {
+        j.begin_object("islet");
+        write_policy(&mut j, p);
+        j.end_object();
     }
     if let Some(i) = &a.intel {
         j.begin_object("islet");

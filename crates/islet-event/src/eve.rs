@@ -99,7 +99,7 @@ fn tcp_flags_hex(buf: &mut Vec<u8>, f: u8) {
 
 /// Append one `flow` event.
 pub fn write_flow(buf: &mut Vec<u8>, r: &FlowRecord, o: &EveOptions) {
-    write_flow_with_sightings(buf, r, &[], o);
+    write_flow_full(buf, r, &[], None, o);
 }
 
 /// Append one `flow` event carrying the indicators without `to_ids` it matched
@@ -108,6 +108,18 @@ pub fn write_flow_with_sightings(
     buf: &mut Vec<u8>,
     r: &FlowRecord,
     sightings: &[String],
+    o: &EveOptions,
+) {
+    write_flow_full(buf, r, sightings, None, o);
+}
+
+/// Append one `flow` event with its intel sightings and its policy verdict (`flow.action`,
+/// `islet.policy`).
+pub fn write_flow_full(
+    buf: &mut Vec<u8>,
+    r: &FlowRecord,
+    sightings: &[String],
+    policy: Option<&crate::PolicyNote>,
     o: &EveOptions,
 ) {
     let mut j = Json::object(buf);
@@ -156,10 +168,16 @@ pub fn write_flow_with_sightings(
         b.extend_from_slice(b"\",\"reason\":\"");
         b.extend_from_slice(r.reason.name().as_bytes());
         b.extend_from_slice(if r.alerted {
-            b"\",\"alerted\":true}"
+            b"\",\"alerted\":true"
         } else {
-            b"\",\"alerted\":false}"
+            b"\",\"alerted\":false"
         });
+        if let Some(p) = policy {
+            b.extend_from_slice(b",\"action\":\"");
+            b.extend_from_slice(p.action.as_bytes());
+            b.push(b'"');
+        }
+        b.push(b'}');
     });
     let cid = CommunityId::v1(o.community_id_seed, &r.tuple);
     j.str("community_id", cid.as_str());
@@ -191,8 +209,11 @@ pub fn write_flow_with_sightings(
             b.extend_from_slice(b"\"}");
         });
     }
-    if r.tunnel_outer || !sightings.is_empty() {
+    if r.tunnel_outer || !sightings.is_empty() || policy.is_some() {
         j.begin_object("islet");
+        if let Some(p) = policy {
+            crate::alert::write_policy(&mut j, p);
+        }
         if r.tunnel_outer {
             j.bool("tunnel_outer", true);
         }

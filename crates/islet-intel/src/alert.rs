@@ -228,5 +228,6 @@ pub fn alert(s: &Snapshot, hit: &Hit) -> Alert {
             tags,
             threat_level: ctx.threat_level,
         }),
+        policy: None,
     }
 }

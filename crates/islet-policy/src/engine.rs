@@ -85,6 +85,7 @@ pub struct Engine {
     /// Provenance of the bundle: version and manifest hash (empty when unsigned).
     pub bundle_version: u64,
     pub bundle_hash: String,
+    has_l7: bool,
 }
 
 impl Engine {
@@ -101,13 +102,20 @@ impl Engine {
                 t.sort_by_key(|&i| policy.rules[i as usize].priority);
             }
         }
+        let has_l7 = policy.rules.iter().any(|r| !r.l7.is_empty());
         Engine {
             policy,
             inventory,
             order,
             bundle_version: 0,
             bundle_hash: String::new(),
+            has_l7,
         }
+    }
+
+    /// Does any rule have L7 conditions (so verdicts may change as metadata arrives)?
+    pub fn has_l7(&self) -> bool {
+        self.has_l7
     }
 
     pub fn rule(&self, i: u32) -> &Rule {

@@ -9,7 +9,8 @@
 
 pub mod config;
 mod pipeline;
+pub mod policy;
 mod worker;
 
 pub use config::{ConfigError, SensorConfig};
-pub use pipeline::{Progress, RunError, Summary, run, run_with_intel};
+pub use pipeline::{Judges, Progress, RunError, Summary, run, run_judged, run_with_intel};

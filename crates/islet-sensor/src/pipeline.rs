@@ -261,6 +261,33 @@ pub fn run_with_intel(
     out: &mut (dyn Write + Send),
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Summary, RunError> {
+    run_judged(
+        cfg,
+        Judges {
+            intel,
+            policy: None,
+        },
+        source,
+        out,
+        progress,
+    )
+}
+
+/// What workers judge flows with: threat intelligence and a segmentation policy.
+#[derive(Clone, Debug, Default)]
+pub struct Judges {
+    pub intel: Option<IntelRuntime>,
+    pub policy: Option<crate::policy::PolicyRuntime>,
+}
+
+/// As [`run`], judging flows with intelligence and policy.
+pub fn run_judged(
+    cfg: &SensorConfig,
+    judges: Judges,
+    source: &mut dyn PacketSource,
+    out: &mut (dyn Write + Send),
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Summary, RunError> {
     let workers = cfg.workers().max(1);
     let eve = EveOptions {
         community_id_seed: cfg.output.community_id_seed,
@@ -276,7 +303,7 @@ pub fn run_with_intel(
             cfg.stream_config(),
             cfg.app_layer.enabled,
             eve,
-            intel.clone(),
+            judges.clone(),
         );
         let mut cnt = 0u64;
         let mut err = None;
@@ -314,11 +341,11 @@ pub fn run_with_intel(
         (
             err,
             w.flows_logged,
-            vec![(w.stats().clone(), w.intel.alerts, w.intel.sightings_total)],
+            vec![(w.stats().clone(), w.alerts(), w.intel.sightings_total)],
         )
     } else {
         run_sharded(
-            cfg, workers, eve, intel, source, out, progress, &mut dec, &mut first, &mut last,
+            cfg, workers, eve, judges, source, out, progress, &mut dec, &mut first, &mut last,
         )?
     };
 
@@ -406,7 +433,7 @@ fn run_sharded(
     cfg: &SensorConfig,
     n: usize,
     eve: EveOptions,
-    intel: Option<IntelRuntime>,
+    judges: Judges,
     source: &mut dyn PacketSource,
     out: &mut (dyn Write + Send),
     progress: &mut dyn FnMut(Progress),
@@ -438,9 +465,9 @@ fn run_sharded(
             let fcfg = cfg.flow_config(n);
             let scfg = cfg.stream_config();
             let app = cfg.app_layer.enabled;
-            let intel = intel.clone();
+            let judges = judges.clone();
             handles.push(s.spawn(move || {
-                let mut w = Worker::new(fcfg, scfg, app, eve, intel);
+                let mut w = Worker::new(fcfg, scfg, app, eve, judges);
                 for msg in frx {
                     match msg {
                         Msg::Batch(mut b) => {
@@ -475,7 +502,7 @@ fn run_sharded(
                 let _ = wtx.send(std::mem::take(&mut w.out));
                 (
                     w.flows_logged,
-                    (w.stats().clone(), w.intel.alerts, w.intel.sightings_total),
+                    (w.stats().clone(), w.alerts(), w.intel.sightings_total),
                 )
             }));
         }

@@ -1,5 +1,6 @@
 //! A flow worker: owns one flow table and one output buffer; nothing here is shared.
 
+use crate::policy::PolicyState;
 use islet_event::CommunityId;
 use islet_event::alert::write_alert;
 use islet_event::eve::{self, EveOptions};
@@ -144,6 +145,7 @@ pub(crate) struct Worker {
     next_expire_ns: u64,
     pub(crate) flows_logged: u64,
     pub(crate) intel: IntelState,
+    pub(crate) policy: PolicyState,
 }
 
 impl Worker {
@@ -152,7 +154,7 @@ impl Worker {
         stream: StreamConfig,
         app_layer: bool,
         eve: EveOptions,
-        intel: Option<IntelRuntime>,
+        judges: crate::pipeline::Judges,
     ) -> Self {
         Worker {
             table: FlowTable::new(cfg),
@@ -164,8 +166,14 @@ impl Worker {
             eve,
             next_expire_ns: 0,
             flows_logged: 0,
-            intel: IntelState::new(intel),
+            intel: IntelState::new(judges.intel),
+            policy: PolicyState::new(judges.policy),
         }
+    }
+
+    /// Alerts written: intelligence matches and policy violations.
+    pub(crate) fn alerts(&self) -> u64 {
+        self.intel.alerts + self.policy.alerts
     }
 
     pub(crate) fn stats(&self) -> &TableStats {
@@ -186,10 +194,15 @@ impl Worker {
         let (id, dir) = self
             .table
             .update(ts, &d.tuple, d.pkt_len, d.tcp_flags, &mut self.records);
-        if self.intel.active() {
+        if self.intel.active() || self.policy.active() {
             let f = self.table.flow(id);
             if f.pkts[0] + f.pkts[1] == 1 {
-                self.endpoints(ts, id);
+                if self.policy.active() {
+                    self.judge(ts, id);
+                }
+                if self.intel.active() {
+                    self.endpoints(ts, id);
+                }
             }
         }
         if self.app_layer
@@ -199,6 +212,22 @@ impl Worker {
             self.application(ts, id, dir, frame, d);
         }
         self.tick(ts);
+    }
+
+    /// A new flow: its policy verdict.
+    fn judge(&mut self, ts: u64, id: u32) {
+        let tuple = self.table.tuple(id);
+        let f = self.table.flow_mut(id);
+        let ctx = EventContext {
+            ts_ns: ts,
+            flow_id: f.flow_id,
+            pcap_cnt: None,
+            tuple: &tuple,
+            community_id: None,
+        };
+        if self.policy.flow_start(&mut self.out, &ctx, &self.eve) {
+            f.alerted = true;
+        }
     }
 
     /// A new flow: do its endpoints match an indicator?
@@ -292,6 +321,7 @@ impl Worker {
             let mut alerted = false;
             for ev in self.app_events.drain(..) {
                 alerted |= self.intel.event(&mut self.out, &ctx, &ev, &self.eve);
+                alerted |= self.policy.app_event(&mut self.out, &ctx, &ev, &self.eve);
             }
             if alerted {
                 self.table.flow_mut(id).alerted = true;
@@ -346,13 +376,13 @@ impl Worker {
                 let mut alerted = false;
                 for ev in self.app_events.drain(..) {
                     alerted |= self.intel.event(&mut self.out, &ctx, &ev, &self.eve);
+                    alerted |= self.policy.app_event(&mut self.out, &ctx, &ev, &self.eve);
                 }
                 r.alerted |= alerted;
             }
-            match self.intel.sightings.remove(&r.flow_id) {
-                Some(s) => eve::write_flow_with_sightings(&mut self.out, &r, &s, &self.eve),
-                None => eve::write_flow(&mut self.out, &r, &self.eve),
-            }
+            let policy = self.policy.take(r.flow_id);
+            let sightings = self.intel.sightings.remove(&r.flow_id).unwrap_or_default();
+            eve::write_flow_full(&mut self.out, &r, &sightings, policy.as_ref(), &self.eve);
             self.flows_logged += 1;
         }
     }

@@ -42,6 +42,27 @@ pub(crate) enum PolicyCommand {
     Check(PolicyCheckArgs),
     /// Print a policy's tiers and rules.
     Show(PolicyShowArgs),
+    /// Replay captures against a candidate policy: which edges (identity to identity, protocol
+    /// and port) it would deny or allow, against a baseline policy or none.
+    Simulate(PolicySimulateArgs),
+}
+
+/// Arguments of `islet policy simulate`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PolicySimulateArgs {
+    /// The candidate policy (bundle directory or file; signatures are not needed here).
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// The policy in force to compare with (default: none, which allows everything).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    #[arg(long)]
+    pub inventory: Option<PathBuf>,
+    /// Print every edge, not only those whose verdict changes.
+    #[arg(long)]
+    pub all: bool,
+    #[arg(required = true)]
+    pub pcaps: Vec<PathBuf>,
 }
 
 /// Arguments of `islet policy keygen`.
@@ -194,6 +215,20 @@ pub(crate) struct ReadArgs {
     /// MISP warninglists applied to `--intel` sources.
     #[arg(long = "warninglist")]
     pub warninglists: Vec<PathBuf>,
+    /// A policy bundle directory (or one policy file): give every flow a verdict.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Pinned public keys the policy bundle must be signed by. With none, an unsigned policy
+    /// is accepted with a warning.
+    #[arg(long = "pubkey")]
+    pub pubkeys: Vec<PathBuf>,
+    /// The inventory of workloads (islet TOML or a Kubernetes pod list).
+    #[arg(long)]
+    pub inventory: Option<PathBuf>,
+    /// Policy state directory: the active bundle stays in force when `--policy` is rejected,
+    /// and older versions are refused.
+    #[arg(long = "policy-state")]
+    pub policy_state: Option<PathBuf>,
 }
 
 /// Arguments of `islet synth`.
@@ -258,5 +293,6 @@ pub(crate) fn main() -> Result<(), Failure> {
         Command::Policy(PolicyCommand::Verify(a)) => crate::policy::verify(&a),
         Command::Policy(PolicyCommand::Check(a)) => crate::policy::check(&a),
         Command::Policy(PolicyCommand::Show(a)) => crate::policy::show(&a),
+        Command::Policy(PolicyCommand::Simulate(a)) => crate::policy::simulate(&a),
     }
 }

@@ -35,6 +35,10 @@ pub(crate) fn run(a: &DemoArgs) -> Result<(), Failure> {
         raw_floor: false,
         intel: Vec::new(),
         warninglists: Vec::new(),
+        policy: None,
+        pubkeys: Vec::new(),
+        inventory: None,
+        policy_state: None,
     };
     let summary = crate::read::run(&args)?;
     println!(

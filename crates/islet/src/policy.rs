@@ -3,7 +3,8 @@
 
 use crate::Failure;
 use crate::cli::{
-    PolicyCheckArgs, PolicyKeygenArgs, PolicyShowArgs, PolicySignArgs, PolicyVerifyArgs,
+    PolicyCheckArgs, PolicyKeygenArgs, PolicyShowArgs, PolicySignArgs, PolicySimulateArgs,
+    PolicyVerifyArgs,
 };
 use islet_policy::bundle;
 use islet_policy::engine::dir_name;
@@ -290,4 +291,216 @@ fn peer(p: &Peer) -> String {
         Peer::Fqdn(g) => format!("fqdn {}", g.text),
         Peer::Nothing => "nothing".into(),
     }
+}
+
+/// What `islet read --policy` judges with. Fail-closed: with keys pinned, the bundle must
+/// verify (or, with `--policy-state`, the active bundle is used and the rejection reported);
+/// with none pinned, an unsigned policy is accepted with a warning.
+pub(crate) fn for_read(
+    a: &crate::cli::ReadArgs,
+) -> Result<Option<islet_sensor::policy::PolicyRuntime>, Failure> {
+    let Some(candidate) = &a.policy else {
+        if a.inventory.is_some() || !a.pubkeys.is_empty() || a.policy_state.is_some() {
+            return Err(Failure::Input(
+                "--inventory, --pubkey and --policy-state need --policy".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let keys = pinned_keys(&a.pubkeys)?;
+    let now = now_ns();
+    let (dir, info) = if keys.is_empty() {
+        eprintln!(
+            "islet: warning: policy: no public key is pinned; {} is used unverified (pin keys with --pubkey)",
+            candidate.display()
+        );
+        (candidate.clone(), None)
+    } else {
+        match &a.policy_state {
+            None => {
+                let info = bundle::verify(candidate, &keys, now, None)
+                    .map_err(|e| Failure::Input(format!("policy bundle rejected: {e}")))?;
+                (candidate.clone(), Some(info))
+            }
+            Some(st) => match State::new(st).load(candidate, &keys, now) {
+                Outcome::Accepted(info) => (candidate.clone(), Some(info)),
+                Outcome::Rejected {
+                    reason,
+                    active: Some((d, info)),
+                } => {
+                    eprintln!(
+                        "islet: policy bundle rejected: {reason}; the active bundle (version {}, sha256 {}) stays in force",
+                        info.version, info.hash
+                    );
+                    (d, Some(info))
+                }
+                Outcome::Rejected {
+                    reason,
+                    active: None,
+                } => {
+                    return Err(Failure::Input(format!(
+                        "policy bundle rejected: {reason}; no bundle is active"
+                    )));
+                }
+            },
+        }
+    };
+    let policy = import::load(&dir).map_err(Failure::Input)?;
+    for u in &policy.unsupported {
+        eprintln!("islet: warning: policy: {u}");
+    }
+    let inventory = match &a.inventory {
+        Some(p) => Inventory::from_path(p).map_err(Failure::Input)?,
+        None => {
+            eprintln!("islet: warning: policy: no --inventory: every address is `world`");
+            Inventory::default()
+        }
+    };
+    let mut engine = islet_policy::Engine::new(policy, std::sync::Arc::new(inventory));
+    if let Some(i) = info {
+        engine.bundle_version = i.version;
+        engine.bundle_hash = i.hash;
+    }
+    if !a.quiet {
+        eprintln!(
+            "islet: policy: {} rules in {} tiers, {} workloads{}",
+            engine.policy.rules.len(),
+            engine.policy.tiers.len(),
+            engine.inventory.workloads.len(),
+            if engine.bundle_version > 0 {
+                format!(", bundle version {}", engine.bundle_version)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(Some(islet_sensor::policy::PolicyRuntime::fixed(engine)))
+}
+
+/// An edge by address: source, destination, protocol, destination port.
+type EdgeKey = (String, String, String, u64);
+
+/// What a replay saw on an edge: the identities the policy gave its ends, and flows by
+/// verdict with one reason each.
+#[derive(Default)]
+struct EdgeSeen {
+    src: String,
+    dst: String,
+    verdicts: std::collections::BTreeMap<String, (u64, String)>,
+}
+
+impl EdgeSeen {
+    /// The strictest verdict seen.
+    fn worst(&self) -> &str {
+        ["deny", "audit"]
+            .into_iter()
+            .find(|v| self.verdicts.contains_key(*v))
+            .unwrap_or("allow")
+    }
+}
+
+/// Run the captures through the sensor with `policy` (or none) and gather flow verdicts by
+/// edge, from the EVE flow events exactly as `islet read --policy` writes them.
+fn replay(
+    pcaps: &[PathBuf],
+    policy: Option<&std::path::Path>,
+    inventory: Option<&std::path::Path>,
+) -> Result<std::collections::BTreeMap<EdgeKey, EdgeSeen>, Failure> {
+    let runtime = match policy {
+        Some(p) => {
+            let pol = import::load(p).map_err(Failure::Input)?;
+            let inv = match inventory {
+                Some(i) => Inventory::from_path(i).map_err(Failure::Input)?,
+                None => Inventory::default(),
+            };
+            let e = islet_policy::Engine::new(pol, std::sync::Arc::new(inv));
+            Some(islet_sensor::policy::PolicyRuntime::fixed(e))
+        }
+        None => None,
+    };
+    let mut cfg = islet_sensor::SensorConfig::default();
+    cfg.sensor.workers = 1;
+    let mut source =
+        islet_capture::PcapFiles::open(pcaps).map_err(|e| Failure::Input(e.to_string()))?;
+    let mut out: Vec<u8> = Vec::new();
+    let judges = islet_sensor::Judges {
+        intel: None,
+        policy: runtime,
+    };
+    islet_sensor::run_judged(&cfg, judges, &mut source, &mut out, &mut |_| {})
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let mut edges: std::collections::BTreeMap<EdgeKey, EdgeSeen> = Default::default();
+    for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let Ok(e) = serde_json::from_slice::<serde_json::Value>(line) else {
+            continue;
+        };
+        if e["event_type"] != "flow" {
+            continue;
+        }
+        let s = |k: &str| e[k].as_str().unwrap_or("?").to_string();
+        let key = (
+            s("src_ip"),
+            s("dest_ip"),
+            s("proto").to_ascii_lowercase(),
+            e["dest_port"].as_u64().unwrap_or(0),
+        );
+        let p = &e["islet"]["policy"];
+        let seen = edges.entry(key.clone()).or_default();
+        seen.src = p["src_identity"]
+            .as_str()
+            .map_or(key.0.clone(), str::to_string);
+        seen.dst = p["dest_identity"]
+            .as_str()
+            .map_or(key.1.clone(), str::to_string);
+        let verdict = p["verdict"].as_str().unwrap_or("allow").to_string();
+        let reason = p["reason"].as_str().unwrap_or("no policy").to_string();
+        seen.verdicts.entry(verdict).or_insert((0, reason)).0 += 1;
+    }
+    Ok(edges)
+}
+
+pub(crate) fn simulate(a: &PolicySimulateArgs) -> Result<(), Failure> {
+    let cand = replay(&a.pcaps, Some(&a.policy), a.inventory.as_deref())?;
+    let base = replay(&a.pcaps, a.baseline.as_deref(), a.inventory.as_deref())?;
+    println!(
+        "{:<14} {:<30} {:<30} {:<10} {:<18} reason",
+        "change", "source", "destination", "port", "flows"
+    );
+    let (mut denied, mut allowed) = (0u64, 0u64);
+    for (key, seen) in &cand {
+        let now = seen.worst();
+        let before = base.get(key).map_or("allow", EdgeSeen::worst);
+        let change = match (before, now) {
+            ("deny", "deny") => "unchanged",
+            (_, "deny") => {
+                denied += 1;
+                "newly denied"
+            }
+            ("deny", _) => {
+                allowed += 1;
+                "newly allowed"
+            }
+            _ => "unchanged",
+        };
+        if change != "unchanged" || a.all {
+            let flows: Vec<String> = seen
+                .verdicts
+                .iter()
+                .map(|(v, (n, _))| format!("{v} {n}"))
+                .collect();
+            let reason = seen.verdicts.get(now).map_or("", |x| x.1.as_str());
+            println!(
+                "{change:<14} {:<30} {:<30} {:<10} {:<18} {reason}",
+                seen.src,
+                seen.dst,
+                format!("{}/{}", key.2, key.3),
+                flows.join(", ")
+            );
+        }
+    }
+    println!(
+        "{denied} edges newly denied, {allowed} newly allowed, {} edges in all",
+        cand.len()
+    );
+    Ok(())
 }

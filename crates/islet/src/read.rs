@@ -36,6 +36,7 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
         Some((rt, q)) => (Some(rt), q),
         None => (None, None),
     };
+    let policy = crate::policy::for_read(a)?;
     let mut out: Box<dyn Write + Send> = if a.output == "-" {
         Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout()))
     } else {
@@ -60,7 +61,8 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
             b.set_message(format!("{} pkts, {:.0} pkts/s", p.packets, pps));
         }
     };
-    let result = islet_sensor::run_with_intel(&cfg, intel, &mut source, &mut out, &mut on_progress);
+    let judges = islet_sensor::Judges { intel, policy };
+    let result = islet_sensor::run_judged(&cfg, judges, &mut source, &mut out, &mut on_progress);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
