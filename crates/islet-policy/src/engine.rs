@@ -14,7 +14,8 @@
 //!   metadata arrives the conditions are evaluated and the verdict refined.
 
 use crate::identity::{Identity, Inventory};
-use crate::ir::{Action, Direction, Entity, L7, Namespaces, Peer, Policy, Rule, Subject};
+use crate::index::Ports;
+use crate::ir::{Action, Direction, Entity, L7, Namespaces, Peer, Policy, Rule};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -80,8 +81,7 @@ enum Side {
 pub struct Engine {
     pub policy: Policy,
     pub inventory: Arc<Inventory>,
-    /// Rule indexes per (direction, tier), by priority then file order.
-    order: [Vec<Vec<u32>>; 2],
+    index: crate::index::Index,
     /// Provenance of the bundle: version and manifest hash (empty when unsigned).
     pub bundle_version: u64,
     pub bundle_hash: String,
@@ -90,23 +90,12 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(policy: Policy, inventory: Arc<Inventory>) -> Engine {
-        let mut order: [Vec<Vec<u32>>; 2] = [
-            vec![Vec::new(); policy.tiers.len()],
-            vec![Vec::new(); policy.tiers.len()],
-        ];
-        for (i, r) in policy.rules.iter().enumerate() {
-            order[dir_index(r.direction)][r.tier as usize].push(i as u32);
-        }
-        for d in &mut order {
-            for t in d.iter_mut() {
-                t.sort_by_key(|&i| policy.rules[i as usize].priority);
-            }
-        }
+        let index = crate::index::build(&policy, &inventory);
         let has_l7 = policy.rules.iter().any(|r| !r.l7.is_empty());
         Engine {
             policy,
             inventory,
-            order,
+            index,
             bundle_version: 0,
             bundle_hash: String::new(),
             has_l7,
@@ -166,71 +155,85 @@ impl Engine {
         f: &FlowFacts<'_>,
         audit: &mut Option<u32>,
     ) -> Side {
-        let Some(w) = self.inventory.workload(subject) else {
+        let ix = &self.index;
+        let Identity::Workload(wi) = subject else {
             return Side::NotSelected;
         };
-        let mut selected = false;
-        for tier in &self.order[dir_index(dir)] {
-            let (mut allow, mut deny, mut pass) = (None, None, false);
-            for &ri in tier {
-                let r = &self.policy.rules[ri as usize];
-                if !self.subject_matches(&r.subject, w) {
-                    continue;
+        let Some(&g) = ix.group_of.get(wi as usize) else {
+            return Side::NotSelected;
+        };
+        // The rules selecting this workload, in evaluation order (tier, priority).
+        let list = ix.rules(g, dir_index(dir));
+        let Some(&first) = list.first() else {
+            return Side::NotSelected;
+        };
+        let peer_group = match peer {
+            Identity::Workload(p) => ix.group_of.get(p as usize).copied(),
+            _ => None,
+        };
+        let (mut allow, mut deny, mut pass) = (None, None, false);
+        let mut tier = ix.hot[first as usize].tier;
+        for &ri in list {
+            let h = &ix.hot[ri as usize];
+            if h.tier != tier {
+                // The previous tier is complete: does it decide?
+                if let Some(d) = deny {
+                    return Side::Deny(d);
                 }
-                selected = true;
-                if !(r.ports.is_empty() || r.ports.iter().any(|p| p.matches(f.proto, f.dport))) {
-                    continue;
+                if !pass && let Some(a) = allow {
+                    return Side::Allow(a);
                 }
-                if !(r.peers.is_empty()
-                    || r.peers
-                        .iter()
-                        .any(|p| self.peer_matches(p, &w.namespace, peer, peer_ip, f)))
-                {
-                    continue;
-                }
-                if !l7_holds(&r.l7, r.action, f) {
-                    continue;
-                }
-                match r.action {
-                    Action::Deny => {
-                        deny.get_or_insert(ri);
-                    }
-                    Action::Pass => pass = true,
-                    Action::Allow => {
-                        allow.get_or_insert(ri);
-                    }
-                    Action::Audit => {
-                        audit.get_or_insert(ri);
-                    }
-                }
+                (allow, deny, pass) = (None, None, false);
+                tier = h.tier;
             }
-            if let Some(r) = deny {
-                return Side::Deny(r);
-            }
-            if pass {
+            let port_ok = match h.ports {
+                Ports::Any => true,
+                Ports::One(p) => p.matches(f.proto, f.dport),
+                Ports::Many => self.policy.rules[ri as usize]
+                    .ports
+                    .iter()
+                    .any(|p| p.matches(f.proto, f.dport)),
+            };
+            if !port_ok {
                 continue;
             }
-            if let Some(r) = allow {
-                return Side::Allow(r);
+            let peer_ok = h.peer_any
+                || peer_group.is_some_and(|pg| ix.peer_group(h, pg))
+                || (h.peer_dynamic && {
+                    let r = &self.policy.rules[ri as usize];
+                    ix.dynamic[ri as usize]
+                        .iter()
+                        .any(|&pi| self.peer_matches(&r.peers[pi as usize], wi, peer, peer_ip, f))
+                });
+            if !peer_ok || (h.l7 && !l7_holds(&self.policy.rules[ri as usize].l7, h.action, f)) {
+                continue;
+            }
+            match h.action {
+                Action::Deny => {
+                    deny.get_or_insert(ri);
+                }
+                Action::Pass => pass = true,
+                Action::Allow => {
+                    allow.get_or_insert(ri);
+                }
+                Action::Audit => {
+                    audit.get_or_insert(ri);
+                }
             }
         }
-        if selected {
-            Side::Implicit
-        } else {
-            Side::NotSelected
+        if let Some(d) = deny {
+            return Side::Deny(d);
         }
-    }
-
-    fn subject_matches(&self, s: &Subject, w: &crate::identity::Workload) -> bool {
-        s.namespace.as_ref().is_none_or(|n| *n == w.namespace)
-            && s.workload.as_ref().is_none_or(|n| *n == w.name)
-            && s.labels.matches(&|k| w.labels.get(k).cloned())
+        if !pass && let Some(a) = allow {
+            return Side::Allow(a);
+        }
+        Side::Implicit
     }
 
     fn peer_matches(
         &self,
         p: &Peer,
-        subject_ns: &str,
+        subject: u32,
         peer: Identity,
         ip: IpAddr,
         f: &FlowFacts<'_>,
@@ -246,7 +249,11 @@ impl Engine {
                 };
                 let ns_ok = match namespaces {
                     Namespaces::Any => true,
-                    Namespaces::Same => w.namespace == subject_ns,
+                    Namespaces::Same => self
+                        .inventory
+                        .workloads
+                        .get(subject as usize)
+                        .is_some_and(|s| s.namespace == w.namespace),
                     Namespaces::Named(n) => *n == w.namespace,
                     Namespaces::Selected(sel) => sel.matches(&|k| {
                         self.inventory
@@ -278,7 +285,7 @@ impl Engine {
     }
 }
 
-fn dir_index(d: Direction) -> usize {
+pub(crate) fn dir_index(d: Direction) -> usize {
     match d {
         Direction::Ingress => 0,
         Direction::Egress => 1,

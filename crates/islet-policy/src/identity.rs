@@ -93,6 +93,16 @@ struct Binding {
     until: i64,
 }
 
+/// An address's bindings: one inline, or `count` of them from `start` in `exact_many`.
+#[derive(Clone, Copy, Debug)]
+struct Exact {
+    workload: u32,
+    count: u32,
+    start: u32,
+    from: i64,
+    until: i64,
+}
+
 /// Workloads and where they are.
 #[derive(Debug, Default)]
 pub struct Inventory {
@@ -102,8 +112,10 @@ pub struct Inventory {
     pub cluster: Vec<Cidr>,
     pub hosts: Vec<Cidr>,
     bindings: Vec<Binding>,
-    /// Host bindings by address (indexes into `bindings`).
-    exact: hashbrown::HashMap<IpAddr, Vec<u32>>,
+    /// Host bindings by address: the only one inline (one probe resolves most addresses),
+    /// or where several are listed in `exact_many`.
+    exact: hashbrown::HashMap<IpAddr, Exact>,
+    exact_many: Vec<u32>,
     /// Prefix bindings, longest first.
     ranges: Vec<u32>,
 }
@@ -348,7 +360,9 @@ impl Inventory {
 
     fn index(&mut self) {
         self.exact.clear();
+        self.exact_many.clear();
         self.ranges.clear();
+        let mut by_ip: hashbrown::HashMap<IpAddr, Vec<u32>> = hashbrown::HashMap::new();
         for (i, b) in self.bindings.iter().enumerate() {
             let full = if b.cidr.v6 { 128 } else { 32 };
             if b.cidr.len == full {
@@ -357,10 +371,25 @@ impl Inventory {
                 } else {
                     IpAddr::V4(((b.cidr.bits >> 96) as u32).into())
                 };
-                self.exact.entry(ip).or_default().push(i as u32);
+                by_ip.entry(ip).or_default().push(i as u32);
             } else {
                 self.ranges.push(i as u32);
             }
+        }
+        self.exact.reserve(by_ip.len());
+        for (ip, v) in by_ip {
+            let b = self.bindings[v[0] as usize];
+            let e = Exact {
+                workload: b.workload,
+                count: v.len() as u32,
+                start: self.exact_many.len() as u32,
+                from: b.from,
+                until: b.until,
+            };
+            if v.len() > 1 {
+                self.exact_many.extend_from_slice(&v);
+            }
+            self.exact.insert(ip, e);
         }
         let b = &self.bindings;
         self.ranges
@@ -375,10 +404,17 @@ impl Inventory {
             let b = &self.bindings[i as usize];
             (b.from <= ts_ns && ts_ns < b.until).then_some(b)
         };
-        if let Some(v) = self.exact.get(&ip)
-            && let Some(b) = v.iter().filter_map(|&i| live(i)).max_by_key(|b| b.from)
-        {
-            return Identity::Workload(b.workload);
+        if let Some(e) = self.exact.get(&ip) {
+            if e.count == 1 {
+                if e.from <= ts_ns && ts_ns < e.until {
+                    return Identity::Workload(e.workload);
+                }
+            } else {
+                let many = &self.exact_many[e.start as usize..(e.start + e.count) as usize];
+                if let Some(b) = many.iter().filter_map(|&i| live(i)).max_by_key(|b| b.from) {
+                    return Identity::Workload(b.workload);
+                }
+            }
         }
         for &i in &self.ranges {
             if let Some(b) = live(i)

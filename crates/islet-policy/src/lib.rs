@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod engine;
 pub mod identity;
 pub mod import;
+mod index;
 pub mod ir;
 pub mod net;
 pub mod state;
