@@ -38,7 +38,7 @@ pub fn load(path: &Path) -> Result<Policy, String> {
         files.push(path.to_path_buf());
     }
     let mut policy = Policy::default();
-    for f in files {
+    for f in &files {
         let name = f.display().to_string();
         let meta = std::fs::metadata(&f).map_err(|e| format!("{name}: {e}"))?;
         if meta.len() > MAX_POLICY_BYTES {
@@ -47,13 +47,13 @@ pub fn load(path: &Path) -> Result<Policy, String> {
                 meta.len()
             ));
         }
-        let text = std::fs::read_to_string(&f).map_err(|e| format!("{name}: {e}"))?;
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{name}: {e}"))?;
         policy.merge(parse(&name, &text)?);
         if policy.rules.len() > MAX_RULES {
             return Err(format!("{name}: more than {MAX_RULES} rules"));
         }
     }
-    Ok(policy)
+    crate::packs::apply(policy)
 }
 
 /// Is this a file [`load`] reads from a bundle directory?
@@ -118,6 +118,9 @@ pub fn parse(name: &str, text: &str) -> Result<Policy, String> {
 struct IsletFile {
     #[serde(default)]
     tiers: Vec<String>,
+    /// Built-in packs to switch on (`hypervisor-management`).
+    #[serde(default)]
+    packs: Vec<String>,
     #[serde(default)]
     rule: Vec<IsletRule>,
 }
@@ -240,6 +243,14 @@ fn parse_islet(name: &str, text: &str) -> Result<Policy, String> {
     for t in &f.tiers {
         p.tier(t);
     }
+    for n in &f.packs {
+        if crate::packs::pack(n).is_none() {
+            return Err(format!(
+                "{name}: unknown policy pack {n:?} (known: hypervisor-management)"
+            ));
+        }
+    }
+    p.packs = f.packs;
     let mut ids = std::collections::HashSet::new();
     for (i, r) in f.rule.into_iter().enumerate() {
         let at = format!("{name}: rule {} ({:?})", i + 1, r.id);

@@ -310,6 +310,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// Fields or constructs that could not be honoured, by name, with their file.
     pub unsupported: Vec<String>,
+    /// Built-in packs the policy switches on (`packs.rs`).
+    pub packs: Vec<String>,
 }
 
 impl Policy {
@@ -334,5 +336,6 @@ impl Policy {
             self.tier(&t);
         }
         self.unsupported.extend(other.unsupported);
+        self.packs.extend(other.packs);
     }
 }

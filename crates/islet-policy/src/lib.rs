@@ -12,6 +12,7 @@ pub mod import;
 mod index;
 pub mod ir;
 pub mod net;
+pub mod packs;
 pub mod state;
 pub mod time;
 
