@@ -40,7 +40,7 @@ pub fn load(path: &Path) -> Result<Policy, String> {
     let mut policy = Policy::default();
     for f in &files {
         let name = f.display().to_string();
-        let meta = std::fs::metadata(&f).map_err(|e| format!("{name}: {e}"))?;
+        let meta = std::fs::metadata(f).map_err(|e| format!("{name}: {e}"))?;
         if meta.len() > MAX_POLICY_BYTES {
             return Err(format!(
                 "{name}: {} bytes, above the {MAX_POLICY_BYTES}-byte bound",
