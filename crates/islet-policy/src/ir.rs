@@ -328,12 +328,14 @@ impl Policy {
 
     /// Add another policy's tiers (in order, after this one's) and rules.
     pub fn merge(&mut self, other: Policy) {
+        // Tiers first, in the other policy's declared order (not the order its rules name
+        // them in).
+        for t in &other.tiers {
+            self.tier(t);
+        }
         for mut r in other.rules {
             r.tier = self.tier(&other.tiers[r.tier as usize]);
             self.rules.push(r);
-        }
-        for t in other.tiers {
-            self.tier(&t);
         }
         self.unsupported.extend(other.unsupported);
         self.packs.extend(other.packs);

@@ -108,3 +108,32 @@ ports = ["tcp/22"]
     let e = import::parse("p.toml", "packs = [\"nope\"]\n").expect_err("unknown pack");
     assert!(e.contains("unknown policy pack \"nope\""), "{e}");
 }
+
+/// Tiers keep their declared order through loading, whatever order rules name them in.
+#[test]
+fn tiers_keep_their_declared_order() {
+    let dir = std::env::temp_dir().join(format!("islet-tiers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("p.toml"),
+        "tiers = [\"first\", \"second\"]\n[[rule]]\nid = \"late\"\ntier = \"second\"\naction = \"deny\"\ndirection = \"ingress\"\nsubject = {}\n[[rule]]\nid = \"early\"\ntier = \"first\"\naction = \"allow\"\ndirection = \"ingress\"\nsubject = {}\n",
+    )
+    .expect("write");
+    let p = import::load(&dir).expect("policy");
+    assert_eq!(p.tiers, ["first", "second"]);
+    let e = Engine::new(
+        p,
+        Arc::new(Inventory::from_toml("inv.toml", INVENTORY).expect("inv")),
+    );
+    let v = e.verdict(&FlowFacts {
+        src: "10.0.70.2".parse().expect("ip"),
+        dst: "10.0.60.5".parse().expect("ip"),
+        proto: 6,
+        dport: 1,
+        ts_ns: 0,
+        dst_names: &[],
+        l7: None,
+    });
+    assert_eq!(v.action, Action::Allow, "{}", e.explain(&v));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -45,6 +45,21 @@ pub(crate) enum PolicyCommand {
     /// Replay captures against a candidate policy: which edges (identity to identity, protocol
     /// and port) it would deny or allow, against a baseline policy or none.
     Simulate(PolicySimulateArgs),
+    /// Observe captures and write the least-privilege policy that allows exactly what was
+    /// seen, identity to identity: islet TOML and Kubernetes NetworkPolicy YAML.
+    Suggest(PolicySuggestArgs),
+}
+
+/// Arguments of `islet policy suggest`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PolicySuggestArgs {
+    #[arg(long, required = true)]
+    pub inventory: PathBuf,
+    /// Folder for `suggested.toml` and `suggested-networkpolicy.yaml`.
+    #[arg(long = "out")]
+    pub out: PathBuf,
+    #[arg(required = true)]
+    pub pcaps: Vec<PathBuf>,
 }
 
 /// Arguments of `islet policy simulate`.
@@ -294,5 +309,6 @@ pub(crate) fn main() -> Result<(), Failure> {
         Command::Policy(PolicyCommand::Check(a)) => crate::policy::check(&a),
         Command::Policy(PolicyCommand::Show(a)) => crate::policy::show(&a),
         Command::Policy(PolicyCommand::Simulate(a)) => crate::policy::simulate(&a),
+        Command::Policy(PolicyCommand::Suggest(a)) => crate::suggest::suggest(&a),
     }
 }

@@ -8,6 +8,7 @@ mod demo;
 mod intel;
 mod policy;
 mod read;
+mod suggest;
 mod synth;
 
 use std::process::ExitCode;

@@ -317,3 +317,111 @@ fn read_and_simulate_agree_and_every_deny_has_a_reason() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn suggested_policies_allow_exactly_what_was_seen() {
+    let Some(pdir) = islet_testkit::pcap_dir("suggested_policies_allow_exactly_what_was_seen")
+    else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("islet-policy-suggest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let inv = dir.join("inventory.toml");
+    std::fs::write(&inv, INVENTORY).expect("w");
+    let out = dir.join("suggested");
+    let pcaps: Vec<PathBuf> = CAPTURES.iter().map(|c| pdir.join(c)).collect();
+    let mut args = vec![
+        "policy",
+        "suggest",
+        "--inventory",
+        s(&inv),
+        "--out",
+        s(&out),
+    ];
+    args.extend(pcaps.iter().map(|p| s(p)));
+    let o = islet(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Each form alone, replayed over the same traffic, denies nothing.
+    for (form, file) in [
+        ("islet", "suggested.toml"),
+        ("kubernetes", "suggested-networkpolicy.yaml"),
+    ] {
+        let b = dir.join(form);
+        std::fs::create_dir_all(&b).expect("dir");
+        std::fs::copy(out.join(file), b.join(file)).expect("copy");
+        let eve = dir.join(format!("{form}.json"));
+        let mut args = vec![
+            "read",
+            "-q",
+            "--workers",
+            "1",
+            "-o",
+            s(&eve),
+            "--policy",
+            s(&b),
+            "--inventory",
+            s(&inv),
+        ];
+        args.extend(pcaps.iter().map(|p| s(p)));
+        let o = islet(&args);
+        assert!(
+            o.status.success(),
+            "{form}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let text = std::fs::read_to_string(&eve).expect("eve");
+        let mut flows = 0;
+        for e in text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+        {
+            if e["event_type"] == "flow" {
+                flows += 1;
+                let p = &e["islet"]["policy"];
+                assert_ne!(p["verdict"], "deny", "{form}: {e}");
+                // Every flow between workloads is allowed by a suggested rule, not by default.
+                if p["src_identity"].as_str().is_some_and(|x| x.contains('/'))
+                    && p["dest_identity"].as_str().is_some_and(|x| x.contains('/'))
+                {
+                    assert!(p["rule"].as_str().is_some(), "{form}: {e}");
+                }
+            }
+        }
+        assert_eq!(flows, 46, "{form}");
+        // Least privilege: what was not seen between the same workloads is denied.
+        let p = islet_policy::import::load(&b).expect("policy");
+        let e = islet_policy::Engine::new(
+            p,
+            std::sync::Arc::new(islet_policy::Inventory::from_path(&inv).expect("inv")),
+        );
+        let judge = |src: &str, dst: &str, port: u16| {
+            e.verdict(&islet_policy::FlowFacts {
+                src: src.parse().expect("ip"),
+                dst: dst.parse().expect("ip"),
+                proto: 6,
+                dport: port,
+                ts_ns: 0,
+                dst_names: &[],
+                l7: None,
+            })
+            .action
+        };
+        assert_eq!(
+            judge("192.168.10.31", "192.168.10.30", 445),
+            islet_policy::Action::Allow,
+            "{form}"
+        );
+        assert_eq!(
+            judge("192.168.10.31", "192.168.10.30", 3389),
+            islet_policy::Action::Deny,
+            "{form}"
+        );
+        assert_eq!(
+            judge("192.168.10.30", "192.168.10.31", 445),
+            islet_policy::Action::Deny,
+            "{form}: the reverse was never seen"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
