@@ -19,6 +19,24 @@ pub struct SensorConfig {
     pub output: OutputSection,
     /// `[intel]`: threat intelligence sources and MISP/TAXII pulls (docs/CONFIG.md).
     pub intel: islet_intel::feed::IntelConfig,
+    /// `[policy]`: the segmentation policy bundle, pinned keys, inventory (docs/POLICY.md).
+    pub policy: PolicySection,
+}
+
+/// `[policy]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySection {
+    /// A policy bundle directory (or one policy file). Unset: no policy, no verdicts.
+    pub bundle: Option<std::path::PathBuf>,
+    /// Public keys (`policy.pub` files) a bundle must be signed by. Empty: an unsigned policy
+    /// is accepted, with a warning at every start.
+    pub pubkeys: Vec<std::path::PathBuf>,
+    /// The workload inventory (islet TOML or a Kubernetes pod list).
+    pub inventory: Option<std::path::PathBuf>,
+    /// Where the active bundle is kept: a rejected bundle leaves it in force, and versions
+    /// below it are refused.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// `[app_layer]`

@@ -298,16 +298,22 @@ fn peer(p: &Peer) -> String {
 /// with none pinned, an unsigned policy is accepted with a warning.
 pub(crate) fn for_read(
     a: &crate::cli::ReadArgs,
+    cfg: &islet_sensor::config::PolicySection,
 ) -> Result<Option<islet_sensor::policy::PolicyRuntime>, Failure> {
-    let Some(candidate) = &a.policy else {
+    // The command line overrides `[policy]`; pinned keys add up.
+    let policy_state = a.policy_state.clone().or_else(|| cfg.state_dir.clone());
+    let inventory = a.inventory.clone().or_else(|| cfg.inventory.clone());
+    let pubkeys: Vec<PathBuf> = cfg.pubkeys.iter().chain(&a.pubkeys).cloned().collect();
+    let Some(candidate) = a.policy.as_ref().or(cfg.bundle.as_ref()) else {
         if a.inventory.is_some() || !a.pubkeys.is_empty() || a.policy_state.is_some() {
             return Err(Failure::Input(
-                "--inventory, --pubkey and --policy-state need --policy".into(),
+                "--inventory, --pubkey and --policy-state need --policy (or [policy] bundle)"
+                    .into(),
             ));
         }
         return Ok(None);
     };
-    let keys = pinned_keys(&a.pubkeys)?;
+    let keys = pinned_keys(&pubkeys)?;
     let now = now_ns();
     let (dir, info) = if keys.is_empty() {
         eprintln!(
@@ -316,7 +322,7 @@ pub(crate) fn for_read(
         );
         (candidate.clone(), None)
     } else {
-        match &a.policy_state {
+        match &policy_state {
             None => {
                 let info = bundle::verify(candidate, &keys, now, None)
                     .map_err(|e| Failure::Input(format!("policy bundle rejected: {e}")))?;
@@ -349,7 +355,7 @@ pub(crate) fn for_read(
     for u in &policy.unsupported {
         eprintln!("islet: warning: policy: {u}");
     }
-    let inventory = match &a.inventory {
+    let inventory = match &inventory {
         Some(p) => Inventory::from_path(p).map_err(Failure::Input)?,
         None => {
             eprintln!("islet: warning: policy: no --inventory: every address is `world`");

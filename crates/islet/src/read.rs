@@ -36,7 +36,7 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
         Some((rt, q)) => (Some(rt), q),
         None => (None, None),
     };
-    let policy = crate::policy::for_read(a)?;
+    let policy = crate::policy::for_read(a, &cfg.policy)?;
     let mut out: Box<dyn Write + Send> = if a.output == "-" {
         Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout()))
     } else {

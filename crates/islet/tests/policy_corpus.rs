@@ -198,6 +198,33 @@ fn read_and_simulate_agree_and_every_deny_has_a_reason() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("json"))
         .collect();
+    // The same from `[policy]` in a configuration file gives the same events.
+    let cfg = dir.join("islet.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[policy]\nbundle = {:?}\npubkeys = [{:?}]\ninventory = {:?}\n",
+            s(&bundle),
+            s(&pubkey),
+            s(&inv)
+        ),
+    )
+    .expect("config");
+    let eve2 = dir.join("eve2.json");
+    let mut args = vec![
+        "read",
+        "-q",
+        "--workers",
+        "1",
+        "-c",
+        s(&cfg),
+        "-o",
+        s(&eve2),
+    ];
+    args.extend(pcaps.iter().map(|p| s(p)));
+    let o = islet(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&eve2).expect("eve2"), text);
     let mut verdicts: BTreeMap<(String, String, u64), Vec<String>> = BTreeMap::new();
     let mut denied_flows = BTreeMap::new();
     for e in events.iter().filter(|e| e["event_type"] == "flow") {
