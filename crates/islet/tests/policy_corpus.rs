@@ -225,6 +225,68 @@ fn read_and_simulate_agree_and_every_deny_has_a_reason() {
     let o = islet(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read_to_string(&eve2).expect("eve2"), text);
+
+    // With a policy state: version 1 becomes active; a tampered version 2 is rejected with its
+    // reason and version 1 keeps deciding — the same events as before.
+    let state = dir.join("state");
+    let read_with_state = |b: &Path, out: &Path| {
+        let mut args = vec![
+            "read",
+            "-q",
+            "--workers",
+            "1",
+            "-o",
+            s(out),
+            "--policy",
+            s(b),
+        ];
+        args.extend([
+            "--pubkey",
+            s(&pubkey),
+            "--inventory",
+            s(&inv),
+            "--policy-state",
+            s(&state),
+        ]);
+        args.extend(pcaps.iter().map(|p| s(p)));
+        islet(&args)
+    };
+    let o = read_with_state(&bundle, &dir.join("eve3.json"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v2 = dir.join("bundle-v2");
+    std::fs::create_dir_all(&v2).expect("dir");
+    std::fs::write(
+        v2.join("10-segments.toml"),
+        POLICY.replace("tcp/445", "tcp/1-65535"),
+    )
+    .expect("w");
+    let o = islet(&[
+        "policy",
+        "sign",
+        "--key",
+        s(&keys.join("policy.key")),
+        "--version",
+        "2",
+        s(&v2),
+    ]);
+    assert!(o.status.success());
+    let f = v2.join("10-segments.toml");
+    let mut b = std::fs::read(&f).expect("read");
+    b[10] ^= 0x20;
+    std::fs::write(&f, b).expect("tamper");
+    let eve4 = dir.join("eve4.json");
+    let o = read_with_state(&v2, &eve4);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("hash mismatch: 10-segments.toml") && err.contains("(version 1, sha256"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&eve4).expect("eve4"),
+        text,
+        "version 1 keeps deciding"
+    );
     let mut verdicts: BTreeMap<(String, String, u64), Vec<String>> = BTreeMap::new();
     let mut denied_flows = BTreeMap::new();
     for e in events.iter().filter(|e| e["event_type"] == "flow") {
