@@ -287,6 +287,21 @@ fn read_and_simulate_agree_and_every_deny_has_a_reason() {
         text,
         "version 1 keeps deciding"
     );
+    // Without a state to fall back on, a rejected bundle stops the run (fail closed).
+    let mut args = vec![
+        "read",
+        "-q",
+        "-o",
+        "-",
+        "--policy",
+        s(&v2),
+        "--pubkey",
+        s(&pubkey),
+    ];
+    args.push(s(&pcaps[0]));
+    let o = islet(&args);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("policy bundle rejected: "));
     let mut verdicts: BTreeMap<(String, String, u64), Vec<String>> = BTreeMap::new();
     let mut denied_flows = BTreeMap::new();
     for e in events.iter().filter(|e| e["event_type"] == "flow") {
