@@ -57,7 +57,10 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
     };
     let days = days_from_civil(y, mo, d);
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_s;
-    Ok(secs * 1_000_000_000 + frac_ns)
+    // Nanoseconds in an i64 reach from 1677 to 2262.
+    secs.checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(frac_ns))
+        .ok_or_else(|| format!("{s:?} is outside the years 1678 to 2261 that islet represents"))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -91,6 +94,13 @@ mod tests {
             Ok(1_714_564_800_500_000_000)
         );
         assert!(parse_rfc3339("2024-13-01T00:00:00Z").is_err());
+        // Found by the `policy` fuzz target: a year past 2262 overflowed the nanoseconds.
+        assert!(
+            parse_rfc3339("3020-01-01T00:00:00Z")
+                .unwrap_err()
+                .contains("outside the years")
+        );
+        assert!(parse_rfc3339("1600-01-01T00:00:00Z").is_err());
         assert!(parse_rfc3339("yesterday").is_err());
     }
 }

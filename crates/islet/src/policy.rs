@@ -51,7 +51,7 @@ pub(crate) fn sign(a: &PolicySignArgs) -> Result<(), Failure> {
     let nb = parse(&a.not_before, now)?;
     let na = parse(
         &a.not_after,
-        nb.saturating_add(i64::from(a.valid_days) * 86_400 * 1_000_000_000),
+        nb.saturating_add(i64::from(a.valid_days).saturating_mul(86_400 * 1_000_000_000)),
     )?;
     let info = bundle::sign(&a.bundle, &key, a.version, nb, na).map_err(Failure::Input)?;
     println!(
