@@ -162,16 +162,8 @@ impl Inventory {
     /// Read an inventory file: a Kubernetes pod list (JSON or YAML with `items` or `kind:
     /// Pod`) or islet's TOML. Errors name the file, the line where known, and the reason.
     pub fn from_path(path: &std::path::Path) -> Result<Inventory, String> {
-        let name = path.display().to_string();
-        let meta = std::fs::metadata(path).map_err(|e| format!("{name}: {e}"))?;
-        if meta.len() > MAX_INVENTORY_BYTES {
-            return Err(format!(
-                "{name}: {} bytes, above the {MAX_INVENTORY_BYTES}-byte bound",
-                meta.len()
-            ));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
-        Inventory::from_text(&name, &text)
+        let text = crate::files::read_bounded(path, MAX_INVENTORY_BYTES)?;
+        Inventory::from_text(&path.display().to_string(), &text)
     }
 
     pub fn from_text(name: &str, text: &str) -> Result<Inventory, String> {
@@ -189,19 +181,8 @@ impl Inventory {
 
     /// islet's TOML inventory.
     pub fn from_toml(name: &str, text: &str) -> Result<Inventory, String> {
-        let doc: TomlInventory = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| {
-                text.as_bytes()[..s.start.min(text.len())]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count()
-                    + 1
-            });
-            match line {
-                Some(l) => format!("{name}: line {l}: {}", e.message()),
-                None => format!("{name}: {}", e.message()),
-            }
-        })?;
+        let doc: TomlInventory =
+            toml::from_str(text).map_err(|e| crate::files::toml_error(name, text, &e))?;
         let mut inv = Inventory::default();
         for c in &doc.cluster_cidrs {
             inv.cluster
@@ -260,10 +241,8 @@ impl Inventory {
     /// until `deletionTimestamp`; host-network pods (which share their node's address) are
     /// skipped.
     pub fn from_kubernetes(name: &str, text: &str) -> Result<Inventory, String> {
-        let v: Value = serde_yaml::from_str(text).map_err(|e| match e.location() {
-            Some(l) => format!("{name}: line {}: {e}", l.line()),
-            None => format!("{name}: {e}"),
-        })?;
+        let v: Value =
+            serde_yaml::from_str(text).map_err(|e| crate::files::yaml_error(name, &e))?;
         let pods: Vec<&Value> = match v.get("items").and_then(Value::as_array) {
             Some(items) => items.iter().collect(),
             None if v.get("kind").and_then(Value::as_str) == Some("Pod") => vec![&v],

@@ -40,14 +40,7 @@ pub fn load(path: &Path) -> Result<Policy, String> {
     let mut policy = Policy::default();
     for f in &files {
         let name = f.display().to_string();
-        let meta = std::fs::metadata(f).map_err(|e| format!("{name}: {e}"))?;
-        if meta.len() > MAX_POLICY_BYTES {
-            return Err(format!(
-                "{name}: {} bytes, above the {MAX_POLICY_BYTES}-byte bound",
-                meta.len()
-            ));
-        }
-        let text = std::fs::read_to_string(f).map_err(|e| format!("{name}: {e}"))?;
+        let text = crate::files::read_bounded(f, MAX_POLICY_BYTES)?;
         policy.merge(parse(&name, &text)?);
         if policy.rules.len() > MAX_RULES {
             return Err(format!("{name}: more than {MAX_RULES} rules"));
@@ -91,10 +84,7 @@ fn parse_any(name: &str, text: &str) -> Result<Policy, String> {
     }
     let mut policy = Policy::default();
     for doc in serde_yaml::Deserializer::from_str(text) {
-        let v = Value::deserialize(doc).map_err(|e| match e.location() {
-            Some(l) => format!("{name}: line {}: {e}", l.line()),
-            None => format!("{name}: {e}"),
-        })?;
+        let v = Value::deserialize(doc).map_err(|e| crate::files::yaml_error(name, &e))?;
         if v.is_null() {
             continue;
         }
@@ -243,19 +233,8 @@ fn islet_labels(
 }
 
 fn parse_islet(name: &str, text: &str) -> Result<Policy, String> {
-    let f: IsletFile = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| {
-            text.as_bytes()[..s.start.min(text.len())]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1
-        });
-        match line {
-            Some(l) => format!("{name}: line {l}: {}", e.message().trim()),
-            None => format!("{name}: {}", e.message().trim()),
-        }
-    })?;
+    let f: IsletFile =
+        toml::from_str(text).map_err(|e| crate::files::toml_error(name, text, &e))?;
     let mut p = Policy::default();
     for t in &f.tiers {
         p.tier(t);
@@ -534,6 +513,23 @@ fn k8s_ports(
     Ok(out)
 }
 
+/// A rule that selects its subject in a direction and allows nothing (Kubernetes
+/// `policyTypes` without rules, Cilium `ingress: []`): it isolates the subject.
+fn isolate(id: String, tier: u32, subject: &Subject, direction: Direction, source: &str) -> Rule {
+    Rule {
+        id,
+        tier,
+        priority: 0,
+        subject: subject.clone(),
+        direction,
+        peers: vec![Peer::Nothing],
+        ports: Vec::new(),
+        l7: L7::default(),
+        action: Action::Allow,
+        source: source.to_string(),
+    }
+}
+
 fn kubernetes(at: &str, obj: &Value) -> Result<Policy, String> {
     let mut p = Policy::default();
     let tier = p.tier(KUBERNETES_TIER);
@@ -578,18 +574,13 @@ fn kubernetes(at: &str, obj: &Value) -> Result<Policy, String> {
         };
         let rules = spec[key].as_array().cloned().unwrap_or_default();
         if rules.is_empty() {
-            p.rules.push(Rule {
-                id: format!("{ns}/{name}#{key}"),
+            p.rules.push(isolate(
+                format!("{ns}/{name}#{key}"),
                 tier,
-                priority: 0,
-                subject: subject.clone(),
-                direction: dir,
-                peers: vec![Peer::Nothing],
-                ports: Vec::new(),
-                l7: L7::default(),
-                action: Action::Allow,
-                source: at.clone(),
-            });
+                &subject,
+                dir,
+                &at,
+            ));
         }
         for (i, r) in rules.iter().enumerate() {
             let path = format!("spec.{key}[{i}]");
@@ -767,18 +758,8 @@ fn cilium(at: &str, obj: &Value, clusterwide: bool) -> Result<Policy, String> {
                 continue;
             };
             if rules.is_empty() && action == Action::Allow {
-                p.rules.push(Rule {
-                    id: format!("{name}#{key}"),
-                    tier,
-                    priority: 0,
-                    subject: subject.clone(),
-                    direction: dir,
-                    peers: vec![Peer::Nothing],
-                    ports: Vec::new(),
-                    l7: L7::default(),
-                    action,
-                    source: at.clone(),
-                });
+                p.rules
+                    .push(isolate(format!("{name}#{key}"), tier, &subject, dir, &at));
             }
             let (eps, cidr, cidrset, ents, fqdns) = match dir {
                 Direction::Ingress => (

@@ -7,6 +7,7 @@
 
 pub mod bundle;
 pub mod engine;
+mod files;
 pub mod identity;
 pub mod import;
 mod index;
