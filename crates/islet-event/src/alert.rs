@@ -29,7 +29,7 @@ pub struct IntelMatch {
 
 /// One alert.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Alert {
+pub struct Alert<'a> {
     /// `allowed` or `blocked`.
     pub action: &'static str,
     pub signature_id: u32,
@@ -42,12 +42,13 @@ pub struct Alert {
     pub metadata: Vec<(&'static str, Vec<String>)>,
     pub intel: Option<IntelMatch>,
     /// The policy verdict of a `policy_violation` alert (`islet.policy`).
-    pub policy: Option<PolicyNote>,
+    pub policy: Option<PolicyNote<'a>>,
 }
 
-/// A flow's policy verdict with its provenance, as events carry it (`islet.policy`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PolicyNote {
+/// A flow's policy verdict with its provenance, as events carry it (`islet.policy`). It
+/// borrows its strings, so writing a verdict with every flow record allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyNote<'a> {
     /// `allow`, `deny` or `audit`.
     pub verdict: &'static str,
     /// What enforcement does with the flow (`flow.action`): `pass` or `drop`.
@@ -56,46 +57,49 @@ pub struct PolicyNote {
     pub enforced: bool,
     /// The deciding rule and its tier and direction; none for an implicit deny or an
     /// unisolated flow.
-    pub rule: Option<String>,
-    pub tier: Option<String>,
+    pub rule: Option<&'a str>,
+    pub tier: Option<&'a str>,
     pub direction: Option<&'static str>,
-    /// The verdict in words: `deny by rule …` or `implicit-deny: no rule selects …`.
-    pub reason: String,
+    /// The verdict in words: `deny by rule …` or `implicit-deny: no rule selects …`; none
+    /// when a rule allowed the flow (`rule`, `tier` and `direction` say it).
+    pub reason: Option<&'a str>,
     /// The audit rule that matched, if any.
-    pub audit_rule: Option<String>,
+    pub audit_rule: Option<&'a str>,
     /// Both ends' identities (`namespace/name`, or `world`/`cluster`/`host`).
-    pub src_identity: String,
-    pub dest_identity: String,
+    pub src_identity: &'a str,
+    pub dest_identity: &'a str,
     /// The bundle in force: version and manifest SHA-256 (0 and empty when unsigned).
     pub bundle_version: u64,
-    pub bundle_hash: String,
+    pub bundle_hash: &'a str,
     /// Decided (or changed) by L7 metadata rather than at the first packet.
     pub l7: bool,
 }
 
 /// Write `"policy": {…}` into an open object.
-pub fn write_policy(j: &mut crate::Json<'_>, p: &PolicyNote) {
+pub fn write_policy(j: &mut crate::Json<'_>, p: &PolicyNote<'_>) {
     j.begin_object("policy");
     j.str("verdict", p.verdict);
     j.str("action", p.action);
     j.bool("enforced", p.enforced);
-    if let Some(r) = &p.rule {
+    if let Some(r) = p.rule {
         j.str("rule", r);
     }
-    if let Some(t) = &p.tier {
+    if let Some(t) = p.tier {
         j.str("tier", t);
     }
     if let Some(d) = p.direction {
         j.str("direction", d);
     }
-    j.str("reason", &p.reason);
-    if let Some(a) = &p.audit_rule {
+    if let Some(r) = p.reason {
+        j.str("reason", r);
+    }
+    if let Some(a) = p.audit_rule {
         j.str("audit_rule", a);
     }
-    j.str("src_identity", &p.src_identity);
-    j.str("dest_identity", &p.dest_identity);
+    j.str("src_identity", p.src_identity);
+    j.str("dest_identity", p.dest_identity);
     j.u64("bundle_version", p.bundle_version);
-    j.str("bundle_hash", &p.bundle_hash);
+    j.str("bundle_hash", p.bundle_hash);
     if p.l7 {
         j.bool("l7", true);
     }
@@ -107,7 +111,7 @@ pub fn write_policy(j: &mut crate::Json<'_>, p: &PolicyNote) {
 pub fn write_alert(
     buf: &mut Vec<u8>,
     c: &EventContext<'_>,
-    a: &Alert,
+    a: &Alert<'_>,
     proto: Option<&AppEvent>,
     app_proto: Option<&str>,
     o: &EveOptions,

@@ -119,7 +119,7 @@ pub fn write_flow_full(
     buf: &mut Vec<u8>,
     r: &FlowRecord,
     sightings: &[String],
-    policy: Option<&crate::PolicyNote>,
+    policy: Option<&crate::PolicyNote<'_>>,
     o: &EveOptions,
 ) {
     let mut j = Json::object(buf);

@@ -169,7 +169,7 @@ pub fn match_event(s: &Snapshot, ev: &AppEvent, e: &Endpoints, out: &mut Vec<Hit
 }
 
 /// The EVE alert of a match on a `to_ids` indicator.
-pub fn alert(s: &Snapshot, hit: &Hit) -> Alert {
+pub fn alert(s: &Snapshot, hit: &Hit) -> Alert<'static> {
     let ind = s.indicator(hit.indicator);
     let ctx = s.context(hit.indicator);
     let info: String = if ctx.event_info.chars().count() > MAX_INFO_IN_SIGNATURE {

@@ -52,24 +52,24 @@ fn inputs() -> &'static (String, String) {
     })
 }
 
+fn build() -> Engine {
+    let (inv, pol) = inputs();
+    let inv = Inventory::from_toml("inv.toml", inv).expect("inventory");
+    let p = import::parse("p.toml", pol).expect("policy");
+    assert_eq!(p.rules.len(), 10_000);
+    assert_eq!(inv.workloads.len(), 100_000);
+    Engine::new(p, Arc::new(inv))
+}
+
 fn engine() -> &'static Engine {
     static E: OnceLock<Engine> = OnceLock::new();
-    E.get_or_init(|| {
-        let (inv, pol) = inputs();
-        let inv = Inventory::from_toml("inv.toml", inv).expect("inventory");
-        let p = import::parse("p.toml", pol).expect("policy");
-        assert_eq!(p.rules.len(), 10_000);
-        assert_eq!(inv.workloads.len(), 100_000);
-        Engine::new(p, Arc::new(inv))
-    })
+    E.get_or_init(build)
 }
 
 const BATCH: usize = 1024;
 
-/// A new flow's verdict: both identities resolved, egress and ingress evaluated.
-#[divan::bench]
-fn new_flow_verdict(b: Bencher<'_, '_>) {
-    let e = engine();
+/// A rotating pool of flows: neighbouring apps, random apps, outside addresses.
+fn flows() -> Vec<(IpAddr, IpAddr, u16)> {
     let mut x = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
         x ^= x << 13;
@@ -77,7 +77,7 @@ fn new_flow_verdict(b: Bencher<'_, '_>) {
         x ^= x << 17;
         x
     };
-    let flows: Vec<(IpAddr, IpAddr, u16)> = (0..1 << 16)
+    (0..1 << 16)
         .map(|i| {
             let r = next();
             let ns = (r % u64::from(NS)) as u32;
@@ -100,25 +100,77 @@ fn new_flow_verdict(b: Bencher<'_, '_>) {
                 port,
             )
         })
-        .collect();
+        .collect()
+}
+
+fn facts(src: IpAddr, dst: IpAddr, dport: u16) -> FlowFacts<'static> {
+    FlowFacts {
+        src,
+        dst,
+        proto: 6,
+        dport,
+        ts_ns: 0,
+        dst_names: &[],
+        l7: None,
+    }
+}
+
+/// A new flow's verdict: both identities resolved, egress and ingress evaluated.
+#[divan::bench]
+fn new_flow_verdict(b: Bencher<'_, '_>) {
+    let e = engine();
+    let flows = flows();
     let mut at = 0;
     b.counter(ItemsCount::new(BATCH)).bench_local(|| {
         let mut denied = 0u32;
         for &(src, dst, dport) in &flows[at..at + BATCH] {
-            let f = FlowFacts {
-                src,
-                dst,
-                proto: 6,
-                dport,
-                ts_ns: 0,
-                dst_names: &[],
-                l7: None,
-            };
+            let f = facts(src, dst, dport);
             denied += u32::from(black_box(e.verdict(&f)).action == islet_policy::Action::Deny);
         }
         at = (at + BATCH) % flows.len();
         denied
     });
+}
+
+/// The same, read as a sensor worker reads the engine (an `arc_swap::Cache` over the shared
+/// `ArcSwap`), while another thread puts a different engine in force every millisecond: a
+/// reload is one pointer swap, and the data path neither waits nor slows.
+#[divan::bench(sample_count = 2000)]
+fn new_flow_verdict_while_reloading(b: Bencher<'_, '_>) {
+    static SECOND: OnceLock<Arc<Engine>> = OnceLock::new();
+    let a = Arc::new(build());
+    let second = Arc::clone(SECOND.get_or_init(|| Arc::new(build())));
+    let shared = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&a)));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let next = if swaps.is_multiple_of(2) { &second } else { &a };
+                shared.store(Arc::clone(next));
+                swaps += 1;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            swaps
+        })
+    };
+    let mut cache = arc_swap::Cache::new(Arc::clone(&shared));
+    let flows = flows();
+    let mut at = 0;
+    b.counter(ItemsCount::new(BATCH)).bench_local(|| {
+        let mut denied = 0u32;
+        for &(src, dst, dport) in &flows[at..at + BATCH] {
+            let f = facts(src, dst, dport);
+            let e = cache.load();
+            denied += u32::from(black_box(e.verdict(&f)).action == islet_policy::Action::Deny);
+        }
+        at = (at + BATCH) % flows.len();
+        denied
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().expect("swapper");
+    assert!(swaps > 0, "the engine was swapped during the run");
 }
 
 /// Building the engine (index of 10,000 rules over 100,000 workloads), from parsed inputs.

@@ -2,7 +2,9 @@
 //! packet), its refinement when L7 metadata arrives, a `policy_violation` alert for each
 //! denied flow, and the verdict carried into the flow's EVE record. The engine is shared
 //! read-only through an `ArcSwap`, cached per worker, so a policy reload swaps atomically and
-//! no lookup waits.
+//! no lookup waits. A flow's verdict is a 20-byte [`Judged`] kept in the flow table's own
+//! entry (no side map), and its provenance is written from the engine's strings when the
+//! flow's record is (no allocation per flow).
 
 use arc_swap::ArcSwap;
 use islet_event::alert::write_alert;
@@ -11,8 +13,9 @@ use islet_event::eve_proto::EventContext;
 use islet_event::proto::AppEvent;
 use islet_event::{Alert, PolicyNote};
 use islet_policy::engine::{FlowFacts, L7Facts, Reason, dir_name};
-use islet_policy::ir::Action;
+use islet_policy::ir::{Action, Direction};
 use islet_policy::{Engine, Identity, Verdict};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 /// `alert.signature_id` of a policy violation.
@@ -33,25 +36,191 @@ impl PolicyRuntime {
             enforced: false,
         }
     }
+
+    /// Put `e` in force: one atomic pointer swap. Workers see it at their next new flow;
+    /// flows already judged keep their verdict and its provenance (the engine that gave it
+    /// stays alive until its last such flow ends). Returns the engine replaced.
+    pub fn reload(&self, e: Engine) -> Arc<Engine> {
+        self.engine.swap(Arc::new(e))
+    }
 }
 
 type EngineCache = arc_swap::Cache<Arc<ArcSwap<Engine>>, Arc<Engine>>;
 
-/// A live flow's judgement.
-#[derive(Debug)]
-struct FlowPolicy {
-    src: Identity,
-    dst: Identity,
-    action: Action,
-    reason: Reason,
-    note: PolicyNote,
+/// A flow's verdict, packed into the flow table's entry: identities, deciding rule and
+/// audit rule as indices, and the slot of the engine that gave it in [`Engines`], so its
+/// provenance is written from that engine's strings even if a reload swapped the policy
+/// since. `Default` is "not judged".
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Judged {
+    src: u32,
+    dst: u32,
+    /// The deciding rule (`Reason::Rule`).
+    rule: u32,
+    /// The audit rule that matched, or `NO_RULE`.
+    audit: u32,
+    /// 0: not judged; else 1 + the action.
+    action: u8,
+    /// Reason kind (bits 0–1: rule, implicit deny, not isolated), direction (bit 2: egress),
+    /// decided by L7 metadata (bit 3).
+    flags: u8,
+    slot: u16,
+}
+
+const NO_RULE: u32 = u32::MAX;
+const L7_BIT: u8 = 8;
+/// Most engines one worker holds at once (the one in force and those older flows were judged
+/// by); past it, new flows share the newest slot's engine.
+const MAX_ENGINES: usize = 1024;
+
+fn pack_identity(i: Identity) -> u32 {
+    match i {
+        Identity::Workload(n) => n.min(u32::MAX - 3),
+        Identity::Host => u32::MAX - 2,
+        Identity::Cluster => u32::MAX - 1,
+        Identity::World => u32::MAX,
+    }
+}
+
+fn unpack_identity(n: u32) -> Identity {
+    match n {
+        u32::MAX => Identity::World,
+        x if x == u32::MAX - 1 => Identity::Cluster,
+        x if x == u32::MAX - 2 => Identity::Host,
+        x => Identity::Workload(x),
+    }
+}
+
+impl Judged {
+    fn pack(v: &Verdict, slot: u16, l7: bool) -> Judged {
+        let dir_bit = |d: Direction| if d == Direction::Egress { 4 } else { 0 };
+        let (rule, kind) = match v.reason {
+            Reason::Rule(r, d) => (r, dir_bit(d)),
+            Reason::ImplicitDeny(d) => (NO_RULE, 1 | dir_bit(d)),
+            Reason::NotIsolated => (NO_RULE, 2),
+        };
+        Judged {
+            src: pack_identity(v.src),
+            dst: pack_identity(v.dst),
+            rule,
+            audit: v.audit.unwrap_or(NO_RULE),
+            action: 1 + v.action as u8,
+            flags: kind | if l7 { L7_BIT } else { 0 },
+            slot,
+        }
+    }
+
+    fn is_judged(&self) -> bool {
+        self.action != 0
+    }
+
+    fn verdict(&self) -> Verdict {
+        let dir = if self.flags & 4 != 0 {
+            Direction::Egress
+        } else {
+            Direction::Ingress
+        };
+        Verdict {
+            action: match self.action {
+                1 => Action::Allow,
+                2 => Action::Deny,
+                3 => Action::Audit,
+                _ => Action::Pass,
+            },
+            reason: match self.flags & 3 {
+                0 => Reason::Rule(self.rule, dir),
+                1 => Reason::ImplicitDeny(dir),
+                _ => Reason::NotIsolated,
+            },
+            audit: (self.audit != NO_RULE).then_some(self.audit),
+            src: unpack_identity(self.src),
+            dst: unpack_identity(self.dst),
+        }
+    }
+
+    fn l7(&self) -> bool {
+        self.flags & L7_BIT != 0
+    }
+}
+
+/// The engines a worker's live flows were judged by: the current one and any a reload
+/// replaced while flows it judged are still open. A slot is freed when its last flow ends,
+/// so a flow holds an index rather than a reference count shared with other workers.
+#[derive(Debug, Default)]
+struct Engines {
+    slots: Vec<Option<(Arc<Engine>, u64)>>,
+    current: u16,
+}
+
+impl Engines {
+    /// The slot of `e` (the engine in force now), taking one reference for a new flow.
+    fn acquire(&mut self, e: &Arc<Engine>) -> u16 {
+        let cur = self.current as usize;
+        match self.slots.get_mut(cur) {
+            Some(Some((have, n))) if Arc::ptr_eq(have, e) => {
+                *n += 1;
+                return self.current;
+            }
+            Some(Some((_, 0))) => self.slots[cur] = None,
+            _ => {}
+        }
+        let free = self.slots.iter().position(Option::is_none);
+        let i = match free {
+            Some(i) => i,
+            None if self.slots.len() < MAX_ENGINES => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+            // Every slot holds live flows of an older engine: share the newest slot.
+            None => {
+                if let Some(Some((_, n))) = self.slots.get_mut(cur) {
+                    *n += 1;
+                }
+                return self.current;
+            }
+        };
+        self.slots[i] = Some((Arc::clone(e), 1));
+        self.current = u16::try_from(i).unwrap_or(u16::MAX);
+        self.current
+    }
+
+    fn get(&self, slot: u16) -> &Engine {
+        match self.slots.get(slot as usize) {
+            Some(Some((e, _))) => e,
+            // Every live flow holds its slot: not reached.
+            _ => unreachable!("policy engine slot {slot} released while in use"),
+        }
+    }
+
+    /// A flow judged by `slot` has ended. The engine stays until [`Engines::sweep`], so the
+    /// flow's record can still be written from it.
+    fn release(&mut self, slot: u16) {
+        if let Some(Some((_, n))) = self.slots.get_mut(slot as usize) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// Drop `slot`'s engine if no flow holds it and it is no longer in force.
+    fn sweep(&mut self, slot: u16) {
+        if slot != self.current
+            && let Some(s) = self.slots.get_mut(slot as usize)
+            && s.as_ref().is_some_and(|(_, n)| *n == 0)
+        {
+            *s = None;
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct PolicyState {
     enforced: bool,
     cache: Option<EngineCache>,
-    flows: hashbrown::HashMap<u64, FlowPolicy>,
+    engines: Engines,
+    /// The identity names and reason of the verdict being written, formatted into a reused
+    /// buffer: a verdict on every flow record costs no allocation.
+    text: String,
+    /// The slot of the last flow written, swept before the next.
+    swept: Option<u16>,
     pub(crate) denied: u64,
     pub(crate) alerts: u64,
 }
@@ -69,14 +238,16 @@ impl PolicyState {
         self.cache.is_some()
     }
 
-    /// A new flow: judge it at L3/L4. True if an alert was written.
+    /// A new flow: judge it at L3/L4 into `j`, the flow's entry. True if an alert was
+    /// written.
     pub(crate) fn flow_start(
         &mut self,
+        j: &mut Judged,
         out: &mut Vec<u8>,
         ctx: &EventContext<'_>,
         eve: &EveOptions,
     ) -> bool {
-        let Some(mut cache) = self.cache.take() else {
+        let Some(cache) = self.cache.as_mut() else {
             return false;
         };
         let e = cache.load();
@@ -91,29 +262,27 @@ impl PolicyState {
             l7: None,
         };
         let v = e.verdict(&facts);
-        let note = note(e, &v, self.enforced, false);
-        let alerted = v.action == Action::Deny && self.alert(out, ctx, &note, None, eve);
-        if v.action == Action::Deny {
-            self.denied += 1;
+        *j = Judged::pack(&v, self.engines.acquire(e), false);
+        if v.action != Action::Deny {
+            return false;
         }
-        self.flows.insert(
-            ctx.flow_id,
-            FlowPolicy {
-                src: v.src,
-                dst: v.dst,
-                action: v.action,
-                reason: v.reason,
-                note,
-            },
+        self.denied += 1;
+        self.alerts += 1;
+        alert(
+            out,
+            ctx,
+            &note(e, j, self.enforced, &mut self.text),
+            None,
+            eve,
         );
-        self.cache = Some(cache);
-        alerted
+        true
     }
 
     /// L7 metadata of a judged flow: refine its verdict when rules with L7 conditions apply.
     /// True if an alert was written.
     pub(crate) fn app_event(
         &mut self,
+        j: &mut Judged,
         out: &mut Vec<u8>,
         ctx: &EventContext<'_>,
         ev: &AppEvent,
@@ -140,103 +309,85 @@ impl PolicyState {
             },
             _ => return false,
         };
-        let Some(mut cache) = self.cache.take() else {
+        // A flow is refined by the engine that judged it: a reload applies to new flows.
+        if !j.is_judged() {
             return false;
-        };
-        let e = cache.load();
-        let mut alerted = false;
-        if e.has_l7()
-            && let Some(fp) = self.flows.get_mut(&ctx.flow_id)
-            && fp.action != Action::Deny
-        {
-            let t = ctx.tuple;
-            let facts = FlowFacts {
-                src: t.src_ip(),
-                dst: t.dst_ip(),
-                proto: t.proto,
-                dport: t.dport,
-                ts_ns: i64::try_from(ctx.ts_ns).unwrap_or(i64::MAX),
-                dst_names: &[],
-                l7: Some(l7),
-            };
-            let v = e.verdict_for(fp.src, fp.dst, &facts);
-            if v.action != fp.action || v.reason != fp.reason {
-                fp.action = v.action;
-                fp.reason = v.reason;
-                fp.note = note(e, &v, self.enforced, true);
-                if v.action == Action::Deny {
-                    self.denied += 1;
-                    let n = fp.note.clone();
-                    alerted = self.alert(out, ctx, &n, Some(ev), eve);
-                }
-            }
         }
-        self.cache = Some(cache);
-        alerted
-    }
-
-    /// The verdict to write with the flow's record (and forget the flow).
-    pub(crate) fn take(&mut self, flow_id: u64) -> Option<PolicyNote> {
-        self.flows.remove(&flow_id).map(|f| f.note)
-    }
-
-    fn alert(
-        &mut self,
-        out: &mut Vec<u8>,
-        ctx: &EventContext<'_>,
-        n: &PolicyNote,
-        proto: Option<&AppEvent>,
-        eve: &EveOptions,
-    ) -> bool {
+        let e = self.engines.get(j.slot);
+        let was = j.verdict();
+        if !e.has_l7() || was.action == Action::Deny {
+            return false;
+        }
         let t = ctx.tuple;
-        let proto_name = match t.proto {
-            6 => "tcp",
-            17 => "udp",
-            132 => "sctp",
-            _ => "ip",
+        let facts = FlowFacts {
+            src: t.src_ip(),
+            dst: t.dst_ip(),
+            proto: t.proto,
+            dport: t.dport,
+            ts_ns: i64::try_from(ctx.ts_ns).unwrap_or(i64::MAX),
+            dst_names: &[],
+            l7: Some(l7),
         };
-        let a = Alert {
-            action: if self.enforced { "blocked" } else { "allowed" },
-            signature_id: POLICY_SIGNATURE_ID,
-            rev: 1,
-            signature: format!(
-                "islet policy: {} -> {} {proto_name}/{} denied ({})",
-                n.src_identity, n.dest_identity, t.dport, n.reason
-            ),
-            category: "Policy violation".into(),
-            severity: 2,
-            metadata: vec![
-                ("detection", vec!["policy_violation".into()]),
-                (
-                    "policy_rule",
-                    vec![n.rule.clone().unwrap_or_else(|| "implicit-deny".into())],
-                ),
-                ("src_identity", vec![n.src_identity.clone()]),
-                ("dest_identity", vec![n.dest_identity.clone()]),
-            ],
-            intel: None,
-            policy: Some(n.clone()),
-        };
-        write_alert(
+        let v = e.verdict_for(was.src, was.dst, &facts);
+        if v.action == was.action && v.reason == was.reason {
+            return false;
+        }
+        *j = Judged::pack(&v, j.slot, true);
+        if v.action != Action::Deny {
+            return false;
+        }
+        self.denied += 1;
+        self.alerts += 1;
+        alert(
             out,
             ctx,
-            &a,
-            proto,
-            proto.map(islet_event::eve_proto::event_type),
+            &note(e, j, self.enforced, &mut self.text),
+            Some(ev),
             eve,
         );
-        self.alerts += 1;
         true
+    }
+
+    /// The verdict to write with an ended flow's record; the flow's hold on its engine ends.
+    pub(crate) fn ended(&mut self, j: &Judged) -> Option<PolicyNote<'_>> {
+        if let Some(prev) = self.swept.take() {
+            self.engines.sweep(prev);
+        }
+        if !j.is_judged() {
+            return None;
+        }
+        self.engines.release(j.slot);
+        self.swept = Some(j.slot);
+        Some(note(
+            self.engines.get(j.slot),
+            j,
+            self.enforced,
+            &mut self.text,
+        ))
     }
 }
 
-fn note(e: &Engine, v: &Verdict, enforced: bool, l7: bool) -> PolicyNote {
+/// Format a judgement's identity names and reason into `text` and borrow them into a note.
+fn note<'a>(e: &'a Engine, j: &Judged, enforced: bool, text: &'a mut String) -> PolicyNote<'a> {
+    let v = &j.verdict();
+    text.clear();
+    let _ = write!(text, "{}", e.inventory.describe(v.src));
+    let src_end = text.len();
+    let _ = write!(text, "{}", e.inventory.describe(v.dst));
+    let dst_end = text.len();
+    // An allow by a rule is said by `rule`, `tier` and `direction`; the words are left out
+    // of every allowed flow's record.
+    let words = v.action == Action::Deny || !matches!(v.reason, Reason::Rule(..));
+    if words {
+        let _ = write!(text, "{}", e.explain(v));
+    }
+    let text: &'a str = text;
     let (rule, tier, direction) = match v.reason {
         Reason::Rule(r, d) => {
             let r = e.rule(r);
             (
-                Some(r.id.clone()),
-                e.policy.tiers.get(r.tier as usize).cloned(),
+                Some(r.id.as_str()),
+                e.policy.tiers.get(r.tier as usize).map(String::as_str),
                 Some(dir_name(d)),
             )
         }
@@ -254,12 +405,62 @@ fn note(e: &Engine, v: &Verdict, enforced: bool, l7: bool) -> PolicyNote {
         rule,
         tier,
         direction,
-        reason: e.explain(v).to_string(),
-        audit_rule: v.audit.map(|a| e.rule(a).id.clone()),
-        src_identity: e.inventory.describe(v.src).to_string(),
-        dest_identity: e.inventory.describe(v.dst).to_string(),
+        reason: words.then(|| &text[dst_end..]),
+        audit_rule: v.audit.map(|a| e.rule(a).id.as_str()),
+        src_identity: &text[..src_end],
+        dest_identity: &text[src_end..dst_end],
         bundle_version: e.bundle_version,
-        bundle_hash: e.bundle_hash.clone(),
-        l7,
+        bundle_hash: &e.bundle_hash,
+        l7: j.l7(),
     }
+}
+
+/// Write the `policy_violation` alert of a denied flow.
+fn alert(
+    out: &mut Vec<u8>,
+    ctx: &EventContext<'_>,
+    n: &PolicyNote<'_>,
+    proto: Option<&AppEvent>,
+    eve: &EveOptions,
+) {
+    let t = ctx.tuple;
+    let proto_name = match t.proto {
+        6 => "tcp",
+        17 => "udp",
+        132 => "sctp",
+        _ => "ip",
+    };
+    let a = Alert {
+        action: if n.enforced { "blocked" } else { "allowed" },
+        signature_id: POLICY_SIGNATURE_ID,
+        rev: 1,
+        signature: format!(
+            "islet policy: {} -> {} {proto_name}/{} denied ({})",
+            n.src_identity,
+            n.dest_identity,
+            t.dport,
+            n.reason.unwrap_or(n.verdict)
+        ),
+        category: "Policy violation".into(),
+        severity: 2,
+        metadata: vec![
+            ("detection", vec!["policy_violation".into()]),
+            (
+                "policy_rule",
+                vec![n.rule.unwrap_or("implicit-deny").to_owned()],
+            ),
+            ("src_identity", vec![n.src_identity.to_owned()]),
+            ("dest_identity", vec![n.dest_identity.to_owned()]),
+        ],
+        intel: None,
+        policy: Some(*n),
+    };
+    write_alert(
+        out,
+        ctx,
+        &a,
+        proto,
+        proto.map(islet_event::eve_proto::event_type),
+        eve,
+    );
 }

@@ -1,6 +1,6 @@
 //! A flow worker: owns one flow table and one output buffer; nothing here is shared.
 
-use crate::policy::PolicyState;
+use crate::policy::{Judged, PolicyState};
 use islet_event::CommunityId;
 use islet_event::alert::write_alert;
 use islet_event::eve::{self, EveOptions};
@@ -15,8 +15,13 @@ use islet_l7::{FlowView, L7Flow, Sink};
 use islet_wire::decode::{Decoded, Outer};
 use islet_wire::ip_proto;
 
-/// Per-flow state above the flow table: the application layer's, allocated on first payload.
-pub(crate) type Ext = Option<Box<L7Flow>>;
+/// Per-flow state above the flow table: the application layer's, allocated on first payload,
+/// and the flow's policy verdict.
+#[derive(Debug, Default)]
+pub(crate) struct Ext {
+    l7: Option<Box<L7Flow>>,
+    policy: Judged,
+}
 
 /// How often (in capture time) idle flows are swept.
 const EXPIRE_EVERY_NS: u64 = 1_000_000_000;
@@ -225,7 +230,10 @@ impl Worker {
             tuple: &tuple,
             community_id: None,
         };
-        if self.policy.flow_start(&mut self.out, &ctx, &self.eve) {
+        if self
+            .policy
+            .flow_start(&mut f.ext.policy, &mut self.out, &ctx, &self.eve)
+        {
             f.alerted = true;
         }
     }
@@ -277,7 +285,7 @@ impl Worker {
         } else {
             (k.hi_port, k.lo_port)
         };
-        let l7 = f.ext.get_or_insert_with(Box::default);
+        let l7 = f.ext.l7.get_or_insert_with(Box::default);
         let view = FlowView {
             app: &mut f.app,
             probes: &mut f.app_probe,
@@ -307,7 +315,7 @@ impl Worker {
             let flow_id = f.flow_id;
             let seed = self.eve.community_id_seed;
             // Computed once per flow, not once per event.
-            let cid = f.ext.as_mut().map(|l| {
+            let cid = f.ext.l7.as_mut().map(|l| {
                 *l.community_id
                     .get_or_insert_with(|| CommunityId::v1(seed, &tuple))
             });
@@ -319,12 +327,15 @@ impl Worker {
                 community_id: cid.as_ref(),
             };
             let mut alerted = false;
+            let judged = &mut f.ext.policy;
             for ev in self.app_events.drain(..) {
                 alerted |= self.intel.event(&mut self.out, &ctx, &ev, &self.eve);
-                alerted |= self.policy.app_event(&mut self.out, &ctx, &ev, &self.eve);
+                alerted |= self
+                    .policy
+                    .app_event(judged, &mut self.out, &ctx, &ev, &self.eve);
             }
             if alerted {
-                self.table.flow_mut(id).alerted = true;
+                f.alerted = true;
             }
         }
     }
@@ -360,9 +371,9 @@ impl Worker {
     }
 
     fn encode(&mut self) {
-        for (mut r, ext) in self.records.drain(..) {
+        for (mut r, mut ext) in self.records.drain(..) {
             // What the application layer still holds is logged before the flow record.
-            if let Some(mut l7) = ext {
+            if let Some(mut l7) = ext.l7 {
                 l7.finish(&mut Sink {
                     events: &mut self.app_events,
                 });
@@ -376,12 +387,14 @@ impl Worker {
                 let mut alerted = false;
                 for ev in self.app_events.drain(..) {
                     alerted |= self.intel.event(&mut self.out, &ctx, &ev, &self.eve);
-                    alerted |= self.policy.app_event(&mut self.out, &ctx, &ev, &self.eve);
+                    alerted |=
+                        self.policy
+                            .app_event(&mut ext.policy, &mut self.out, &ctx, &ev, &self.eve);
                 }
                 r.alerted |= alerted;
             }
-            let policy = self.policy.take(r.flow_id);
             let sightings = self.intel.sightings.remove(&r.flow_id).unwrap_or_default();
+            let policy = self.policy.ended(&ext.policy);
             eve::write_flow_full(&mut self.out, &r, &sightings, policy.as_ref(), &self.eve);
             self.flows_logged += 1;
         }
