@@ -1,4 +1,5 @@
-//! DNS message parser (UDP form) and the TCP framing.
+//! DNS message parser (UDP form), the TCP framing, and the answers the policy learns names
+//! from.
 #![no_main]
 use islet_l7::Sink;
 use islet_l7::dns::{DnsTcpState, parse_message};
@@ -10,4 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = parse_message(data, 0, &mut sink);
     let mut t = DnsTcpState::default();
     t.input(true, data, &mut sink);
+    let mut learned = Vec::new();
+    islet_sensor::names::dns_answers(data, &mut learned);
+    assert!(learned.len() <= 2 * islet_sensor::names::MAX_ANSWERS);
 });

@@ -11,8 +11,10 @@
 #![deny(unsafe_code)]
 
 mod legacy;
+mod memory;
 mod pcap;
 
+pub use memory::Frames;
 pub use pcap::{PcapFile, PcapFiles};
 
 use std::fmt;

@@ -68,11 +68,44 @@ pub struct PolicyNote<'a> {
     /// Both ends' identities (`namespace/name`, or `world`/`cluster`/`host`).
     pub src_identity: &'a str,
     pub dest_identity: &'a str,
+    /// For an end the inventory does not know but DNS named (its identity is then the name):
+    /// the entity it resolved to, `world`, `cluster` or `host`.
+    pub src_entity: Option<&'static str>,
+    pub dest_entity: Option<&'static str>,
     /// The bundle in force: version and manifest SHA-256 (0 and empty when unsigned).
     pub bundle_version: u64,
     pub bundle_hash: &'a str,
     /// Decided (or changed) by L7 metadata rather than at the first packet.
     pub l7: bool,
+}
+
+/// A policy bundle refused at load (fail closed): what was offered, why it was refused, and
+/// the bundle that stays in force.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyRejected<'a> {
+    /// When it was refused, Unix ns (the load is not a packet: the sensor's clock).
+    pub ts_ns: u64,
+    pub bundle: &'a str,
+    pub reason: &'a str,
+    pub active_version: u64,
+    pub active_hash: &'a str,
+}
+
+/// Append one `policy` event (`"policy": {"event": "bundle_rejected", …}`).
+pub fn write_policy_rejected(buf: &mut Vec<u8>, r: &PolicyRejected<'_>) {
+    let mut j = crate::Json::object(buf);
+    j.with("timestamp", |b| crate::time::write_iso(b, r.ts_ns));
+    j.str("event_type", "policy");
+    j.begin_object("policy");
+    j.str("event", "bundle_rejected");
+    j.str("bundle", r.bundle);
+    j.str("reason", r.reason);
+    j.begin_object("active");
+    j.u64("version", r.active_version);
+    j.str("hash", r.active_hash);
+    j.end_object();
+    j.end_object();
+    j.finish();
 }
 
 /// Write `"policy": {…}` into an open object.
@@ -98,6 +131,12 @@ pub fn write_policy(j: &mut crate::Json<'_>, p: &PolicyNote<'_>) {
     }
     j.str("src_identity", p.src_identity);
     j.str("dest_identity", p.dest_identity);
+    if let Some(x) = p.src_entity {
+        j.str("src_entity", x);
+    }
+    if let Some(x) = p.dest_entity {
+        j.str("dest_entity", x);
+    }
     j.u64("bundle_version", p.bundle_version);
     j.str("bundle_hash", p.bundle_hash);
     if p.l7 {

@@ -349,6 +349,10 @@ pub fn write_stats(buf: &mut Vec<u8>, s: &Stats) {
     j.begin_object("intel");
     j.u64("sightings", s.intel_sightings);
     j.end_object();
+    j.begin_object("policy");
+    j.u64("denied", s.policy_denied);
+    j.u64("names_evicted", s.policy_names_evicted);
+    j.end_object();
     j.u64("anomalies", s.anomalies);
     j.end_object();
     j.finish();

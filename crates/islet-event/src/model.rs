@@ -192,4 +192,8 @@ pub struct Stats {
     pub alerts: u64,
     /// Indicator matches without `to_ids`, kept on their flows.
     pub intel_sightings: u64,
+    /// Flows the policy denied (`stats.policy.denied`).
+    pub policy_denied: u64,
+    /// Addresses dropped from the workers' DNS name caches at `policy.names_max`.
+    pub policy_names_evicted: u64,
 }

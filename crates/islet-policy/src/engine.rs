@@ -40,7 +40,7 @@ pub struct FlowFacts<'a> {
     /// Flow start, Unix ns: identities are resolved at this time.
     pub ts_ns: i64,
     /// Names DNS answers on the wire gave the destination address (for `fqdn` peers).
-    pub dst_names: &'a [String],
+    pub dst_names: &'a [&'a str],
     pub l7: Option<L7Facts<'a>>,
 }
 

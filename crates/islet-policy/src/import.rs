@@ -63,13 +63,15 @@ pub fn is_policy_file(p: &Path) -> bool {
 /// One policy file's text; the format is told by its name and content.
 pub fn parse(name: &str, text: &str) -> Result<Policy, String> {
     let mut p = parse_any(name, text)?;
-    // Name peers need names learned from DNS answers on the wire, which islet does not do
-    // yet: say so rather than let them match nothing in silence.
+    // A name peer matches a destination by the names DNS answers gave it (Cilium's
+    // `toFQDNs`); as the source of an ingress rule it would match nothing: say so.
     for r in &p.rules {
         for peer in &r.peers {
-            if let crate::ir::Peer::Fqdn(g) = peer {
+            if let crate::ir::Peer::Fqdn(g) = peer
+                && r.direction == crate::ir::Direction::Ingress
+            {
                 p.unsupported.push(format!(
-                    "{}: rule {}: fqdn peer {:?} matches nothing yet (names from DNS answers are not learned yet)",
+                    "{}: rule {}: fqdn peer {:?} in an ingress rule matches nothing (names are matched on destinations, for egress)",
                     r.source, r.id, g.text
                 ));
             }

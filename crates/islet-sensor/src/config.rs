@@ -24,7 +24,7 @@ pub struct SensorConfig {
 }
 
 /// `[policy]`
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicySection {
     /// A policy bundle directory (or one policy file). Unset: no policy, no verdicts.
@@ -37,6 +37,25 @@ pub struct PolicySection {
     /// Where the active bundle is kept: a rejected bundle leaves it in force, and versions
     /// below it are refused.
     pub state_dir: Option<std::path::PathBuf>,
+    /// Addresses whose DNS-learned names each worker keeps (for `fqdn` peers and derived
+    /// identities); the least recently learned go first.
+    pub names_max: usize,
+    /// Seconds a learned name holds at least, whatever the answer's TTL (Cilium's
+    /// `tofqdns-min-ttl`).
+    pub dns_min_ttl: u64,
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        PolicySection {
+            bundle: None,
+            pubkeys: Vec::new(),
+            inventory: None,
+            state_dir: None,
+            names_max: 65_536,
+            dns_min_ttl: 3_600,
+        }
+    }
 }
 
 /// `[app_layer]`
@@ -215,6 +234,9 @@ impl SensorConfig {
             return Err(ConfigError(
                 "flow.emergency_recovery is a percentage (0-100)".into(),
             ));
+        }
+        if self.policy.names_max == 0 {
+            return Err(ConfigError("policy.names_max must be at least 1".into()));
         }
         if self.sensor.batch_packets == 0 {
             return Err(ConfigError(

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod names;
 mod pipeline;
 pub mod policy;
 mod worker;

@@ -1,6 +1,7 @@
 //! The offline/online pipeline: source → decoder (+ defrag) → workers → writer.
 
 use crate::SensorConfig;
+use crate::names::Learned;
 use crate::worker::Worker;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use islet_capture::{CaptureError, Packet, PacketSource};
@@ -238,6 +239,16 @@ impl Decoder {
     }
 }
 
+/// If `d` is a DNS response over UDP, the names its answers bind, into `out` (cleared).
+fn dns_response(d: &Decoded, frame: &[u8], out: &mut Vec<Learned>) -> bool {
+    out.clear();
+    if d.tuple.proto != islet_wire::ip_proto::UDP || d.tuple.sport != 53 {
+        return false;
+    }
+    crate::names::dns_answers(d.payload(frame), out);
+    !out.is_empty()
+}
+
 fn shard(t: &islet_wire::Tuple, n: usize) -> usize {
     (FlowKey::from_tuple(t).0.stable_hash() % n as u64) as usize
 }
@@ -307,6 +318,7 @@ pub fn run_judged(
         );
         let mut cnt = 0u64;
         let mut err = None;
+        let mut learned = Vec::new();
         loop {
             let r = source.read_batch(batch, &mut |p| {
                 cnt += 1;
@@ -314,7 +326,14 @@ pub fn run_judged(
                 last = last.max(p.ts_ns);
                 dec.feed(p, cnt, &mut |ts, step| match step {
                     Step::Outer(o) => w.outer(ts, o),
-                    Step::Packet(f, d) => w.packet(ts, f, d),
+                    Step::Packet(f, d) => {
+                        w.packet(ts, f, d);
+                        if w.learns_names() && dns_response(d, f, &mut learned) {
+                            for l in &learned {
+                                w.learn(ts, l);
+                            }
+                        }
+                    }
                 });
             });
             if w.out.len() >= FLUSH_BYTES || dec.out.len() >= FLUSH_BYTES {
@@ -338,11 +357,7 @@ pub fn run_judged(
         }
         write_all(out, &mut dec.out)?;
         w.finish(last, |buf| write_all(out, buf))?;
-        (
-            err,
-            w.flows_logged,
-            vec![(w.stats().clone(), w.alerts(), w.intel.sightings_total)],
-        )
+        (err, w.flows_logged, vec![WorkerTotals::of(&w)])
     } else {
         run_sharded(
             cfg, workers, eve, judges, source, out, progress, &mut dec, &mut first, &mut last,
@@ -351,9 +366,12 @@ pub fn run_judged(
 
     dec.finish_stats();
     let mut stats = std::mem::take(&mut dec.stats);
-    for (t, alerts, sightings) in &tstats {
-        stats.alerts += alerts;
-        stats.intel_sightings += sightings;
+    for wt in &tstats {
+        let t = &wt.table;
+        stats.alerts += wt.alerts;
+        stats.intel_sightings += wt.sightings;
+        stats.policy_denied += wt.denied;
+        stats.policy_names_evicted += wt.names_evicted;
         stats.flows_total += t.created;
         stats.flows_tcp += t.tcp;
         stats.flows_udp += t.udp;
@@ -404,6 +422,8 @@ fn write_all(out: &mut (dyn Write + Send), buf: &mut Vec<u8>) -> Result<(), RunE
 struct Batch {
     data: Vec<u8>,
     items: Vec<Item>,
+    /// Names learned from DNS answers, each to be applied before the item at its index.
+    names: Vec<(usize, u64, Learned)>,
     now_ns: u64,
 }
 
@@ -426,7 +446,26 @@ enum Msg {
 const BATCHES_PER_WORKER: usize = 4;
 
 /// What a worker counted: its flow table's statistics, alerts written, intel sightings.
-type WorkerTotals = (islet_flow::TableStats, u64, u64);
+#[derive(Debug)]
+struct WorkerTotals {
+    table: islet_flow::TableStats,
+    alerts: u64,
+    sightings: u64,
+    denied: u64,
+    names_evicted: u64,
+}
+
+impl WorkerTotals {
+    fn of(w: &Worker) -> WorkerTotals {
+        WorkerTotals {
+            table: w.stats().clone(),
+            alerts: w.alerts(),
+            sightings: w.intel.sightings_total,
+            denied: w.policy.denied,
+            names_evicted: w.policy.names_evicted(),
+        }
+    }
+}
 
 #[allow(clippy::too_many_arguments)]
 fn run_sharded(
@@ -471,7 +510,11 @@ fn run_sharded(
                 for msg in frx {
                     match msg {
                         Msg::Batch(mut b) => {
-                            for it in &b.items {
+                            let mut names = b.names.iter().peekable();
+                            for (i, it) in b.items.iter().enumerate() {
+                                while let Some((_, ts, l)) = names.next_if(|n| n.0 <= i) {
+                                    w.learn(*ts, l);
+                                }
                                 if it.outer {
                                     w.outer(it.ts, &it.d.outer[0]);
                                 } else {
@@ -480,8 +523,12 @@ fn run_sharded(
                                     w.packet(it.ts, frame, &it.d);
                                 }
                             }
+                            for (_, ts, l) in names {
+                                w.learn(*ts, l);
+                            }
                             w.tick(b.now_ns);
                             b.items.clear();
+                            b.names.clear();
                             b.data.clear();
                             let _ = etx.send(b);
                             if w.out.len() >= FLUSH_BYTES {
@@ -500,13 +547,12 @@ fn run_sharded(
                     }
                 }
                 let _ = wtx.send(std::mem::take(&mut w.out));
-                (
-                    w.flows_logged,
-                    (w.stats().clone(), w.alerts(), w.intel.sightings_total),
-                )
+                (w.flows_logged, WorkerTotals::of(&w))
             }));
         }
         let mut cur: Vec<Batch> = (0..n).map(|_| Batch::default()).collect();
+        let learn_names = judges.policy.is_some();
+        let mut learned = Vec::new();
         let mut cnt = 0u64;
         let mut err = None;
         let send = |i: usize, cur: &mut Vec<Batch>, now: u64| {
@@ -556,6 +602,19 @@ fn run_sharded(
                     b.items.push(Item { off, ..item });
                     if b.items.len() >= batch_pkts {
                         send(i, &mut cur, now);
+                    }
+                    // Names from a DNS answer go to every worker, after this packet and before
+                    // whatever follows it in the capture.
+                    if learn_names && !item.outer && dns_response(&item.d, frame, &mut learned) {
+                        for j in 0..n {
+                            for l in &learned {
+                                let at = cur[j].items.len();
+                                cur[j].names.push((at, ts, l.clone()));
+                            }
+                            if cur[j].names.len() >= batch_pkts {
+                                send(j, &mut cur, now);
+                            }
+                        }
                     }
                 });
             });

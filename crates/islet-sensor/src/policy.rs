@@ -6,6 +6,7 @@
 //! entry (no side map), and its provenance is written from the engine's strings when the
 //! flow's record is (no allocation per flow).
 
+use crate::names::{Learned, MAX_NAMES_PER_ADDR, NameCache};
 use arc_swap::ArcSwap;
 use islet_event::alert::write_alert;
 use islet_event::eve::EveOptions;
@@ -27,13 +28,20 @@ pub struct PolicyRuntime {
     pub engine: Arc<ArcSwap<Engine>>,
     /// Inline enforcement (drops happen); false on a tap or capture files.
     pub enforced: bool,
+    /// Addresses with DNS-learned names each worker keeps (`policy.names_max`).
+    pub names_max: usize,
+    /// Seconds a learned name holds at least (`policy.dns_min_ttl`).
+    pub dns_min_ttl: u64,
 }
 
 impl PolicyRuntime {
     pub fn fixed(e: Engine) -> PolicyRuntime {
+        let d = crate::config::PolicySection::default();
         PolicyRuntime {
             engine: Arc::new(ArcSwap::from_pointee(e)),
             enforced: false,
+            names_max: d.names_max,
+            dns_min_ttl: d.dns_min_ttl,
         }
     }
 
@@ -65,6 +73,21 @@ pub(crate) struct Judged {
     /// decided by L7 metadata (bit 3).
     flags: u8,
     slot: u16,
+}
+
+/// A flow's policy state in its flow-table entry: the packed verdict, and the names learned
+/// from DNS for ends the inventory does not know (boxed: most flows have none).
+#[derive(Debug, Default)]
+pub(crate) struct FlowJudgement {
+    j: Judged,
+    names: Option<Box<DerivedNames>>,
+}
+
+/// Names an end had when its flow started (frozen with its identity).
+#[derive(Debug, Default)]
+struct DerivedNames {
+    src: Option<String>,
+    dst: Option<String>,
 }
 
 const NO_RULE: u32 = u32::MAX;
@@ -221,6 +244,7 @@ pub(crate) struct PolicyState {
     text: String,
     /// The slot of the last flow written, swept before the next.
     swept: Option<u16>,
+    names: NameCache,
     pub(crate) denied: u64,
     pub(crate) alerts: u64,
 }
@@ -229,9 +253,23 @@ impl PolicyState {
     pub(crate) fn new(rt: Option<PolicyRuntime>) -> PolicyState {
         PolicyState {
             enforced: rt.as_ref().is_some_and(|r| r.enforced),
+            names: rt
+                .as_ref()
+                .map(|r| NameCache::new(r.names_max, r.dns_min_ttl))
+                .unwrap_or_default(),
             cache: rt.map(|r| arc_swap::Cache::new(r.engine)),
             ..PolicyState::default()
         }
+    }
+
+    /// A name a DNS answer bound to an address, before the packets that follow it.
+    pub(crate) fn learn(&mut self, now_ns: u64, l: &Learned) {
+        self.names.learn(now_ns, l);
+    }
+
+    /// Addresses evicted from the name cache to stay within `policy.names_max`.
+    pub(crate) fn names_evicted(&self) -> u64 {
+        self.names.evicted
     }
 
     pub(crate) fn active(&self) -> bool {
@@ -242,7 +280,7 @@ impl PolicyState {
     /// written.
     pub(crate) fn flow_start(
         &mut self,
-        j: &mut Judged,
+        fj: &mut FlowJudgement,
         out: &mut Vec<u8>,
         ctx: &EventContext<'_>,
         eve: &EveOptions,
@@ -252,29 +290,43 @@ impl PolicyState {
         };
         let e = cache.load();
         let t = ctx.tuple;
+        let (src, dst) = (t.src_ip(), t.dst_ip());
+        let mut dst_names = [""; MAX_NAMES_PER_ADDR];
+        let mut n = 0;
+        for (slot, name) in dst_names.iter_mut().zip(self.names.names(dst, ctx.ts_ns)) {
+            *slot = name;
+            n += 1;
+        }
         let facts = FlowFacts {
-            src: t.src_ip(),
-            dst: t.dst_ip(),
+            src,
+            dst,
             proto: t.proto,
             dport: t.dport,
             ts_ns: i64::try_from(ctx.ts_ns).unwrap_or(i64::MAX),
-            dst_names: &[],
+            dst_names: &dst_names[..n],
             l7: None,
         };
         let v = e.verdict(&facts);
-        *j = Judged::pack(&v, self.engines.acquire(e), false);
+        fj.j = Judged::pack(&v, self.engines.acquire(e), false);
+        // An end the inventory does not know is named by what DNS said of it.
+        let unknown = |i: Identity| !matches!(i, Identity::Workload(_));
+        let src_name = unknown(v.src)
+            .then(|| self.names.name(src, ctx.ts_ns))
+            .flatten();
+        let dst_name = (unknown(v.dst) && n > 0).then(|| dst_names[n - 1]);
+        fj.names = (src_name.is_some() || dst_name.is_some()).then(|| {
+            Box::new(DerivedNames {
+                src: src_name.map(str::to_owned),
+                dst: dst_name.map(str::to_owned),
+            })
+        });
         if v.action != Action::Deny {
             return false;
         }
         self.denied += 1;
         self.alerts += 1;
-        alert(
-            out,
-            ctx,
-            &note(e, j, self.enforced, &mut self.text),
-            None,
-            eve,
-        );
+        let n = note(e, fj, self.enforced, &mut self.text);
+        alert(out, ctx, &n, None, eve);
         true
     }
 
@@ -282,7 +334,7 @@ impl PolicyState {
     /// True if an alert was written.
     pub(crate) fn app_event(
         &mut self,
-        j: &mut Judged,
+        fj: &mut FlowJudgement,
         out: &mut Vec<u8>,
         ctx: &EventContext<'_>,
         ev: &AppEvent,
@@ -310,11 +362,11 @@ impl PolicyState {
             _ => return false,
         };
         // A flow is refined by the engine that judged it: a reload applies to new flows.
-        if !j.is_judged() {
+        if !fj.j.is_judged() {
             return false;
         }
-        let e = self.engines.get(j.slot);
-        let was = j.verdict();
+        let e = self.engines.get(fj.j.slot);
+        let was = fj.j.verdict();
         if !e.has_l7() || was.action == Action::Deny {
             return false;
         }
@@ -332,7 +384,7 @@ impl PolicyState {
         if v.action == was.action && v.reason == was.reason {
             return false;
         }
-        *j = Judged::pack(&v, j.slot, true);
+        fj.j = Judged::pack(&v, fj.j.slot, true);
         if v.action != Action::Deny {
             return false;
         }
@@ -341,7 +393,7 @@ impl PolicyState {
         alert(
             out,
             ctx,
-            &note(e, j, self.enforced, &mut self.text),
+            &note(e, fj, self.enforced, &mut self.text),
             Some(ev),
             eve,
         );
@@ -349,18 +401,18 @@ impl PolicyState {
     }
 
     /// The verdict to write with an ended flow's record; the flow's hold on its engine ends.
-    pub(crate) fn ended(&mut self, j: &Judged) -> Option<PolicyNote<'_>> {
+    pub(crate) fn ended<'a>(&'a mut self, fj: &'a FlowJudgement) -> Option<PolicyNote<'a>> {
         if let Some(prev) = self.swept.take() {
             self.engines.sweep(prev);
         }
-        if !j.is_judged() {
+        if !fj.j.is_judged() {
             return None;
         }
-        self.engines.release(j.slot);
-        self.swept = Some(j.slot);
+        self.engines.release(fj.j.slot);
+        self.swept = Some(fj.j.slot);
         Some(note(
-            self.engines.get(j.slot),
-            j,
+            self.engines.get(fj.j.slot),
+            fj,
             self.enforced,
             &mut self.text,
         ))
@@ -368,7 +420,13 @@ impl PolicyState {
 }
 
 /// Format a judgement's identity names and reason into `text` and borrow them into a note.
-fn note<'a>(e: &'a Engine, j: &Judged, enforced: bool, text: &'a mut String) -> PolicyNote<'a> {
+fn note<'a>(
+    e: &'a Engine,
+    fj: &'a FlowJudgement,
+    enforced: bool,
+    text: &'a mut String,
+) -> PolicyNote<'a> {
+    let j = &fj.j;
     let v = &j.verdict();
     text.clear();
     let _ = write!(text, "{}", e.inventory.describe(v.src));
@@ -382,6 +440,7 @@ fn note<'a>(e: &'a Engine, j: &Judged, enforced: bool, text: &'a mut String) -> 
         let _ = write!(text, "{}", e.explain(v));
     }
     let text: &'a str = text;
+    let named = fj.names.as_deref();
     let (rule, tier, direction) = match v.reason {
         Reason::Rule(r, d) => {
             let r = e.rule(r);
@@ -407,8 +466,18 @@ fn note<'a>(e: &'a Engine, j: &Judged, enforced: bool, text: &'a mut String) -> 
         direction,
         reason: words.then(|| &text[dst_end..]),
         audit_rule: v.audit.map(|a| e.rule(a).id.as_str()),
-        src_identity: &text[..src_end],
-        dest_identity: &text[src_end..dst_end],
+        src_identity: named
+            .and_then(|d| d.src.as_deref())
+            .unwrap_or(&text[..src_end]),
+        dest_identity: named
+            .and_then(|d| d.dst.as_deref())
+            .unwrap_or(&text[src_end..dst_end]),
+        src_entity: named
+            .and_then(|d| d.src.as_ref())
+            .map(|_| entity_name(v.src)),
+        dest_entity: named
+            .and_then(|d| d.dst.as_ref())
+            .map(|_| entity_name(v.dst)),
         bundle_version: e.bundle_version,
         bundle_hash: &e.bundle_hash,
         l7: j.l7(),
@@ -463,4 +532,13 @@ fn alert(
         proto.map(islet_event::eve_proto::event_type),
         eve,
     );
+}
+
+/// The entity an unknown end resolved to, written beside its DNS-derived name.
+fn entity_name(i: Identity) -> &'static str {
+    match i {
+        Identity::Host => "host",
+        Identity::Cluster => "cluster",
+        _ => "world",
+    }
 }

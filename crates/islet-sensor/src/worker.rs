@@ -1,6 +1,7 @@
 //! A flow worker: owns one flow table and one output buffer; nothing here is shared.
 
-use crate::policy::{Judged, PolicyState};
+use crate::names::Learned;
+use crate::policy::{FlowJudgement, PolicyState};
 use islet_event::CommunityId;
 use islet_event::alert::write_alert;
 use islet_event::eve::{self, EveOptions};
@@ -20,7 +21,7 @@ use islet_wire::ip_proto;
 #[derive(Debug, Default)]
 pub(crate) struct Ext {
     l7: Option<Box<L7Flow>>,
-    policy: Judged,
+    policy: FlowJudgement,
 }
 
 /// How often (in capture time) idle flows are swept.
@@ -217,6 +218,16 @@ impl Worker {
             self.application(ts, id, dir, frame, d);
         }
         self.tick(ts);
+    }
+
+    /// A name a DNS answer bound to an address (capture order: before the packets after it).
+    pub(crate) fn learn(&mut self, ts: u64, l: &Learned) {
+        self.policy.learn(ts, l);
+    }
+
+    /// Whether this worker judges flows (and so wants names learned from DNS).
+    pub(crate) fn learns_names(&self) -> bool {
+        self.policy.active()
     }
 
     /// A new flow: its policy verdict.

@@ -2,7 +2,7 @@
 //! the new policy, flows judged before keep their verdict and write the provenance (rule,
 //! bundle version) of the engine that judged them, and nothing is lost or judged twice.
 
-use islet_capture::{CaptureError, Packet, PacketSource};
+use islet_capture::{CaptureError, Frames, Packet, PacketSource};
 use islet_policy::{Engine, Inventory, import};
 use islet_sensor::policy::PolicyRuntime;
 use islet_sensor::{Judges, SensorConfig, run_judged};
@@ -45,37 +45,15 @@ fn engine(inv: &Arc<Inventory>, id: &str, action: &str, version: u64) -> Engine 
     e
 }
 
-/// Ethernet + IPv4 + UDP from 10.1.0.1:`sport` to 10.1.0.2:53.
+/// A UDP datagram from 10.1.0.1:`sport` to 10.1.0.2:53.
 fn frame(sport: u16) -> Vec<u8> {
-    let payload = [0u8; 12];
-    let mut f = vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00];
-    let total = (20 + 8 + payload.len()) as u16;
-    let mut ip = vec![
-        0x45, 0, 0, 0, 0, 1, 0, 0, 64, 17, 0, 0, 10, 1, 0, 1, 10, 1, 0, 2,
-    ];
-    ip[2..4].copy_from_slice(&total.to_be_bytes());
-    let mut sum = 0u32;
-    for c in ip.chunks(2) {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&sport.to_be_bytes());
-    f.extend_from_slice(&53u16.to_be_bytes());
-    f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(&payload);
-    f
+    let ip = |x| std::net::Ipv4Addr::new(10, 1, 0, x);
+    islet_testkit::frames::udp((ip(1), sport), (ip(2), 53), &[0u8; 12])
 }
 
-/// Two packets for each of `flows` flows, the first packets of all before the second of any;
-/// one packet per batch, and `v2` put in force after `swap_after` packets.
+/// Frames one per batch, with `v2` put in force after `swap_after` of them.
 struct Reloading {
-    frames: Vec<(u64, Vec<u8>)>,
-    next: usize,
+    frames: Frames,
     swap_after: usize,
     runtime: PolicyRuntime,
     v2: Option<Engine>,
@@ -87,27 +65,17 @@ impl PacketSource for Reloading {
         _max: usize,
         f: &mut dyn FnMut(&Packet<'_>),
     ) -> Result<usize, CaptureError> {
-        if self.next == self.swap_after
+        if self.frames.delivered() == self.swap_after
             && let Some(e) = self.v2.take()
         {
             let old = self.runtime.reload(e);
             assert_eq!(old.bundle_version, 1);
         }
-        let Some((ts, data)) = self.frames.get(self.next) else {
-            return Ok(0);
-        };
-        self.next += 1;
-        f(&Packet {
-            ts_ns: *ts,
-            linktype: 1,
-            data,
-            orig_len: data.len() as u32,
-        });
-        Ok(1)
+        self.frames.read_batch(1, f)
     }
 
     fn progress(&self) -> (u64, u64) {
-        (self.next as u64, self.frames.len() as u64)
+        self.frames.progress()
     }
 }
 
@@ -125,8 +93,7 @@ fn flows_after_a_reload_get_the_new_policy_and_older_flows_keep_their_provenance
         }
     }
     let mut source = Reloading {
-        frames,
-        next: 0,
+        frames: Frames::new(frames),
         // The first five flows start under version 1.
         swap_after: 5,
         runtime: runtime.clone(),

@@ -6,6 +6,7 @@
 //! by skipping.
 #![forbid(unsafe_code)]
 
+pub mod frames;
 pub mod http;
 
 use std::path::{Path, PathBuf};

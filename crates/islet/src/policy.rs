@@ -293,13 +293,15 @@ fn peer(p: &Peer) -> String {
     }
 }
 
-/// What `islet read --policy` judges with. Fail-closed: with keys pinned, the bundle must
-/// verify (or, with `--policy-state`, the active bundle is used and the rejection reported);
-/// with none pinned, an unsigned policy is accepted with a warning.
+/// What `islet read --policy` judges with, and the EVE lines to write before the flows (a
+/// bundle refused while the active one stays in force). Fail-closed: with keys pinned, the
+/// bundle must verify (or, with `--policy-state`, the active bundle is used and the rejection
+/// reported on stderr and as a `policy` event); with none pinned, an unsigned policy is
+/// accepted with a warning.
 pub(crate) fn for_read(
     a: &crate::cli::ReadArgs,
     cfg: &islet_sensor::config::PolicySection,
-) -> Result<Option<islet_sensor::policy::PolicyRuntime>, Failure> {
+) -> Result<(Option<islet_sensor::policy::PolicyRuntime>, Vec<u8>), Failure> {
     // The command line overrides `[policy]`; pinned keys add up.
     let policy_state = a.policy_state.clone().or_else(|| cfg.state_dir.clone());
     let inventory = a.inventory.clone().or_else(|| cfg.inventory.clone());
@@ -311,8 +313,9 @@ pub(crate) fn for_read(
                     .into(),
             ));
         }
-        return Ok(None);
+        return Ok((None, Vec::new()));
     };
+    let mut events = Vec::new();
     let keys = pinned_keys(&pubkeys)?;
     let now = now_ns();
     let (dir, info) = if keys.is_empty() {
@@ -337,6 +340,16 @@ pub(crate) fn for_read(
                     eprintln!(
                         "islet: policy bundle rejected: {reason}; the active bundle (version {}, sha256 {}) stays in force",
                         info.version, info.hash
+                    );
+                    islet_event::alert::write_policy_rejected(
+                        &mut events,
+                        &islet_event::PolicyRejected {
+                            ts_ns: u64::try_from(now).unwrap_or(0),
+                            bundle: &candidate.display().to_string(),
+                            reason: &reason.to_string(),
+                            active_version: info.version,
+                            active_hash: &info.hash,
+                        },
                     );
                     (d, Some(info))
                 }
@@ -380,7 +393,10 @@ pub(crate) fn for_read(
             }
         );
     }
-    Ok(Some(islet_sensor::policy::PolicyRuntime::fixed(engine)))
+    let mut rt = islet_sensor::policy::PolicyRuntime::fixed(engine);
+    rt.names_max = cfg.names_max;
+    rt.dns_min_ttl = cfg.dns_min_ttl;
+    Ok((Some(rt), events))
 }
 
 /// An edge by address: source, destination, protocol, destination port.

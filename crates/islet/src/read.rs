@@ -36,7 +36,7 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
         Some((rt, q)) => (Some(rt), q),
         None => (None, None),
     };
-    let policy = crate::policy::for_read(a, &cfg.policy)?;
+    let (policy, policy_events) = crate::policy::for_read(a, &cfg.policy)?;
     let mut out: Box<dyn Write + Send> = if a.output == "-" {
         Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout()))
     } else {
@@ -44,6 +44,8 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
             .map_err(|e| Failure::Runtime(format!("{}: {e}", a.output)))?;
         Box::new(BufWriter::with_capacity(1 << 20, f))
     };
+    out.write_all(&policy_events)
+        .map_err(|e| Failure::Runtime(format!("{}: {e}", a.output)))?;
     let bar = (!a.quiet && std::io::stderr().is_terminal()).then(|| {
         let b = ProgressBar::new(0);
         b.set_style(

@@ -282,11 +282,25 @@ fn read_and_simulate_agree_and_every_deny_has_a_reason() {
         err.contains("hash mismatch: 10-segments.toml") && err.contains("(version 1, sha256"),
         "{err}"
     );
-    assert_eq!(
-        std::fs::read_to_string(&eve4).expect("eve4"),
-        text,
-        "version 1 keeps deciding"
+    // The refusal is also an event, ahead of the flows; then version 1 keeps deciding.
+    let eve4 = std::fs::read_to_string(&eve4).expect("eve4");
+    let (first, rest) = eve4.split_once('\n').expect("lines");
+    let ev: Value = serde_json::from_str(first).expect("json");
+    assert_eq!(ev["event_type"], "policy", "{first}");
+    assert_eq!(ev["policy"]["event"], "bundle_rejected", "{first}");
+    assert_eq!(ev["policy"]["bundle"], s(&v2), "{first}");
+    assert!(
+        ev["policy"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("hash mismatch: 10-segments.toml")),
+        "{first}"
     );
+    assert_eq!(ev["policy"]["active"]["version"], 1, "{first}");
+    assert_eq!(
+        ev["policy"]["active"]["hash"].as_str().map(str::len),
+        Some(64)
+    );
+    assert_eq!(rest, text, "version 1 keeps deciding");
     // Without a state to fall back on, a rejected bundle stops the run (fail closed).
     let mut args = vec![
         "read",
