@@ -43,6 +43,17 @@ pub struct Alert<'a> {
     pub intel: Option<IntelMatch>,
     /// The policy verdict of a `policy_violation` alert (`islet.policy`).
     pub policy: Option<PolicyNote<'a>>,
+    /// What triggered a behavioural detection (`islet.evidence`).
+    pub evidence: Option<AlertEvidence<'a>>,
+}
+
+/// `islet.evidence`: the flows, counts and time window behind a detection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlertEvidence<'a> {
+    pub flow_ids: &'a [u64],
+    pub counts: &'a [(&'static str, u64)],
+    pub start_ns: u64,
+    pub end_ns: u64,
 }
 
 /// A flow's policy verdict with its provenance, as events carry it (`islet.policy`). It
@@ -185,6 +196,24 @@ pub fn write_alert(
     if let Some(p) = &a.policy {
         j.begin_object("islet");
         write_policy(&mut j, p);
+        j.end_object();
+    }
+    if let Some(e) = &a.evidence {
+        j.begin_object("islet");
+        j.begin_object("evidence");
+        j.begin_array("flow_ids");
+        for id in e.flow_ids {
+            j.item_u64(*id);
+        }
+        j.end_array();
+        j.begin_object("counts");
+        for (k, v) in e.counts {
+            j.u64(k, *v);
+        }
+        j.end_object();
+        j.with("start", |b| crate::time::write_iso(b, e.start_ns));
+        j.with("end", |b| crate::time::write_iso(b, e.end_ns));
+        j.end_object();
         j.end_object();
     }
     if let Some(i) = &a.intel {

@@ -18,7 +18,7 @@ mod model;
 pub mod proto;
 pub mod time;
 
-pub use alert::{Alert, IntelMatch, PolicyNote, PolicyRejected};
+pub use alert::{Alert, AlertEvidence, IntelMatch, PolicyNote, PolicyRejected};
 pub use app::AppProto;
 pub use community_id::CommunityId;
 pub use json::Json;

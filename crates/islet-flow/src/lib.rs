@@ -18,4 +18,4 @@ mod table;
 mod tcp;
 
 pub use key::FlowKey;
-pub use table::{Dir, Ended, Flow, FlowConfig, FlowId, FlowTable, TableStats, Timeouts};
+pub use table::{Dir, Ended, Flow, FlowConfig, FlowId, FlowTable, TableStats, Timeouts, flow_id};

@@ -98,6 +98,13 @@ pub struct Flow<X = ()> {
     pub ext: X,
 }
 
+/// The `flow_id` of the flow with `key` that starts at `start_ns` (what its events carry), so
+/// a layer that sees the flow's first packet can name it before the flow table does.
+pub fn flow_id(key: &FlowKey, start_ns: u64) -> u64 {
+    ((key.stable_hash() ^ start_ns.rotate_left(23)).wrapping_mul(0x2545_F491_4F6C_DD1D) >> 13)
+        & ((1 << 51) - 1)
+}
+
 /// A flow that ended: its record and the state the layers above kept for it.
 pub type Ended<X> = (FlowRecord, X);
 
@@ -428,9 +435,7 @@ impl<X: Default> FlowTable<X> {
         let synack_first =
             self.cfg.midstream && t.proto == ip_proto::TCP && tcp_flags & (SYN | ACK) == SYN | ACK;
         let client_is_lo = src_lo != synack_first;
-        let stable = key.stable_hash();
-        let flow_id = ((stable ^ now_ns.rotate_left(23)).wrapping_mul(0x2545_F491_4F6C_DD1D) >> 13)
-            & ((1 << 51) - 1);
+        let flow_id = flow_id(&key, now_ns);
         let flow = Flow {
             key,
             client_is_lo,

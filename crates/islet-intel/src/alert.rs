@@ -229,5 +229,6 @@ pub fn alert(s: &Snapshot, hit: &Hit) -> Alert<'static> {
             threat_level: ctx.threat_level,
         }),
         policy: None,
+        evidence: None,
     }
 }

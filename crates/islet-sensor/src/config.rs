@@ -21,6 +21,8 @@ pub struct SensorConfig {
     pub intel: islet_intel::feed::IntelConfig,
     /// `[policy]`: the segmentation policy bundle, pinned keys, inventory (docs/POLICY.md).
     pub policy: PolicySection,
+    /// `[detect]`: behavioural detectors and their thresholds (docs/DETECTION.md).
+    pub detect: islet_detect::DetectConfig,
 }
 
 /// `[policy]`
@@ -233,6 +235,12 @@ impl SensorConfig {
         if self.flow.emergency_recovery > 100 {
             return Err(ConfigError(
                 "flow.emergency_recovery is a percentage (0-100)".into(),
+            ));
+        }
+        self.detect.service.ports().map_err(ConfigError)?;
+        if self.detect.scan.max_sources == 0 || self.detect.flood.max_victims == 0 {
+            return Err(ConfigError(
+                "detect.scan.max_sources and detect.flood.max_victims must be at least 1".into(),
             ));
         }
         if self.policy.names_max == 0 {

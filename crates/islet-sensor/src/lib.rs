@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod detect;
 pub mod names;
 mod pipeline;
 pub mod policy;

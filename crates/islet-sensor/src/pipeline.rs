@@ -85,6 +85,8 @@ struct Decoder {
     eve: EveOptions,
     write_anomalies: bool,
     next_expire_ns: u64,
+    /// Scans and floods, judged here in capture order.
+    detect: Option<crate::detect::ReaderDetect>,
 }
 
 /// What the decoder hands on for one packet.
@@ -94,7 +96,11 @@ enum Step<'a> {
 }
 
 impl Decoder {
-    fn new(cfg: &SensorConfig, eve: EveOptions) -> Self {
+    fn new(
+        cfg: &SensorConfig,
+        eve: EveOptions,
+        policy: Option<crate::policy::PolicyRuntime>,
+    ) -> Self {
         Decoder {
             defrag: Defrag::new(cfg.defrag_config()),
             d: Some(Box::default()),
@@ -106,6 +112,7 @@ impl Decoder {
             eve,
             write_anomalies: cfg.output.anomalies.unwrap_or(true),
             next_expire_ns: 0,
+            detect: crate::detect::ReaderDetect::new(&cfg.detect, policy),
         }
     }
 
@@ -173,7 +180,12 @@ impl Decoder {
             }
             Ok(()) => match d.kind {
                 Kind::NotIp => {}
-                Kind::Ip => sink(ts, Step::Packet(p.data, &d)),
+                Kind::Ip => {
+                    if let Some(det) = self.detect.as_mut() {
+                        det.packet(ts, p.data, &d, &mut self.out, &self.eve);
+                    }
+                    sink(ts, Step::Packet(p.data, &d));
+                }
                 Kind::Fragment => self.fragment(ts, cnt, p.data, &d, sink),
             },
         }
@@ -207,6 +219,9 @@ impl Decoder {
                         for o in d2.outers() {
                             sink(ts, Step::Outer(o));
                         }
+                        if let Some(det) = self.detect.as_mut() {
+                            det.packet(ts, buf, d2, &mut self.out, &self.eve);
+                        }
                         sink(ts, Step::Packet(buf, d2));
                     }
                     Ok(()) => {}
@@ -224,6 +239,14 @@ impl Decoder {
                 self.stats.frags_dropped += 1;
             }
             self.anomaly(ts, cnt, ev, d);
+        }
+    }
+
+    /// The input ended: report the scans and floods still open.
+    fn finish_detect(&mut self) {
+        if let Some(det) = self.detect.as_mut() {
+            det.finish(&mut self.out, &self.eve);
+            self.stats.alerts += det.alerts;
         }
     }
 
@@ -304,7 +327,7 @@ pub fn run_judged(
         community_id_seed: cfg.output.community_id_seed,
     };
     let started = Instant::now();
-    let mut dec = Decoder::new(cfg, eve);
+    let mut dec = Decoder::new(cfg, eve, judges.policy.clone());
     let (mut first, mut last) = (u64::MAX, 0u64);
     let batch = cfg.sensor.batch_packets;
 
@@ -315,6 +338,7 @@ pub fn run_judged(
             cfg.app_layer.enabled,
             eve,
             judges.clone(),
+            &cfg.detect,
         );
         let mut cnt = 0u64;
         let mut err = None;
@@ -355,6 +379,7 @@ pub fn run_judged(
                 }
             }
         }
+        dec.finish_detect();
         write_all(out, &mut dec.out)?;
         w.finish(last, |buf| write_all(out, buf))?;
         (err, w.flows_logged, vec![WorkerTotals::of(&w)])
@@ -506,7 +531,7 @@ fn run_sharded(
             let app = cfg.app_layer.enabled;
             let judges = judges.clone();
             handles.push(s.spawn(move || {
-                let mut w = Worker::new(fcfg, scfg, app, eve, judges);
+                let mut w = Worker::new(fcfg, scfg, app, eve, judges, &cfg.detect);
                 for msg in frx {
                     match msg {
                         Msg::Batch(mut b) => {
@@ -650,6 +675,7 @@ fn run_sharded(
                 stats.push(st);
             }
         }
+        dec.finish_detect();
         let _ = wtx.send(std::mem::take(&mut dec.out));
         drop(wtx);
         match writer.join() {

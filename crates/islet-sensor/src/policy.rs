@@ -267,6 +267,20 @@ impl PolicyState {
         self.names.learn(now_ns, l);
     }
 
+    /// Is `ip` a workload labelled `islet.io/admin: "true"` at `ts`? False without a policy.
+    pub(crate) fn is_admin(&mut self, ip: std::net::IpAddr, ts: u64) -> bool {
+        let Some(cache) = self.cache.as_mut() else {
+            return false;
+        };
+        let e = cache.load();
+        let id = e
+            .inventory
+            .resolve(ip, i64::try_from(ts).unwrap_or(i64::MAX));
+        e.inventory
+            .workload(id)
+            .is_some_and(|w| w.labels.get("islet.io/admin").is_some_and(|v| v == "true"))
+    }
+
     /// Addresses evicted from the name cache to stay within `policy.names_max`.
     pub(crate) fn names_evicted(&self) -> u64 {
         self.names.evicted
@@ -523,6 +537,7 @@ fn alert(
         ],
         intel: None,
         policy: Some(*n),
+        evidence: None,
     };
     write_alert(
         out,

@@ -22,6 +22,8 @@ use islet_wire::ip_proto;
 pub(crate) struct Ext {
     l7: Option<Box<L7Flow>>,
     policy: FlowJudgement,
+    /// What the per-flow detectors reported already.
+    detect: u8,
 }
 
 /// How often (in capture time) idle flows are swept.
@@ -152,6 +154,7 @@ pub(crate) struct Worker {
     pub(crate) flows_logged: u64,
     pub(crate) intel: IntelState,
     pub(crate) policy: PolicyState,
+    pub(crate) detect: crate::detect::FlowDetect,
 }
 
 impl Worker {
@@ -161,6 +164,7 @@ impl Worker {
         app_layer: bool,
         eve: EveOptions,
         judges: crate::pipeline::Judges,
+        detect: &islet_detect::DetectConfig,
     ) -> Self {
         Worker {
             table: FlowTable::new(cfg),
@@ -174,12 +178,13 @@ impl Worker {
             flows_logged: 0,
             intel: IntelState::new(judges.intel),
             policy: PolicyState::new(judges.policy),
+            detect: crate::detect::FlowDetect::new(detect),
         }
     }
 
     /// Alerts written: intelligence matches and policy violations.
     pub(crate) fn alerts(&self) -> u64 {
-        self.intel.alerts + self.policy.alerts
+        self.intel.alerts + self.policy.alerts + self.detect.alerts
     }
 
     pub(crate) fn stats(&self) -> &TableStats {
@@ -339,11 +344,15 @@ impl Worker {
             };
             let mut alerted = false;
             let judged = &mut f.ext.policy;
+            let reported = &mut f.ext.detect;
             for ev in self.app_events.drain(..) {
                 alerted |= self.intel.event(&mut self.out, &ctx, &ev, &self.eve);
                 alerted |= self
                     .policy
                     .app_event(judged, &mut self.out, &ctx, &ev, &self.eve);
+                alerted |= self
+                    .detect
+                    .app_event(&mut self.out, &ctx, &ev, reported, &self.eve);
             }
             if alerted {
                 f.alerted = true;
@@ -401,6 +410,9 @@ impl Worker {
                     alerted |=
                         self.policy
                             .app_event(&mut ext.policy, &mut self.out, &ctx, &ev, &self.eve);
+                    alerted |=
+                        self.detect
+                            .app_event(&mut self.out, &ctx, &ev, &mut ext.detect, &self.eve);
                 }
                 r.alerted |= alerted;
             }

@@ -1,0 +1,129 @@
+//! `[detect]`: every threshold, with defaults for a data centre (docs/DETECTION.md).
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// Off: no detector runs.
+    pub enabled: Enabled,
+    pub scan: ScanConfig,
+    pub flood: FloodConfig,
+    pub service: ServiceConfig,
+}
+
+/// `detect.enabled`, true unless set false.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(transparent)]
+pub struct Enabled(pub bool);
+
+impl Default for Enabled {
+    fn default() -> Self {
+        Enabled(true)
+    }
+}
+
+/// `[detect.scan]`: probes that were not answered or were rejected, per source and window.
+/// Defaults are Zeek's `scan.zeek` (15 ports, 25 hosts, 5 minutes).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanConfig {
+    pub window_s: u64,
+    /// Distinct failed ports on one host: a vertical scan.
+    pub ports_per_host: u32,
+    /// Distinct hosts failed on one port: a horizontal scan.
+    pub hosts_per_port: u32,
+    /// Sources tracked at once (oldest first out).
+    pub max_sources: usize,
+    /// Failed (host, port) pairs kept per source.
+    pub max_probes_per_source: usize,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            window_s: 300,
+            ports_per_host: 15,
+            hosts_per_port: 25,
+            max_sources: 65_536,
+            max_probes_per_source: 4_096,
+        }
+    }
+}
+
+/// `[detect.flood]`: SYNs per destination service and per second, and how few were answered.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FloodConfig {
+    /// SYNs to one destination address and port within one second.
+    pub syns_per_second: u32,
+    /// SYNs across all destinations within one second, for a flood spread over many.
+    pub total_syns_per_second: u32,
+    /// Most SYN/ACKs per SYN for it to be a flood (a busy server answers).
+    pub max_answered_ratio: f64,
+    /// Distinct sources from which a flood is called spoofed.
+    pub spoofed_sources: u64,
+    /// Seconds without a flood second that end an incident.
+    pub quiet_s: u64,
+    /// Victims tracked at once.
+    pub max_victims: usize,
+}
+
+impl Default for FloodConfig {
+    fn default() -> Self {
+        FloodConfig {
+            syns_per_second: 100,
+            total_syns_per_second: 100,
+            max_answered_ratio: 0.1,
+            spoofed_sources: 50,
+            quiet_s: 10,
+            max_victims: 1_024,
+        }
+    }
+}
+
+/// `[detect.service]`: per-flow detectors.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Management ports of hypervisors and BMCs, as `proto/port`: any flow to them from a
+    /// workload not labelled `islet.io/admin: "true"` alerts.
+    pub hypervisor_ports: Vec<String>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            hypervisor_ports: ["tcp/427", "udp/427", "tcp/902", "tcp/5989", "udp/623"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// The configured ports, parsed: `(protocol number, port)`.
+    pub fn ports(&self) -> Result<Vec<(u8, u16)>, String> {
+        self.hypervisor_ports
+            .iter()
+            .map(|s| {
+                let (p, n) = s.split_once('/').ok_or_else(|| {
+                    format!("detect.service.hypervisor_ports: {s:?} is not proto/port")
+                })?;
+                let proto = match p {
+                    "tcp" => 6,
+                    "udp" => 17,
+                    _ => {
+                        return Err(format!(
+                            "detect.service.hypervisor_ports: {s:?}: protocol must be tcp or udp"
+                        ));
+                    }
+                };
+                let port = n
+                    .parse()
+                    .map_err(|_| format!("detect.service.hypervisor_ports: {s:?}: bad port"))?;
+                Ok((proto, port))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,210 @@
+//! Behavioural detections on real captures: each attack capture of ../shared/corpus gives its
+//! named detection with the right scanner, victim or flood shape; every other capture (TLS,
+//! DNS, HTTP, SSH samples, Zeek's traces) gives none. The table in docs/DETECTION.md is this
+//! test's output: it fails when the table is stale, and `ISLET_REGEN_DOCS=1` rewrites it.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+/// An attack capture, the detection it must give, and facts of it that must hold.
+struct Case {
+    file: &'static str,
+    detection: &'static str,
+    /// `alert.metadata` keys with the value they must hold.
+    metadata: &'static [(&'static str, &'static str)],
+    /// What the capture is, for the table.
+    what: &'static str,
+}
+
+const CASES: [Case; 5] = [
+    Case {
+        file: "ppa_portscan-29-ports.pcap",
+        detection: "port_scan",
+        metadata: &[
+            ("scanner", "10.100.25.14"),
+            ("victim", "10.100.18.12"),
+            ("scan_shape", "vertical"),
+        ],
+        what: "SYN scan of 29 ports, no replies",
+    },
+    Case {
+        file: "cs_nmap-syn-scan-1000-ports.pcapng",
+        detection: "port_scan",
+        metadata: &[
+            ("scanner", "172.16.0.8"),
+            ("victim", "64.13.134.52"),
+            ("scan_shape", "vertical"),
+        ],
+        what: "nmap SYN scan of 1000 ports, 12 SYN/ACKs",
+    },
+    Case {
+        file: "sv_syn-flood-200-syns.pcap",
+        detection: "syn_flood",
+        metadata: &[
+            ("victim", "198.51.100.5 port 443"),
+            ("flood_source", "single"),
+            ("top_sources", "192.0.2.10"),
+        ],
+        what: "200 SYNs from one host to one service in 0.2 s",
+    },
+    Case {
+        file: "ppa_syn-flood-spoofed-sources.pcap",
+        detection: "syn_flood",
+        metadata: &[("flood_source", "spoofed")],
+        what: "100 SYNs from 100 random sources to 100 random destinations in 16 ms",
+    },
+    Case {
+        file: "sv_smb2-atsvc-remote-schedule.pcap",
+        detection: "smb_remote_exec",
+        metadata: &[("victim", "192.168.10.30"), ("remote_exec", "atsvc")],
+        what: "remote scheduled task over the atsvc pipe",
+    },
+];
+
+/// Captures of attacks whose detector islet does not have yet, and so are neither expected
+/// to alert nor counted as benign.
+const NOT_YET: [&str; 1] = ["zeek_ssh-password-guessing.pcap"];
+
+fn detections(pcap: &Path) -> Vec<Value> {
+    let o = Command::new(env!("CARGO_BIN_EXE_islet"))
+        .args(["read", "-q", "-o", "-"])
+        .arg(pcap)
+        .output()
+        .expect("run islet");
+    assert!(
+        o.status.success(),
+        "{}: {}",
+        pcap.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+        .filter(|e| {
+            e["event_type"] == "alert"
+                && (9_300_000..9_400_000)
+                    .contains(&e["alert"]["signature_id"].as_u64().unwrap_or(0))
+        })
+        .collect()
+}
+
+fn meta<'a>(a: &'a Value, k: &str) -> Vec<&'a str> {
+    a["alert"]["metadata"][k]
+        .as_array()
+        .map(|v| v.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn attack_captures_give_their_detection_and_benign_ones_none() {
+    let all =
+        islet_testkit::corpus_pcaps("attack_captures_give_their_detection_and_benign_ones_none");
+    if all.is_empty() {
+        return;
+    }
+    let dir = all[0].parent().expect("dir").to_path_buf();
+    let mut rows = Vec::new();
+    for c in &CASES {
+        let alerts = detections(&dir.join(c.file));
+        let hits: Vec<&Value> = alerts
+            .iter()
+            .filter(|a| meta(a, "detection") == [c.detection])
+            .collect();
+        assert_eq!(
+            hits.len(),
+            1,
+            "{}: one {} alert, got {alerts:#?}",
+            c.file,
+            c.detection
+        );
+        let a = hits[0];
+        for (k, v) in c.metadata {
+            assert!(
+                meta(a, k).contains(v),
+                "{}: metadata {k} should hold {v}: {a}",
+                c.file
+            );
+        }
+        let ev = &a["islet"]["evidence"];
+        assert!(
+            ev["flow_ids"].as_array().is_some_and(|v| !v.is_empty()),
+            "{}: evidence names flows: {a}",
+            c.file
+        );
+        assert!(a["alert"]["metadata"]["mitre_technique_id"][0].is_string());
+        let mut others: BTreeMap<String, usize> = BTreeMap::new();
+        for d in alerts.iter().map(|a| meta(a, "detection").join(",")) {
+            if d != c.detection {
+                *others.entry(d).or_default() += 1;
+            }
+        }
+        let others: Vec<String> = others.iter().map(|(d, n)| format!("{d} ×{n}")).collect();
+        rows.push(format!(
+            "| `{}` | {} | {} | {} | {} |",
+            c.detection,
+            c.file,
+            c.what,
+            a["alert"]["signature"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_start_matches("islet detect: "),
+            if others.is_empty() {
+                "none".to_string()
+            } else {
+                others.join(", ")
+            }
+        ));
+    }
+    // Every other capture: zero detections.
+    let mut benign = 0;
+    let mut fired = BTreeMap::new();
+    for p in &all {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if CASES.iter().any(|c| c.file == name) || NOT_YET.contains(&name) {
+            continue;
+        }
+        benign += 1;
+        let alerts = detections(p);
+        if !alerts.is_empty() {
+            fired.insert(
+                name.to_string(),
+                alerts
+                    .iter()
+                    .map(|a| meta(a, "detection").join(","))
+                    .collect::<Vec<_>>(),
+            );
+        }
+    }
+    assert!(
+        benign >= 40,
+        "the benign corpus is there: {benign} captures"
+    );
+    assert!(
+        fired.is_empty(),
+        "detections on benign captures: {fired:#?}"
+    );
+    rows.push(format!(
+        "| all | the other {benign} corpus captures (TLS, QUIC, DNS, HTTP, SSH, SMB, Kerberos, RDP, tunnels, fragments) | benign | no detection | 0 |"
+    ));
+
+    let table = format!(
+        "| detector | capture | what it is | alert (signature) | other detections on it |\n|---|---|---|---|---|\n{}\n",
+        rows.join("\n")
+    );
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/DETECTION.md");
+    let text = std::fs::read_to_string(&doc).expect("docs/DETECTION.md");
+    let (begin, end) = ("<!-- corpus-table:begin -->\n", "<!-- corpus-table:end -->");
+    let (head, rest) = text.split_once(begin).expect("table begin marker");
+    let (_, tail) = rest.split_once(end).expect("table end marker");
+    let fresh = format!("{head}{begin}{table}{end}{tail}");
+    if std::env::var("ISLET_REGEN_DOCS").as_deref() == Ok("1") {
+        std::fs::write(&doc, &fresh).expect("write docs/DETECTION.md");
+    } else {
+        assert!(
+            fresh == text,
+            "docs/DETECTION.md's table is stale: run ISLET_REGEN_DOCS=1 cargo test --release -p islet --test detect_corpus\n{table}"
+        );
+    }
+}
