@@ -9,7 +9,73 @@ pub struct DetectConfig {
     pub enabled: Enabled,
     pub scan: ScanConfig,
     pub flood: FloodConfig,
+    pub brute: BruteConfig,
+    pub lateral: LateralConfig,
     pub service: ServiceConfig,
+}
+
+/// `[detect.lateral]`: the admin-protocol graph, its baseline and what departs from it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LateralConfig {
+    /// Admin services (TCP ports): SSH, RDP, SMB, WinRM, RPC endpoint mapper, VNC.
+    pub admin_ports: Vec<u16>,
+    /// Database ports treated as admin services too (none by default).
+    pub database_ports: Vec<u16>,
+    /// Seconds from the first admin connection during which edges are learned, not reported.
+    pub learn_s: u64,
+    /// New hosts one source must reach over admin protocols within the window.
+    pub fanout_hosts: usize,
+    pub fanout_window_s: u64,
+    /// Most time between one hop and the next of a path.
+    pub chain_window_s: u64,
+    /// Baseline edges kept (more are reported as new, not learned).
+    pub max_edges: usize,
+    /// Nodes with fan-out or path state.
+    pub max_nodes: usize,
+}
+
+impl Default for LateralConfig {
+    fn default() -> Self {
+        LateralConfig {
+            admin_ports: vec![22, 3389, 445, 5985, 5986, 135, 5900],
+            database_ports: Vec::new(),
+            learn_s: 86_400,
+            fanout_hosts: 5,
+            fanout_window_s: 600,
+            chain_window_s: 3_600,
+            max_edges: 262_144,
+            max_nodes: 65_536,
+        }
+    }
+}
+
+/// `[detect.brute]`: short sessions to one service of one target from one source.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BruteConfig {
+    /// Services watched (TCP ports): SSH and RDP.
+    pub ports: Vec<u16>,
+    /// Short sessions within the window that make a brute force (Zeek's
+    /// `SSH::password_guesses_limit`, whose test uses 10).
+    pub sessions: u64,
+    pub window_s: u64,
+    /// A session that closes within this many seconds is short (a failed login).
+    pub short_s: u64,
+    /// (source, target, port) pairs tracked at once (the idlest goes first).
+    pub max_pairs: usize,
+}
+
+impl Default for BruteConfig {
+    fn default() -> Self {
+        BruteConfig {
+            ports: vec![22, 3389],
+            sessions: 10,
+            window_s: 600,
+            short_s: 30,
+            max_pairs: 16_384,
+        }
+    }
 }
 
 /// `detect.enabled`, true unless set false.

@@ -11,7 +11,9 @@
 //!
 //! This crate depends on no other islet crate: inputs and outputs are plain data.
 
+pub mod brute;
 pub mod config;
+pub mod lateral;
 pub mod recon;
 pub mod service;
 pub mod sketch;
@@ -44,6 +46,34 @@ pub const SYN_FLOOD: Kind = Kind {
     category: "Detection of a Denial of Service Attack",
     mitre_id: "T1498.001",
     mitre_name: "Network Denial of Service: Direct Network Flood",
+};
+pub const NEW_ADMIN_EDGE: Kind = Kind {
+    name: "new_admin_edge",
+    signature_id: 9_300_004,
+    category: "Potentially Bad Traffic",
+    mitre_id: "T1021",
+    mitre_name: "Remote Services",
+};
+pub const ADMIN_PROTOCOL_FANOUT: Kind = Kind {
+    name: "admin_protocol_fanout",
+    signature_id: 9_300_005,
+    category: "Potentially Bad Traffic",
+    mitre_id: "T1021",
+    mitre_name: "Remote Services",
+};
+pub const LATERAL_MOVEMENT_CHAIN: Kind = Kind {
+    name: "lateral_movement_chain",
+    signature_id: 9_300_006,
+    category: "Attempted Administrator Privilege Gain",
+    mitre_id: "T1210",
+    mitre_name: "Exploitation of Remote Services",
+};
+pub const BRUTE_FORCE: Kind = Kind {
+    name: "brute_force",
+    signature_id: 9_300_008,
+    category: "Attempted User Privilege Gain",
+    mitre_id: "T1110",
+    mitre_name: "Brute Force",
 };
 pub const SMB_REMOTE_EXEC: Kind = Kind {
     name: "smb_remote_exec",

@@ -15,7 +15,12 @@
 //! over all SYNs. Either is reported when it ends, if few SYNs were answered, as
 //! single-source or spoofed by its distinct-source count.
 //!
-//! Memory: at most `scan.max_sources` sources × `scan.max_probes_per_source` pairs,
+//! A source is tracked from its second probe: its first waits in a direct-mapped doorkeeper
+//! (as many slots as `scan.max_sources`, up to 2^20), so a spoofed flood whose sources send one
+//! SYN each costs one slot write per SYN, not a table entry.
+//!
+//! Memory: at most `scan.max_sources` sources × `scan.max_probes_per_source` pairs, the
+//! doorkeeper,
 //! `flood.max_victims` victims, and fixed sketches — whatever the traffic.
 
 use crate::config::{FloodConfig, ScanConfig};
@@ -62,6 +67,19 @@ struct Scanner {
     seq: u64,
     /// Pairs refused for the per-source bound.
     overflow: u64,
+}
+
+/// A source's first probe, waiting for a second before the source is tracked.
+#[derive(Clone, Copy, Debug)]
+struct Door {
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    proto: u8,
+    ts_ns: u64,
+    flow_id: u64,
+    kind: u8,
 }
 
 /// A flood victim (one destination service, or all destinations for a spread flood).
@@ -130,6 +148,8 @@ pub struct Recon {
     scan: ScanConfig,
     flood: FloodConfig,
     scanners: hashbrown::HashMap<IpAddr, Scanner>,
+    /// First probes of sources not tracked yet, direct-mapped by source (a power of two).
+    door: Vec<Option<Door>>,
     scan_order: VecDeque<(IpAddr, u64)>,
     seq: u64,
     /// SYNs and SYN/ACKs per destination service in the current second.
@@ -148,7 +168,9 @@ pub struct Recon {
 
 impl Recon {
     pub fn new(scan: ScanConfig, flood: FloodConfig) -> Recon {
+        let door = scan.max_sources.clamp(1_024, 1 << 20).next_power_of_two();
         Recon {
+            door: vec![None; door],
             scan,
             flood,
             scanners: hashbrown::HashMap::new(),
@@ -199,11 +221,16 @@ impl Recon {
             1 | 58 => {
                 if let Some((proto, dst, dport)) = p.unreachable {
                     // The quoted probe was sent by the unreachable's addressee.
-                    self.rejected(p.dst, dst, dport, proto, p.ts_ns);
+                    self.rejected(p.dst, (dst, dport, proto), p.ts_ns, out);
                 }
             }
             _ => {}
         }
+    }
+
+    /// Sources and victims tracked now (each within its configured bound).
+    pub fn tracked(&self) -> (usize, usize) {
+        (self.scanners.len(), self.victims.len())
     }
 
     /// The input ended: report every open window and incident.
@@ -235,52 +262,88 @@ impl Recon {
             self.judge_scan(p.src, s, out);
         }
         if !self.scanners.contains_key(&p.src) {
-            self.seq += 1;
-            let seq = self.seq;
-            self.scanners.insert(
-                p.src,
-                Scanner {
-                    start_ns: p.ts_ns,
-                    last_ns: p.ts_ns,
-                    failed: hashbrown::HashSet::new(),
-                    probes: 0,
-                    answered: 0,
-                    rejected: 0,
-                    kinds: 0,
-                    first: (p.dst, p.sport, p.dport, p.proto),
-                    flows: Vec::new(),
-                    seq,
-                    overflow: 0,
-                },
-            );
-            self.scan_order.push_back((p.src, seq));
-            while self.scanners.len() > self.scan.max_sources {
-                let Some((a, sq)) = self.scan_order.pop_front() else {
-                    break;
-                };
-                if self.scanners.get(&a).is_some_and(|s| s.seq == sq)
-                    && let Some(s) = self.scanners.remove(&a)
-                {
-                    self.evicted_sources += 1;
-                    self.judge_scan(a, s, out);
+            // A source's first probe waits in the doorkeeper; its second admits it. A spoofed
+            // flood's sources, one probe each, only ever overwrite doorkeeper slots.
+            let slot = self.door_slot(p.src);
+            match self.door[slot] {
+                Some(d) if d.src == p.src && p.ts_ns < d.ts_ns.saturating_add(window) => {
+                    self.door[slot] = None;
+                    self.admit(&d, out);
                 }
-            }
-            if self.scan_order.len() > 2 * self.scan.max_sources.max(1) {
-                let live = &self.scanners;
-                self.scan_order
-                    .retain(|(a, sq)| live.get(a).is_some_and(|s| s.seq == *sq));
+                _ => {
+                    self.door[slot] = Some(Door {
+                        src: p.src,
+                        dst: p.dst,
+                        sport: p.sport,
+                        dport: p.dport,
+                        proto: p.proto,
+                        ts_ns: p.ts_ns,
+                        flow_id: p.flow_id,
+                        kind,
+                    });
+                    return;
+                }
             }
         }
+        self.record(p.src, p.dst, p.dport, p.ts_ns, p.flow_id, kind);
+    }
+
+    fn door_slot(&self, src: IpAddr) -> usize {
+        (hash64(&ip_bytes(src)) as usize) & (self.door.len() - 1)
+    }
+
+    /// Start tracking the source of `d`, its first probe.
+    fn admit(&mut self, d: &Door, out: &mut Vec<Detection>) {
+        self.seq += 1;
+        let seq = self.seq;
+        self.scanners.insert(
+            d.src,
+            Scanner {
+                start_ns: d.ts_ns,
+                last_ns: d.ts_ns,
+                failed: hashbrown::HashSet::new(),
+                probes: 0,
+                answered: 0,
+                rejected: 0,
+                kinds: 0,
+                first: (d.dst, d.sport, d.dport, d.proto),
+                flows: Vec::new(),
+                seq,
+                overflow: 0,
+            },
+        );
+        self.scan_order.push_back((d.src, seq));
+        while self.scanners.len() > self.scan.max_sources {
+            let Some((a, sq)) = self.scan_order.pop_front() else {
+                break;
+            };
+            if self.scanners.get(&a).is_some_and(|s| s.seq == sq)
+                && let Some(s) = self.scanners.remove(&a)
+            {
+                self.evicted_sources += 1;
+                self.judge_scan(a, s, out);
+            }
+        }
+        if self.scan_order.len() > 2 * self.scan.max_sources.max(1) {
+            let live = &self.scanners;
+            self.scan_order
+                .retain(|(a, sq)| live.get(a).is_some_and(|s| s.seq == *sq));
+        }
+        self.record(d.src, d.dst, d.dport, d.ts_ns, d.flow_id, d.kind);
+    }
+
+    /// One probe of a tracked source.
+    fn record(&mut self, src: IpAddr, dst: IpAddr, dport: u16, ts: u64, flow_id: u64, kind: u8) {
         let cap = self.scan.max_probes_per_source;
-        if let Some(s) = self.scanners.get_mut(&p.src) {
+        if let Some(s) = self.scanners.get_mut(&src) {
             s.probes += 1;
-            s.last_ns = p.ts_ns;
+            s.last_ns = ts;
             s.kinds |= kind;
             if s.failed.len() < cap {
-                if s.failed.insert((p.dst, p.dport)) && s.flows.len() < MAX_EVIDENCE_FLOWS {
-                    s.flows.push(p.flow_id);
+                if s.failed.insert((dst, dport)) && s.flows.len() < MAX_EVIDENCE_FLOWS {
+                    s.flows.push(flow_id);
                 }
-            } else if !s.failed.contains(&(p.dst, p.dport)) {
+            } else if !s.failed.contains(&(dst, dport)) {
                 s.overflow += 1;
                 self.refused_probes += 1;
             }
@@ -289,6 +352,10 @@ impl Recon {
 
     fn answer(&mut self, p: &PacketFacts) {
         // A SYN/ACK from dst:dport answers the probe its addressee sent there.
+        let slot = self.door_slot(p.dst);
+        if self.door[slot].is_some_and(|d| d.src == p.dst && d.dst == p.src && d.dport == p.sport) {
+            self.door[slot] = None;
+        }
         if let Some(s) = self.scanners.get_mut(&p.dst)
             && s.failed.remove(&(p.src, p.sport))
         {
@@ -303,7 +370,13 @@ impl Recon {
         }
     }
 
-    fn rejected(&mut self, scanner: IpAddr, dst: IpAddr, dport: u16, proto: u8, ts: u64) {
+    fn rejected(
+        &mut self,
+        scanner: IpAddr,
+        (dst, dport, proto): (IpAddr, u16, u8),
+        ts: u64,
+        out: &mut Vec<Detection>,
+    ) {
         let cap = self.scan.max_probes_per_source;
         if let Some(s) = self.scanners.get_mut(&scanner) {
             s.rejected += 1;
@@ -328,8 +401,7 @@ impl Recon {
                 unreachable: None,
                 len: 0,
             };
-            let mut none = Vec::new();
-            self.probe(&p, 16, &mut none);
+            self.probe(&p, 16, out);
             if let Some(s) = self.scanners.get_mut(&scanner) {
                 s.rejected += 1;
                 s.flows.clear();
@@ -338,6 +410,10 @@ impl Recon {
     }
 
     fn judge_scan(&self, src: IpAddr, s: Scanner, out: &mut Vec<Detection>) {
+        let least = self.scan.ports_per_host.min(self.scan.hosts_per_port);
+        if (s.failed.len() as u64 + s.overflow) < u64::from(least) {
+            return;
+        }
         let mut per_host: hashbrown::HashMap<IpAddr, u32> = hashbrown::HashMap::new();
         let mut per_port: hashbrown::HashMap<u16, u32> = hashbrown::HashMap::new();
         for (h, p) in &s.failed {

@@ -2,6 +2,8 @@
 //! from every packet's header (so the answer does not depend on the worker count), per-flow
 //! detectors in the workers, and each [`Detection`] written as an EVE `alert`.
 
+use islet_detect::brute::Brute;
+use islet_detect::lateral::{AdminEdge, Lateral};
 use islet_detect::recon::Recon;
 use islet_detect::service::{hypervisor_port, smb_remote_exec};
 use islet_detect::{
@@ -18,12 +20,15 @@ use islet_wire::decode::{Decoded, Family, Tuple};
 use std::net::IpAddr;
 
 const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
 const ACK: u8 = 0x10;
 
 /// Scans and floods, in the reader thread.
 #[derive(Debug)]
 pub(crate) struct ReaderDetect {
     recon: Recon,
+    brute: Brute,
+    lateral: Lateral,
     found: Vec<Detection>,
     hypervisor_ports: Vec<(u8, u16)>,
     /// Who is an admin: the policy's inventory, when there is one.
@@ -46,6 +51,8 @@ impl ReaderDetect {
     ) -> Option<ReaderDetect> {
         cfg.enabled.0.then(|| ReaderDetect {
             recon: Recon::new(cfg.scan.clone(), cfg.flood.clone()),
+            brute: Brute::new(cfg.brute.clone()),
+            lateral: Lateral::new(cfg.lateral.clone()),
             found: Vec::new(),
             hypervisor_ports: cfg.service.ports().unwrap_or_default(),
             policy: policy.map(|p| crate::policy::PolicyState::new(Some(p))),
@@ -71,14 +78,20 @@ impl ReaderDetect {
         {
             self.hypervisor(ts, t, out, eve);
         }
-        let unreachable = match t.proto {
-            6 if d.tcp_flags & ACK == 0 || d.tcp_flags & (SYN | ACK) == SYN | ACK => None,
-            1 | 58 => match quoted_probe(d.icmp_type, t.proto == 58, d.payload(frame)) {
-                Some(q) => Some(q),
-                None => return,
-            },
-            _ => return,
+        let f = d.tcp_flags;
+        let tcp = t.proto == 6;
+        let watched = tcp && self.brute.watches(t.sport, t.dport);
+        let (recon, unreachable) = match t.proto {
+            6 => (f & ACK == 0 || f & (SYN | ACK) == SYN | ACK, None),
+            1 | 58 => {
+                let q = quoted_probe(d.icmp_type, t.proto == 58, d.payload(frame));
+                (q.is_some(), q)
+            }
+            _ => (false, None),
         };
+        if !recon && !watched {
+            return;
+        }
         let flow_id = if t.proto == 6 && d.tcp_flags & ACK == 0 {
             islet_flow::flow_id(&FlowKey::from_tuple(t).0, ts)
         } else {
@@ -96,8 +109,36 @@ impl ReaderDetect {
             unreachable,
             len: d.pkt_len,
         };
-        self.recon.packet(&p, &mut self.found);
+        if recon {
+            self.recon.packet(&p, &mut self.found);
+        }
+        if watched {
+            self.brute.packet(&p, &mut self.found);
+        }
+        if tcp && f & (SYN | ACK | RST) == SYN && self.lateral.is_admin_port(t.dport) {
+            let src = self.node(p.src, ts);
+            let dst = self.node(p.dst, ts);
+            let e = AdminEdge {
+                ts_ns: ts,
+                src_node: &src,
+                dst_node: &dst,
+                src: p.src,
+                dst: p.dst,
+                sport: p.sport,
+                dport: p.dport,
+                flow_id: p.flow_id,
+            };
+            self.lateral.edge(&e, &mut self.found);
+        }
         self.flush(out, eve);
+    }
+
+    /// A node of the admin graph: the workload the inventory names, else the address.
+    fn node(&mut self, ip: IpAddr, ts: u64) -> String {
+        self.policy
+            .as_mut()
+            .and_then(|p| p.workload_name(ip, ts))
+            .unwrap_or_else(|| ip.to_string())
     }
 
     /// A connection attempt (TCP SYN) or datagram to a hypervisor management port: from a
@@ -162,9 +203,10 @@ impl ReaderDetect {
         self.alerts += 1;
     }
 
-    /// The input ended: report open windows and incidents.
+    /// The input ended: report open windows, incidents and paths.
     pub(crate) fn finish(&mut self, out: &mut Vec<u8>, eve: &EveOptions) {
         self.recon.finish(&mut self.found);
+        self.lateral.finish(&mut self.found);
         self.flush(out, eve);
     }
 

@@ -281,6 +281,16 @@ impl PolicyState {
             .is_some_and(|w| w.labels.get("islet.io/admin").is_some_and(|v| v == "true"))
     }
 
+    /// The inventory's name of the workload holding `ip` at `ts` (`namespace/name`).
+    pub(crate) fn workload_name(&mut self, ip: std::net::IpAddr, ts: u64) -> Option<String> {
+        let e = self.cache.as_mut()?.load();
+        let id = e
+            .inventory
+            .resolve(ip, i64::try_from(ts).unwrap_or(i64::MAX));
+        matches!(id, islet_policy::Identity::Workload(_))
+            .then(|| e.inventory.describe(id).to_string())
+    }
+
     /// Addresses evicted from the name cache to stay within `policy.names_max`.
     pub(crate) fn names_evicted(&self) -> u64 {
         self.names.evicted

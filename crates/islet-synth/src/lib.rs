@@ -12,15 +12,18 @@
 //! can never change under a dependency upgrade.
 //!
 //! Profiles: `mixed` (data-centre east-west mix: many small flows, a few elephants) is the
-//! default. Later issues add protocol content and attack scenarios as further profiles.
+//! default; `scan`, `syn-flood`, `syn-flood-spoofed`, `lateral` and `slp` are attack
+//! scenarios (`attack.rs`) for the detectors' tests and the demo.
 #![forbid(unsafe_code)]
 
+mod attack;
 mod frame;
 mod pcap;
 mod proto;
 mod rng;
 mod scenario;
 
+pub use attack::Attack;
 pub use pcap::PcapWriter;
 pub use rng::SplitMix64;
 pub use scenario::{Profile, SynthOptions, SynthSummary, generate};

@@ -14,14 +14,24 @@ pub enum Profile {
     /// East-west data-centre mix: mostly short request/response flows (RPC, HTTP, DNS), a few
     /// bulk transfers with heavy-tailed sizes, some IPv6, some VLAN-tagged segments, ICMP.
     Mixed,
+    /// An attack scenario (`crate::attack`).
+    Attack(crate::attack::Attack),
 }
 
 impl std::str::FromStr for Profile {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        use crate::attack::Attack;
         match s {
             "mixed" => Ok(Profile::Mixed),
-            other => Err(format!("unknown profile {other:?} (known: mixed)")),
+            "scan" => Ok(Profile::Attack(Attack::Scan)),
+            "syn-flood" => Ok(Profile::Attack(Attack::SynFlood)),
+            "syn-flood-spoofed" => Ok(Profile::Attack(Attack::SynFloodSpoofed)),
+            "lateral" => Ok(Profile::Attack(Attack::Lateral)),
+            "slp" => Ok(Profile::Attack(Attack::Slp)),
+            other => Err(format!(
+                "unknown profile {other:?} (known: mixed, scan, syn-flood, syn-flood-spoofed, lateral, slp)"
+            )),
         }
     }
 }
@@ -177,6 +187,9 @@ fn host(i: u32) -> Host {
 
 /// Generate the scenario into `out` as a pcap.
 pub fn generate<W: Write>(opts: &SynthOptions, out: W) -> io::Result<SynthSummary> {
+    if let Profile::Attack(a) = opts.profile {
+        return crate::attack::generate_attack(a, opts.max_packets, opts.seed, opts.start_ns, out);
+    }
     let hosts: Vec<Host> = (0..opts.hosts.max(2)).map(host).collect();
     let mut rng = SplitMix64::new(opts.seed);
     let mut pcap = PcapWriter::new(out, 1, 65535)?;
