@@ -3,9 +3,10 @@
 //! so every eviction path runs; and the ICMP quoted-datagram reader on the raw input.
 #![no_main]
 use islet_detect::brute::Brute;
-use islet_detect::config::{BruteConfig, FloodConfig, LateralConfig, ScanConfig};
+use islet_detect::config::{BruteConfig, FloodConfig, LateralConfig, ScanConfig, VolumeConfig};
 use islet_detect::lateral::{AdminEdge, Lateral};
 use islet_detect::recon::Recon;
+use islet_detect::volume::{Volume, VolumePacket, key_hash};
 use islet_detect::{PacketFacts, quoted_probe};
 use libfuzzer_sys::fuzz_target;
 use std::net::IpAddr;
@@ -41,6 +42,12 @@ fuzz_target!(|data: &[u8]| {
         max_edges: 4,
         ..LateralConfig::default()
     });
+    let mut v = Volume::new(VolumeConfig {
+        pps: 2,
+        mbps: 1,
+        max_victims: 2,
+        ..VolumeConfig::default()
+    });
     let mut out = Vec::new();
     let mut ts = 0u64;
     for c in data.chunks_exact(16) {
@@ -63,6 +70,20 @@ fuzz_target!(|data: &[u8]| {
             len: u32::from(c[13]),
         };
         r.packet(&p, &mut out);
+        let mut d = [0u8; 16];
+        d[..4].copy_from_slice(&[10, 0, 1, c[2] & 7]);
+        let vp = VolumePacket {
+            ts_ns: ts,
+            src,
+            dst,
+            proto,
+            sport,
+            dport,
+            len: u32::from(c[14]) << 4,
+            key_hash: key_hash(&d, proto),
+        };
+        v.packet(&vp, || 0, &mut out);
+        assert!(v.tracked() <= 2);
         if b.watches(sport, dport) {
             b.packet(&p, &mut out);
         }
@@ -84,5 +105,6 @@ fuzz_target!(|data: &[u8]| {
         out.clear();
     }
     r.finish(&mut out);
+    v.finish(&mut out);
     l.finish(&mut out);
 });

@@ -17,6 +17,7 @@ pub mod lateral;
 pub mod recon;
 pub mod service;
 pub mod sketch;
+pub mod volume;
 
 pub use config::DetectConfig;
 
@@ -46,6 +47,13 @@ pub const SYN_FLOOD: Kind = Kind {
     category: "Detection of a Denial of Service Attack",
     mitre_id: "T1498.001",
     mitre_name: "Network Denial of Service: Direct Network Flood",
+};
+pub const VOLUMETRIC_DDOS: Kind = Kind {
+    name: "volumetric_ddos",
+    signature_id: 9_300_003,
+    category: "Detection of a Denial of Service Attack",
+    mitre_id: "T1498",
+    mitre_name: "Network Denial of Service",
 };
 pub const NEW_ADMIN_EDGE: Kind = Kind {
     name: "new_admin_edge",

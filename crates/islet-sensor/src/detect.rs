@@ -6,6 +6,7 @@ use islet_detect::brute::Brute;
 use islet_detect::lateral::{AdminEdge, Lateral};
 use islet_detect::recon::Recon;
 use islet_detect::service::{hypervisor_port, smb_remote_exec};
+use islet_detect::volume::{Volume, VolumePacket, key_hash};
 use islet_detect::{
     DetectConfig, Detection, Evidence, HYPERVISOR_MGMT_ACCESS, PacketFacts, SMB_REMOTE_EXEC,
     quoted_probe,
@@ -29,6 +30,7 @@ pub(crate) struct ReaderDetect {
     recon: Recon,
     brute: Brute,
     lateral: Lateral,
+    volume: Volume,
     found: Vec<Detection>,
     hypervisor_ports: Vec<(u8, u16)>,
     /// Who is an admin: the policy's inventory, when there is one.
@@ -53,6 +55,7 @@ impl ReaderDetect {
             recon: Recon::new(cfg.scan.clone(), cfg.flood.clone()),
             brute: Brute::new(cfg.brute.clone()),
             lateral: Lateral::new(cfg.lateral.clone()),
+            volume: Volume::new(cfg.volume.clone()),
             found: Vec::new(),
             hypervisor_ports: cfg.service.ports().unwrap_or_default(),
             policy: policy.map(|p| crate::policy::PolicyState::new(Some(p))),
@@ -72,6 +75,21 @@ impl ReaderDetect {
         eve: &EveOptions,
     ) {
         let t = &d.tuple;
+        let vp = VolumePacket {
+            ts_ns: ts,
+            src: t.src_ip(),
+            dst: t.dst_ip(),
+            proto: t.proto,
+            sport: t.sport,
+            dport: t.dport,
+            len: d.pkt_len,
+            key_hash: key_hash(&t.dst, t.proto),
+        };
+        self.volume.packet(
+            &vp,
+            || islet_flow::flow_id(&FlowKey::from_tuple(t).0, ts),
+            &mut self.found,
+        );
         if matches!(t.proto, 6 | 17)
             && (t.proto == 17 || d.tcp_flags & (SYN | ACK) == SYN)
             && hypervisor_port(&self.hypervisor_ports, t.proto, t.dport)
@@ -90,6 +108,7 @@ impl ReaderDetect {
             _ => (false, None),
         };
         if !recon && !watched {
+            self.flush(out, eve);
             return;
         }
         let flow_id = if t.proto == 6 && d.tcp_flags & ACK == 0 {
@@ -206,6 +225,7 @@ impl ReaderDetect {
     /// The input ended: report open windows, incidents and paths.
     pub(crate) fn finish(&mut self, out: &mut Vec<u8>, eve: &EveOptions) {
         self.recon.finish(&mut self.found);
+        self.volume.finish(&mut self.found);
         self.lateral.finish(&mut self.found);
         self.flush(out, eve);
     }

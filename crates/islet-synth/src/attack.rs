@@ -116,6 +116,9 @@ pub enum Attack {
     SynFlood,
     /// SYNs from random spoofed sources to one service, 100,000 per second.
     SynFloodSpoofed,
+    /// 512-byte UDP datagrams from random spoofed sources to one host's port 53, 400,000 per
+    /// second (about 1.8 Gbit/s), 300,000 of them unless told.
+    UdpFlood,
     /// A day of baseline admin traffic, then a workstation → file server over SMB with a
     /// remote scheduled task (atsvc), → database over WinRM, → backup over SSH.
     Lateral,
@@ -123,7 +126,7 @@ pub enum Attack {
     Slp,
 }
 
-/// Write `attack` to `out`: `packets` bounds the floods (0: 200,000).
+/// Write `attack` to `out`: `packets` bounds the floods (0: 200,000 SYNs, 300,000 datagrams).
 pub fn generate_attack<W: Write>(
     attack: Attack,
     packets: u64,
@@ -212,6 +215,22 @@ pub fn generate_attack<W: Write>(
                     SYN,
                     &[],
                 )?;
+            }
+            flows = n;
+        }
+        Attack::UdpFlood => {
+            let n = if packets == 0 { 300_000 } else { packets };
+            let payload = [0x5au8; 512];
+            for i in 0..n {
+                let r = rng.next_u64();
+                let src = v4([
+                    (r >> 24) as u8 | 1,
+                    (r >> 16) as u8,
+                    (r >> 8) as u8,
+                    r as u8,
+                ]);
+                let sport = 1024 + (r >> 40) as u16 % 60_000;
+                o.udp(t0 + i * 2_500, (&src, sport), (&victim, 53), &payload)?;
             }
             flows = n;
         }

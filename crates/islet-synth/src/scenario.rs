@@ -27,10 +27,11 @@ impl std::str::FromStr for Profile {
             "scan" => Ok(Profile::Attack(Attack::Scan)),
             "syn-flood" => Ok(Profile::Attack(Attack::SynFlood)),
             "syn-flood-spoofed" => Ok(Profile::Attack(Attack::SynFloodSpoofed)),
+            "udp-flood" => Ok(Profile::Attack(Attack::UdpFlood)),
             "lateral" => Ok(Profile::Attack(Attack::Lateral)),
             "slp" => Ok(Profile::Attack(Attack::Slp)),
             other => Err(format!(
-                "unknown profile {other:?} (known: mixed, scan, syn-flood, syn-flood-spoofed, lateral, slp)"
+                "unknown profile {other:?} (known: mixed, scan, syn-flood, syn-flood-spoofed, udp-flood, lateral, slp)"
             )),
         }
     }
