@@ -69,6 +69,7 @@ pub struct Lateral {
     cfg: LateralConfig,
     first_ns: Option<u64>,
     baseline: hashbrown::HashSet<(String, String, u16)>,
+    hypervisor_baseline: hashbrown::HashSet<(String, String, u16)>,
     nodes: hashbrown::HashMap<String, NodeState>,
     chains: Vec<Chain>,
     /// Edges not learned because the baseline is full, and nodes or paths dropped.
@@ -81,6 +82,7 @@ impl Lateral {
             cfg,
             first_ns: None,
             baseline: hashbrown::HashSet::new(),
+            hypervisor_baseline: hashbrown::HashSet::new(),
             nodes: hashbrown::HashMap::new(),
             chains: Vec::new(),
             refused: 0,
@@ -90,6 +92,45 @@ impl Lateral {
     /// Is `port` an admin service?
     pub fn is_admin_port(&self, port: u16) -> bool {
         self.cfg.admin_ports.contains(&port) || self.cfg.database_ports.contains(&port)
+    }
+
+    /// A connection attempt into a workload labelled hypervisor management, on any port: a
+    /// `hypervisor_mgmt_access` if the edge is new after the learning period (once, then
+    /// learned). These edges have their own baseline, of the same bound.
+    pub fn hypervisor_edge(&mut self, e: &AdminEdge<'_>) -> Option<Detection> {
+        let first = *self.first_ns.get_or_insert(e.ts_ns);
+        let key = (e.src_node.to_string(), e.dst_node.to_string(), e.dport);
+        if self.hypervisor_baseline.contains(&key) {
+            return None;
+        }
+        if self.hypervisor_baseline.len() < self.cfg.max_edges {
+            self.hypervisor_baseline.insert(key);
+        } else {
+            self.refused += 1;
+        }
+        if e.ts_ns < first.saturating_add(self.cfg.learn_s.saturating_mul(SEC)) {
+            return None;
+        }
+        Some(self.detection(
+            crate::HYPERVISOR_MGMT_ACCESS,
+            1,
+            format!(
+                "islet detect: new edge into hypervisor management: {} -> {} on tcp/{}",
+                e.src_node, e.dst_node, e.dport
+            ),
+            e,
+            vec![
+                ("victim", vec![e.dst_node.to_string()]),
+                ("service", vec![format!("tcp/{}", e.dport)]),
+                ("src_node", vec![e.src_node.to_string()]),
+            ],
+            Evidence {
+                flow_ids: vec![e.flow_id],
+                counts: vec![("edges", 1)],
+                start_ns: e.ts_ns,
+                end_ns: e.ts_ns,
+            },
+        ))
     }
 
     /// One admin connection attempt.

@@ -654,3 +654,68 @@ impl Recon {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(ts: u64, src: u8, dst: u8, proto: u8, dport: u16, flags: u8) -> PacketFacts {
+        PacketFacts {
+            ts_ns: ts,
+            src: IpAddr::from([10, 0, 0, src]),
+            dst: IpAddr::from([10, 0, 1, dst]),
+            proto,
+            sport: 40_000,
+            dport,
+            tcp_flags: flags,
+            flow_id: u64::from(dport),
+            unreachable: None,
+            len: 60,
+        }
+    }
+
+    fn scans(out: &[Detection]) -> Vec<(IpAddr, Vec<String>)> {
+        out.iter()
+            .filter(|d| d.kind.name == "port_scan")
+            .map(|d| (d.src, d.metadata[2].1.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn stealth_and_udp_scans_and_answered_probes() {
+        let mut r = Recon::new(ScanConfig::default(), FloodConfig::default());
+        let mut out = Vec::new();
+        // Xmas probes (FIN|PSH|URG) to 20 ports of one host.
+        for port in 1..=20u16 {
+            r.packet(&facts(u64::from(port) * MS, 1, 1, 6, port, 0x29), &mut out);
+        }
+        // A UDP scan seen only through ICMP port unreachables from 30 hosts, port 161.
+        for h in 1..=30u8 {
+            let mut icmp = facts(u64::from(h) * MS, 0, 0, 1, 0, 0);
+            icmp.src = IpAddr::from([10, 0, 1, h]);
+            icmp.dst = IpAddr::from([10, 0, 0, 2]);
+            icmp.unreachable = Some((17, IpAddr::from([10, 0, 1, h]), 161));
+            r.packet(&icmp, &mut out);
+        }
+        // 40 SYNs from a client, every one answered: not a scan.
+        for port in 1..=40u16 {
+            r.packet(&facts(u64::from(port) * MS, 3, 9, 6, port, SYN), &mut out);
+            let mut ack = facts(u64::from(port) * MS + 1, 9, 3, 6, 40_000, SYN | ACK);
+            ack.src = IpAddr::from([10, 0, 1, 9]);
+            ack.dst = IpAddr::from([10, 0, 0, 3]);
+            ack.sport = port;
+            ack.dport = 40_000;
+            r.packet(&ack, &mut out);
+        }
+        r.finish(&mut out);
+        let s = scans(&out);
+        assert_eq!(s.len(), 2, "{out:#?}");
+        assert_eq!(
+            s[0],
+            (IpAddr::from([10, 0, 0, 1]), vec!["xmas".to_string()])
+        );
+        assert_eq!(s[1], (IpAddr::from([10, 0, 0, 2]), vec!["udp".to_string()]));
+    }
+
+    const MS: u64 = 1_000_000;
+}

@@ -269,6 +269,17 @@ impl PolicyState {
 
     /// Is `ip` a workload labelled `islet.io/admin: "true"` at `ts`? False without a policy.
     pub(crate) fn is_admin(&mut self, ip: std::net::IpAddr, ts: u64) -> bool {
+        self.has_label(ip, ts, "islet.io/admin", "true")
+    }
+
+    /// Is `ip` a workload with label `key: value` at `ts`? False without a policy.
+    pub(crate) fn has_label(
+        &mut self,
+        ip: std::net::IpAddr,
+        ts: u64,
+        key: &str,
+        value: &str,
+    ) -> bool {
         let Some(cache) = self.cache.as_mut() else {
             return false;
         };
@@ -278,7 +289,7 @@ impl PolicyState {
             .resolve(ip, i64::try_from(ts).unwrap_or(i64::MAX));
         e.inventory
             .workload(id)
-            .is_some_and(|w| w.labels.get("islet.io/admin").is_some_and(|v| v == "true"))
+            .is_some_and(|w| w.labels.get(key).is_some_and(|v| v == value))
     }
 
     /// The inventory's name of the workload holding `ip` at `ts` (`namespace/name`).
