@@ -98,7 +98,8 @@ struct Victim {
     dests: Hll,
     top: TopK<IpAddr, 5>,
     flows: Vec<u64>,
-    first: Option<(IpAddr, u16, u16, u8)>,
+    /// The first SYN: source, destination, ports, protocol.
+    first: Option<(IpAddr, IpAddr, u16, u16, u8)>,
 }
 
 impl Victim {
@@ -138,7 +139,8 @@ impl Victim {
         if self.flows.len() < MAX_EVIDENCE_FLOWS {
             self.flows.push(p.flow_id);
         }
-        self.first.get_or_insert((p.src, p.sport, p.dport, p.proto));
+        self.first
+            .get_or_insert((p.src, p.dst, p.sport, p.dport, p.proto));
     }
 }
 
@@ -592,7 +594,7 @@ impl Recon {
         if v.syns == 0 || (v.answered as f64) > self.flood.max_answered_ratio * v.syns as f64 {
             return;
         }
-        let Some((src, sport, dport, proto)) = v.first else {
+        let Some((src, first_dst, sport, dport, proto)) = v.first else {
             return;
         };
         let sources = v.sources.estimate();
@@ -605,10 +607,7 @@ impl Recon {
         };
         let (victim, dst) = match v.dst {
             Some((ip, port)) => (format!("{ip} port {port}"), ip),
-            None => (
-                format!("{} destinations", v.dests.estimate()),
-                IpAddr::from([0u8; 4]),
-            ),
+            None => (format!("{} destinations", v.dests.estimate()), first_dst),
         };
         let summary = format!(
             "islet detect: SYN flood on {victim}: {} SYNs, peak {}/s, {} answered, {who}",
