@@ -252,7 +252,9 @@ pub(crate) struct SynthArgs {
     /// Output pcap file.
     #[arg(short = 'o', long = "output")]
     pub output: PathBuf,
-    /// Scenario profile.
+    /// Scenario profile: mixed (benign data-centre traffic), or an attack: scan, syn-flood,
+    /// syn-flood-spoofed, udp-flood, lateral, slp (docs/DETECTION.md). Attacks ignore --hosts,
+    /// --flows and --duration; --packets sizes the floods.
     #[arg(long, default_value = "mixed")]
     pub profile: String,
     /// Number of hosts.

@@ -1,5 +1,6 @@
 //! `islet demo`: the main job on embedded defaults. Synthesise a scenario, analyse it like any
-//! capture, write eve.json, and report what the evidence says.
+//! capture, write eve.json, and report what the evidence says; then the attack scenarios
+//! (scan, floods, lateral movement, SLP) and the detections they raise.
 
 use crate::Failure;
 use crate::cli::{DemoArgs, ReadArgs};
@@ -48,7 +49,71 @@ pub(crate) fn run(a: &DemoArgs) -> Result<(), Failure> {
         summary.workers,
         eve.display()
     );
-    report(&eve)
+    report(&eve)?;
+    attacks(a)
+}
+
+/// The attack scenarios, each read like the capture above, with what the detectors said.
+fn attacks(a: &DemoArgs) -> Result<(), Failure> {
+    println!("islet demo: attack scenarios (islet synth --profile …; docs/DETECTION.md):");
+    for (profile, packets) in [
+        ("scan", 0),
+        ("syn-flood-spoofed", 50_000),
+        ("udp-flood", 0),
+        ("lateral", 0),
+        ("slp", 0),
+    ] {
+        let pcap = a.dir.join(format!("attack-{profile}.pcap"));
+        let eve = a.dir.join(format!("attack-{profile}.json"));
+        let o = SynthOptions {
+            profile: profile.parse().map_err(Failure::Input)?,
+            max_packets: packets,
+            seed: 7,
+            ..SynthOptions::default()
+        };
+        crate::synth::write(&o, &pcap)?;
+        let args = ReadArgs {
+            pcaps: vec![pcap],
+            output: eve.to_string_lossy().into_owned(),
+            config: None,
+            community_id_seed: None,
+            workers: None,
+            max_flows: None,
+            quiet: true,
+            raw_floor: false,
+            intel: Vec::new(),
+            warninglists: Vec::new(),
+            policy: None,
+            pubkeys: Vec::new(),
+            inventory: None,
+            policy_state: None,
+        };
+        println!("  {profile}:");
+        crate::read::run(&args)?;
+        let f = std::fs::File::open(&eve)
+            .map_err(|e| Failure::Runtime(format!("{}: {e}", eve.display())))?;
+        for line in std::io::BufReader::new(f).lines() {
+            let line = line.map_err(|e| Failure::Runtime(e.to_string()))?;
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if v["event_type"] == "alert" {
+                println!(
+                    "    {:<24} {}",
+                    v["alert"]["metadata"]["detection"][0]
+                        .as_str()
+                        .unwrap_or("?"),
+                    v["alert"]["signature"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .trim_start_matches("islet detect: ")
+                );
+            }
+        }
+    }
+    println!();
+    println!("Next: `islet read PCAP -o -` on your own captures; docs/CONFIG.md for settings.");
+    Ok(())
 }
 
 #[derive(Default)]
@@ -129,7 +194,6 @@ fn report(eve: &std::path::Path) -> Result<(), Failure> {
         println!("  anomalies    {}", top(&anomalies, 8));
     }
     println!();
-    println!("Next: `islet read PCAP -o -` on your own captures; docs/CONFIG.md for settings.");
     Ok(())
 }
 
