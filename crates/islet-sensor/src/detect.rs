@@ -64,8 +64,9 @@ impl ReaderDetect {
         })
     }
 
-    /// One decoded packet. Only what a detector reads is looked at: TCP without ACK (probes,
-    /// SYNs), SYN/ACKs, and ICMP destination-unreachables.
+    /// One decoded packet. Every packet adds to the volumetric sketch; beyond that only what
+    /// a detector reads is looked at: TCP without ACK (probes, SYNs), SYN/ACKs, SSH/RDP
+    /// packets, datagrams to management ports and ICMP destination-unreachables.
     pub(crate) fn packet(
         &mut self,
         ts: u64,
