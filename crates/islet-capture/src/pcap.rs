@@ -50,6 +50,8 @@ struct NgState {
     ifaces: Vec<Iface>,
     capacity: usize,
     last_ts: u64,
+    /// Byte order of the current section (its header's byte-order magic).
+    big_endian: bool,
 }
 
 impl std::fmt::Debug for PcapFile {
@@ -125,6 +127,7 @@ impl PcapFile {
                 ifaces: Vec::new(),
                 capacity: BUFFER,
                 last_ts: 0,
+                big_endian: false,
             })
         } else if got == 0 {
             return Err(err(ErrorKind::Empty));
@@ -231,11 +234,23 @@ impl PcapFile {
                 offset,
                 kind: ErrorKind::Corrupt(why),
             };
+            // A block's total length is at least 12 (type, length, trailing length); checked
+            // here because pcap-parser 0.16 subtracts 12 from it unchecked.
+            if let Some(len) = block_length(ng.reader.data(), ng.big_endian)
+                && len < 12
+            {
+                return Err(corrupt(format!(
+                    "block length {len} (a block is at least 12 bytes)"
+                )));
+            }
             match ng.reader.next() {
                 Ok((len, block)) => {
                     ng.pending = len;
                     match block {
-                        PcapBlockOwned::NG(Block::SectionHeader(_)) => ng.ifaces.clear(),
+                        PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+                            ng.ifaces.clear();
+                            ng.big_endian = shb.big_endian();
+                        }
                         PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
                             if ng.ifaces.len() >= MAX_INTERFACES {
                                 return Err(corrupt("too many interfaces in one section".into()));
@@ -315,6 +330,22 @@ impl PcapFile {
         }
         Ok(n)
     }
+}
+
+/// The total length of the pcapng block at the start of `data`, in the byte order of its
+/// section (a section header says its own), if enough bytes are buffered to tell.
+fn block_length(data: &[u8], section_big_endian: bool) -> Option<u32> {
+    let raw: [u8; 4] = data.get(4..8)?.try_into().ok()?;
+    let big_endian = if data.get(..4)? == [0x0a, 0x0d, 0x0d, 0x0a] {
+        data.get(8..12)? == [0x1a, 0x2b, 0x3c, 0x4d]
+    } else {
+        section_big_endian
+    };
+    Some(if big_endian {
+        u32::from_be_bytes(raw)
+    } else {
+        u32::from_le_bytes(raw)
+    })
 }
 
 /// Read until `buf` is full or the input ends; returns the bytes read.
@@ -442,5 +473,37 @@ mod test {
             ts_from_units(1_000_000_001, 1_000_000_000, 0),
             1_000_000_001
         );
+    }
+
+    /// A block claiming a total length below 12 is refused by name (pcap-parser 0.16 would
+    /// subtract 12 from it unchecked; found by the `capture_reader` fuzz target).
+    #[test]
+    fn block_shorter_than_its_frame_is_corrupt() {
+        let mut f = vec![
+            0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0,
+        ];
+        f.extend_from_slice(&[0xff; 8]);
+        f.extend_from_slice(&[28, 0, 0, 0]);
+        // An unknown block type with length 11, then some bytes.
+        f.extend_from_slice(&[1, 0, 0, 0x80, 11, 0, 0, 0]);
+        f.extend_from_slice(&[0; 40]);
+        let mut r = PcapFile::from_bytes("short-block", f).expect("section header");
+        let e = r.read_batch(8, &mut |_| {}).expect_err("corrupt");
+        assert_eq!(e.offset, 28);
+        assert!(
+            matches!(&e.kind, ErrorKind::Corrupt(w) if w.contains("block length 11")),
+            "{e}"
+        );
+        // The same in a big-endian section.
+        let mut f = vec![
+            0x0a, 0x0d, 0x0d, 0x0a, 0, 0, 0, 28, 0x1a, 0x2b, 0x3c, 0x4d, 0, 1, 0, 0,
+        ];
+        f.extend_from_slice(&[0xff; 8]);
+        f.extend_from_slice(&[0, 0, 0, 28]);
+        f.extend_from_slice(&[0x80, 0, 0, 1, 0, 0, 0, 8]);
+        f.extend_from_slice(&[0; 40]);
+        let mut r = PcapFile::from_bytes("short-block-be", f).expect("section header");
+        let e = r.read_batch(8, &mut |_| {}).expect_err("corrupt");
+        assert!(format!("{e}").contains("block length 8"), "{e}");
     }
 }
