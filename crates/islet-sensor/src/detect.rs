@@ -136,13 +136,14 @@ impl ReaderDetect {
             self.brute.packet(&p, &mut self.found);
         }
         let syn = tcp && f & (SYN | ACK | RST) == SYN;
-        if syn
+        let into_hypervisor = syn
             && !hypervisor_port(&self.hypervisor_ports, 6, t.dport)
             && self.policy.as_mut().is_some_and(|pol| {
                 pol.has_label(p.dst, ts, "islet.io/role", "hypervisor-management")
                     && !pol.is_admin(p.src, ts)
-            })
-        {
+            });
+        let admin = syn && self.lateral.is_admin_port(t.dport);
+        if into_hypervisor || admin {
             let src = self.node(p.src, ts);
             let dst = self.node(p.dst, ts);
             let e = AdminEdge {
@@ -155,24 +156,12 @@ impl ReaderDetect {
                 dport: p.dport,
                 flow_id: p.flow_id,
             };
-            if let Some(d) = self.lateral.hypervisor_edge(&e) {
+            if into_hypervisor && let Some(d) = self.lateral.hypervisor_edge(&e) {
                 self.found.push(d);
             }
-        }
-        if syn && self.lateral.is_admin_port(t.dport) {
-            let src = self.node(p.src, ts);
-            let dst = self.node(p.dst, ts);
-            let e = AdminEdge {
-                ts_ns: ts,
-                src_node: &src,
-                dst_node: &dst,
-                src: p.src,
-                dst: p.dst,
-                sport: p.sport,
-                dport: p.dport,
-                flow_id: p.flow_id,
-            };
-            self.lateral.edge(&e, &mut self.found);
+            if admin {
+                self.lateral.edge(&e, &mut self.found);
+            }
         }
         self.flush(out, eve);
     }
