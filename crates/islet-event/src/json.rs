@@ -76,6 +76,8 @@ impl<'a> Json<'a> {
         self.key(k);
         let mut s = String::new();
         if v.is_finite() {
+            // -0 would read back as the integer 0; write it as that.
+            let v = if v == 0.0 { 0.0 } else { v };
             let _ = write!(s, "{v}");
         } else {
             s.push_str("null");
@@ -193,25 +195,35 @@ pub fn escape(buf: &mut Vec<u8>, v: &[u8]) {
         };
         let mut start = 0;
         let vb = valid.as_bytes();
-        for (i, &c) in vb.iter().enumerate() {
-            let esc: &[u8] = match c {
-                b'"' => b"\\\"",
-                b'\\' => b"\\\\",
-                b'\n' => b"\\n",
-                b'\r' => b"\\r",
-                b'\t' => b"\\t",
-                0..=0x1f => b"",
+        for (i, ch) in valid.char_indices() {
+            let c = ch as u32;
+            let esc: &[u8] = match ch {
+                '"' => b"\\\"",
+                '\\' => b"\\\\",
+                '\n' => b"\\n",
+                '\r' => b"\\r",
+                '\t' => b"\\t",
+                '\0'..='\x1f' => b"",
+                // Non-ASCII is written as \u escapes (as `ensure_ascii`), so a string's JSON text
+                // is a function of its value: an invalid byte and the character of the same
+                // number read back alike, and re-encoding a parsed record gives the same bytes
+                // (the event chain hashes them; see islet-sink).
+                _ if c >= 0x80 => b"",
                 _ => continue,
             };
             buf.extend_from_slice(&vb[start..i]);
             if esc.is_empty() {
-                buf.extend_from_slice(b"\\u00");
-                buf.push(HEX[usize::from(c >> 4)]);
-                buf.push(HEX[usize::from(c & 0xf)]);
+                let mut units = [0u16; 2];
+                for u in ch.encode_utf16(&mut units) {
+                    buf.extend_from_slice(b"\\u");
+                    for shift in [12, 8, 4, 0] {
+                        buf.push(HEX[usize::from((*u >> shift) & 0xf)]);
+                    }
+                }
             } else {
                 buf.extend_from_slice(esc);
             }
-            start = i + 1;
+            start = i + ch.len_utf8();
         }
         buf.extend_from_slice(&vb[start..]);
         let after = vb.len();

@@ -13,7 +13,7 @@ mod app;
 mod community_id;
 pub mod eve;
 pub mod eve_proto;
-mod json;
+pub mod json;
 mod model;
 pub mod proto;
 pub mod time;

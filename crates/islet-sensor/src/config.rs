@@ -23,6 +23,8 @@ pub struct SensorConfig {
     pub policy: PolicySection,
     /// `[detect]`: behavioural detectors and their thresholds (docs/DETECTION.md).
     pub detect: islet_detect::DetectConfig,
+    /// `[forward]`: Fluentd Forward delivery (docs/EVIDENCE.md).
+    pub forward: crate::output::ForwardSection,
 }
 
 /// `[policy]`
@@ -193,15 +195,7 @@ impl Default for StreamSection {
     }
 }
 
-/// `[output]`
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OutputSection {
-    /// Community ID seed.
-    pub community_id_seed: u16,
-    /// Write decoder anomalies as `anomaly` events (they are always counted).
-    pub anomalies: Option<bool>,
-}
+pub use crate::output::OutputSection;
 
 /// A configuration problem, naming the file and what is wrong.
 #[derive(Debug)]

@@ -10,6 +10,7 @@
 pub mod config;
 mod detect;
 pub mod names;
+pub mod output;
 mod pipeline;
 pub mod policy;
 mod worker;

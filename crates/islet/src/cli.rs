@@ -26,6 +26,40 @@ enum Command {
     /// Segmentation policy: keys, signed bundles, checking and showing policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Evidence logs: the sensor's signing key, and proving a log complete and unmodified.
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LogCommand {
+    /// Make the sensor's Ed25519 key pair: DIR/sensor.key (secret) and DIR/sensor.pub.
+    Keygen(LogKeygenArgs),
+    /// Prove that chained logs (given in order; rotated `.gz` files too) are complete and
+    /// unmodified: exit 0 if so, else name the first record altered, removed, reordered or
+    /// inserted, or the truncation, and exit 2.
+    Verify(LogVerifyArgs),
+}
+
+/// Arguments of `islet log keygen`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LogKeygenArgs {
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Arguments of `islet log verify`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LogVerifyArgs {
+    /// Log files, oldest first: together one chain.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The sensor's public key (`sensor.pub`).
+    #[arg(long, required = true)]
+    pub key: PathBuf,
+    /// The log may start mid-chain (earlier files rotated away, or a restarted sensor's file).
+    #[arg(long)]
+    pub partial: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,7 +231,7 @@ pub(crate) struct IntelCheckArgs {
 }
 
 /// Arguments of `islet read`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub(crate) struct ReadArgs {
     /// Capture files, read in order as one stream.
     #[arg(required = true)]
@@ -244,6 +278,46 @@ pub(crate) struct ReadArgs {
     /// and older versions are refused.
     #[arg(long = "policy-state")]
     pub policy_state: Option<PathBuf>,
+    /// Record format: eve or ocsf (overrides output.format).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Sign checkpoints with this key (`islet log keygen`; overrides output.sign_key).
+    #[arg(long = "sign-key")]
+    pub sign_key: Option<PathBuf>,
+    /// Also send every record to this Forward receiver (host:port; `a:1,b:2` is one
+    /// destination with failover). Repeatable: each destination gets every record.
+    #[arg(long = "forward")]
+    pub forward: Vec<String>,
+    /// Shared key of the Forward handshake (overrides forward.shared_key).
+    #[arg(long = "forward-shared-key")]
+    pub forward_shared_key: Option<String>,
+    /// Forward over TLS, trusting this CA bundle (PEM).
+    #[arg(long = "forward-ca")]
+    pub forward_ca: Option<PathBuf>,
+    /// Client certificate and key (PEM) for mutual TLS.
+    #[arg(long = "forward-cert")]
+    pub forward_cert: Option<PathBuf>,
+    #[arg(long = "forward-key")]
+    pub forward_key: Option<PathBuf>,
+    /// Framing: forward, packed or compressed.
+    #[arg(long = "forward-mode")]
+    pub forward_mode: Option<String>,
+    /// Spool directory: records wait here when the receiver is away, and across restarts.
+    #[arg(long = "forward-spool")]
+    pub forward_spool: Option<PathBuf>,
+    /// Bytes of records queued in memory before the spool is used.
+    #[arg(long = "forward-memory")]
+    pub forward_memory: Option<usize>,
+    /// When memory and spool are full: block or drop_newest.
+    #[arg(long = "forward-on-full")]
+    pub forward_on_full: Option<String>,
+    /// Keep the chain head here so the next run continues the chain (overrides
+    /// output.state_dir).
+    #[arg(long = "state-dir")]
+    pub state_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9911.
+    #[arg(long)]
+    pub metrics: Option<String>,
 }
 
 /// Arguments of `islet synth`.
@@ -312,5 +386,7 @@ pub(crate) fn main() -> Result<(), Failure> {
         Command::Policy(PolicyCommand::Show(a)) => crate::policy::show(&a),
         Command::Policy(PolicyCommand::Simulate(a)) => crate::policy::simulate(&a),
         Command::Policy(PolicyCommand::Suggest(a)) => crate::suggest::suggest(&a),
+        Command::Log(LogCommand::Keygen(a)) => crate::log::keygen(&a),
+        Command::Log(LogCommand::Verify(a)) => crate::log::verify(&a),
     }
 }

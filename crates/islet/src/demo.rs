@@ -40,6 +40,7 @@ pub(crate) fn run(a: &DemoArgs) -> Result<(), Failure> {
         pubkeys: Vec::new(),
         inventory: None,
         policy_state: None,
+        ..ReadArgs::default()
     };
     let summary = crate::read::run(&args)?;
     println!(
@@ -87,6 +88,7 @@ fn attacks(a: &DemoArgs) -> Result<(), Failure> {
             pubkeys: Vec::new(),
             inventory: None,
             policy_state: None,
+            ..ReadArgs::default()
         };
         println!("  {profile}:");
         crate::read::run(&args)?;

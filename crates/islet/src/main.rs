@@ -6,6 +6,7 @@
 mod cli;
 mod demo;
 mod intel;
+mod log;
 mod policy;
 mod read;
 mod suggest;

@@ -5,7 +5,12 @@ use crate::cli::ReadArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use islet_capture::PcapFiles;
 use islet_sensor::{Progress, RunError, SensorConfig, Summary};
-use std::io::{BufWriter, IsTerminal, Write};
+use islet_sensor::output::{FileTarget, build_output};
+use islet_sink::FinishReport;
+use islet_sink::metrics::{Metrics, MetricsServer};
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 pub(crate) fn config(a: &ReadArgs) -> Result<SensorConfig, Failure> {
     let mut cfg = match &a.config {
@@ -20,6 +25,43 @@ pub(crate) fn config(a: &ReadArgs) -> Result<SensorConfig, Failure> {
     }
     if let Some(m) = a.max_flows {
         cfg.flow.max_flows = m;
+    }
+    let o = &mut cfg.output;
+    if let Some(f) = &a.format {
+        o.format = f.clone();
+    }
+    if let Some(k) = &a.sign_key {
+        o.sign_key = Some(k.clone());
+    }
+    if let Some(d) = &a.state_dir {
+        o.state_dir = Some(d.clone());
+    }
+    if let Some(m) = &a.metrics {
+        o.metrics = m.clone();
+    }
+    let f = &mut cfg.forward;
+    if let Some(k) = &a.forward_shared_key {
+        f.shared_key = Some(k.clone());
+    }
+    if a.forward_ca.is_some() {
+        f.tls = true;
+        f.tls_ca = a.forward_ca.clone();
+    }
+    if a.forward_cert.is_some() {
+        f.tls_cert = a.forward_cert.clone();
+        f.tls_key = a.forward_key.clone();
+    }
+    if let Some(m) = &a.forward_mode {
+        f.mode = m.clone();
+    }
+    if let Some(d) = &a.forward_spool {
+        f.spool_dir = Some(d.clone());
+    }
+    if let Some(m) = a.forward_memory {
+        f.memory_bytes = m;
+    }
+    if let Some(p) = &a.forward_on_full {
+        f.on_full = p.clone();
     }
     cfg.validate().map_err(|e| Failure::Input(e.to_string()))?;
     Ok(cfg)
@@ -37,13 +79,29 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
         None => (None, None),
     };
     let (policy, policy_events) = crate::policy::for_read(a, &cfg.policy)?;
-    let mut out: Box<dyn Write + Send> = if a.output == "-" {
-        Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout()))
+    let mut destinations: Vec<Vec<String>> = a
+        .forward
+        .iter()
+        .map(|d| d.split(',').map(str::to_string).collect())
+        .collect();
+    if destinations.is_empty() && !cfg.forward.servers.is_empty() {
+        destinations.push(cfg.forward.servers.clone());
+    }
+    let target = if a.output == "-" {
+        FileTarget::Stdout
     } else {
-        let f = std::fs::File::create(&a.output)
-            .map_err(|e| Failure::Runtime(format!("{}: {e}", a.output)))?;
-        Box::new(BufWriter::with_capacity(1 << 20, f))
+        FileTarget::Path(a.output.clone().into())
     };
+    let metrics = Arc::new(Metrics::default());
+    let _metrics_server = match cfg.output.metrics.as_str() {
+        "" => None,
+        addr => Some(
+            MetricsServer::start(addr, metrics.clone())
+                .map_err(|e| Failure::Runtime(format!("metrics on {addr}: {e}")))?,
+        ),
+    };
+    let mut out = build_output(&cfg.output, &cfg.forward, &destinations, target, metrics.clone())
+        .map_err(Failure::Input)?;
     out.write_all(&policy_events)
         .map_err(|e| Failure::Runtime(format!("{}: {e}", a.output)))?;
     let bar = (!a.quiet && std::io::stderr().is_terminal()).then(|| {
@@ -56,6 +114,7 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
     });
     let started = std::time::Instant::now();
     let mut on_progress = |p: Progress| {
+        metrics.packets.store(p.packets, Ordering::Relaxed);
         if let Some(b) = &bar {
             b.set_length(p.bytes_total);
             b.set_position(p.bytes_done);
@@ -84,6 +143,15 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
                 .unwrap_or_default()
         );
     }
+    match &result {
+        Ok(s) => note_totals(&metrics, s),
+        Err(RunError::Capture(_, s)) => note_totals(&metrics, s),
+        Err(_) => {}
+    }
+    let fin = out
+        .finish()
+        .map_err(|e| Failure::Runtime(format!("{}: {e}", a.output)))?;
+    report_delivery(&fin, &destinations)?;
     match result {
         Ok(s) => {
             print_summary(&s);
@@ -95,6 +163,39 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
         }
         Err(e @ RunError::Output(_)) => Err(Failure::Runtime(e.to_string())),
     }
+}
+
+/// The pipeline's totals into the metrics registry.
+fn note_totals(m: &Metrics, s: &Summary) {
+    m.packets.store(s.packets, Ordering::Relaxed);
+    m.bytes.store(s.bytes, Ordering::Relaxed);
+    m.flows.store(s.flows, Ordering::Relaxed);
+    m.drop_decode
+        .store(s.decode_events.iter().map(|(_, n)| n).sum(), Ordering::Relaxed);
+    m.drop_flow_table
+        .store(s.stats.flows_forced, Ordering::Relaxed);
+}
+
+/// Say what the forwarders delivered; records neither delivered nor kept are a failure.
+fn report_delivery(fin: &FinishReport, destinations: &[Vec<String>]) -> Result<(), Failure> {
+    let mut lost = 0;
+    for (r, d) in fin.forward.iter().zip(destinations) {
+        eprintln!(
+            "islet: forward to {}: {} records acknowledged, {} spooled for the next run, {} dropped (buffer full), {} lost",
+            d.join(","),
+            r.delivered,
+            r.spooled,
+            r.dropped,
+            r.lost
+        );
+        lost += r.lost;
+    }
+    if lost > 0 {
+        return Err(Failure::Runtime(format!(
+            "{lost} records could not be delivered or spooled (set forward.spool_dir to keep them)"
+        )));
+    }
+    Ok(())
 }
 
 /// Read every packet and touch its first byte, nothing more.

@@ -1,0 +1,13 @@
+//! The Fluentd Forward protocol v1: client ([`Forwarder`]) and server codec ([`ServerCodec`],
+//! [`Receiver`]).
+
+mod client;
+pub mod proto;
+pub mod server;
+
+pub use client::{
+    CloseReport, ForwardConfig, ForwardStats, Forwarder, LATENCY_BUCKETS, OnFull, RecordShape,
+    TlsClient, hostname,
+};
+pub use proto::Mode;
+pub use server::{Batch, Event, Receiver, Refusal, ServerCodec, ServerConfig};

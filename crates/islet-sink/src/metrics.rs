@@ -1,0 +1,216 @@
+//! Metrics: the figures a sensor exposes as Prometheus text (`--metrics ADDR`).
+//!
+//! Counters are atomics written by their owners (the pipeline's totals, the output stage's
+//! events per type, each forwarder's delivery figures) and read when the endpoint is scraped.
+//! The endpoint is a minimal HTTP/1.1 responder for `GET /metrics` on its own thread, bound to
+//! the address the operator gives (loopback by default).
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::forward::{ForwardStats, LATENCY_BUCKETS};
+
+/// Event types counted by name; anything else is `other`.
+pub const EVENT_TYPES: [&str; 18] = [
+    "flow", "alert", "anomaly", "dns", "http", "tls", "ssh", "quic", "smb", "rdp", "krb5",
+    "dhcp", "policy", "stats", "checkpoint", "gap", "netflow", "other",
+];
+
+/// Every figure the endpoint shows.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+    pub flows: AtomicU64,
+    /// Packets the decoder could not take (invalid, truncated, unsupported).
+    pub drop_decode: AtomicU64,
+    /// Flows ended early because the flow table was full (emergency mode).
+    pub drop_flow_table: AtomicU64,
+    /// Records the output could not write.
+    pub drop_sink: AtomicU64,
+    pub events: [AtomicU64; EVENT_TYPES.len()],
+    pub chain_seq: AtomicU64,
+    pub checkpoints: AtomicU64,
+    pub forwarders: Mutex<Vec<(String, Arc<ForwardStats>)>>,
+}
+
+impl Metrics {
+    /// Count one EVE record by its `event_type`.
+    pub fn event(&self, line: &[u8]) {
+        const K: &[u8] = b"\"event_type\":\"";
+        let i = memchr::memmem::find(line, K)
+            .and_then(|at| {
+                let rest = &line[at + K.len()..];
+                let end = memchr::memchr(b'"', rest)?;
+                EVENT_TYPES.iter().position(|t| t.as_bytes() == &rest[..end])
+            })
+            .unwrap_or(EVENT_TYPES.len() - 1);
+        self.events[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn add_forwarder(&self, name: &str, s: Arc<ForwardStats>) {
+        if let Ok(mut f) = self.forwarders.lock() {
+            f.push((name.to_string(), s));
+        }
+    }
+
+    /// The Prometheus text exposition of every figure.
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut o = String::new();
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let counter = |o: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        counter(&mut o, "islet_packets_total", "Packets read.", g(&self.packets));
+        counter(&mut o, "islet_bytes_total", "Bytes of packets read.", g(&self.bytes));
+        counter(&mut o, "islet_flows_total", "Flows tracked.", g(&self.flows));
+        let _ = writeln!(
+            o,
+            "# HELP islet_events_total Records emitted, by event type.\n# TYPE islet_events_total counter"
+        );
+        for (i, t) in EVENT_TYPES.iter().enumerate() {
+            let _ = writeln!(o, "islet_events_total{{type=\"{t}\"}} {}", g(&self.events[i]));
+        }
+        let fw = self.forwarders.lock().map(|f| f.clone()).unwrap_or_default();
+        let (mut dropped, mut lost) = (0, 0);
+        for (_, s) in &fw {
+            dropped += g(&s.dropped);
+            lost += g(&s.lost_at_close);
+        }
+        let _ = writeln!(
+            o,
+            "# HELP islet_drops_total Records or packets dropped, by stage.\n# TYPE islet_drops_total counter"
+        );
+        for (stage, v) in [
+            ("decode", g(&self.drop_decode)),
+            ("flow_table", g(&self.drop_flow_table)),
+            ("buffer", dropped),
+            ("sink", g(&self.drop_sink) + lost),
+        ] {
+            let _ = writeln!(o, "islet_drops_total{{stage=\"{stage}\"}} {v}");
+        }
+        let _ = writeln!(
+            o,
+            "# HELP islet_chain_seq Sequence number of the last sealed record.\n# TYPE islet_chain_seq gauge\nislet_chain_seq {}",
+            g(&self.chain_seq)
+        );
+        counter(&mut o, "islet_chain_checkpoints_total", "Signed checkpoints written.", g(&self.checkpoints));
+        if fw.is_empty() {
+            return o;
+        }
+        let series: [(&str, &str, &str, fn(&ForwardStats) -> &AtomicU64); 9] = [
+            ("islet_forward_delivered_total", "counter", "Records acknowledged by the receiver.", |s| &s.delivered),
+            ("islet_forward_chunks_total", "counter", "Chunks acknowledged.", |s| &s.chunks),
+            ("islet_forward_retries_total", "counter", "Sends retried after an error or a missing ack.", |s| &s.retries),
+            ("islet_forward_connects_total", "counter", "Connections made.", |s| &s.connects),
+            ("islet_forward_dropped_total", "counter", "Records dropped because the buffers were full.", |s| &s.dropped),
+            ("islet_forward_gaps_total", "counter", "Gap records sent in place of dropped records.", |s| &s.gaps),
+            ("islet_forward_blocked_seconds_total", "counter", "Time the pipeline waited for buffer room (ns in the raw counter).", |s| &s.blocked_ns),
+            ("islet_forward_buffer_memory_bytes", "gauge", "Bytes waiting in memory.", |s| &s.memory_bytes),
+            ("islet_forward_buffer_disk_bytes", "gauge", "Bytes waiting in the spool.", |s| &s.spool_bytes),
+        ];
+        for (name, kind, help, get) in series {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (server, s) in &fw {
+                let v = g(get(s));
+                if name.ends_with("_seconds_total") {
+                    let _ = writeln!(o, "{name}{{server=\"{server}\"}} {}", v as f64 / 1e9);
+                } else {
+                    let _ = writeln!(o, "{name}{{server=\"{server}\"}} {v}");
+                }
+            }
+        }
+        let name = "islet_forward_delivery_latency_seconds";
+        let _ = writeln!(
+            o,
+            "# HELP {name} Time from a record's hand-over to its ack.\n# TYPE {name} histogram"
+        );
+        for (server, s) in &fw {
+            for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    o,
+                    "{name}_bucket{{server=\"{server}\",le=\"{b}\"}} {}",
+                    g(&s.latency_le[i])
+                );
+            }
+            let n = g(&s.latency_count);
+            let _ = writeln!(o, "{name}_bucket{{server=\"{server}\",le=\"+Inf\"}} {n}");
+            let _ = writeln!(
+                o,
+                "{name}_sum{{server=\"{server}\"}} {}",
+                g(&s.latency_sum_us) as f64 / 1e6
+            );
+            let _ = writeln!(o, "{name}_count{{server=\"{server}\"}} {n}");
+        }
+        o
+    }
+}
+
+/// A running metrics endpoint.
+#[derive(Debug)]
+pub struct MetricsServer {
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    /// Serve `GET /metrics` on `addr`.
+    pub fn start(addr: &str, m: Arc<Metrics>) -> std::io::Result<MetricsServer> {
+        let l = TcpListener::bind(addr)?;
+        let local = l.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || {
+                for s in l.incoming() {
+                    if st.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(mut s) = s else { continue };
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+                    // The request line is all that matters; bounded read.
+                    let mut req = [0u8; 2048];
+                    let n = s.read(&mut req).unwrap_or(0);
+                    let first = req[..n].split(|&b| b == b'\r').next().unwrap_or(&[]);
+                    let (status, body) = if first.starts_with(b"GET /metrics ")
+                        || first.starts_with(b"GET / ")
+                    {
+                        ("200 OK", m.render())
+                    } else {
+                        ("404 Not Found", "not found: GET /metrics\n".to_string())
+                    };
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+            })?;
+        Ok(MetricsServer {
+            addr: local,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The sensor's output stage: records in, sealed records out to every sink.
+//!
+//! [`Output`] is the `Write` the pipeline's writer thread writes EVE lines into. It converts
+//! them to the chosen format (EVE as is, or OCSF), seals each into the event chain, writes the
+//! sealed lines to the file sink (stdout or a rotating file) and offers them to every Forward
+//! client, counting events per type for the metrics. [`Output::finish`] ends the log with a
+//! signed final checkpoint, closes the forwarders (delivering or spooling what is queued) and
+//! saves the chain head so a restarted sensor continues the chain.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use ed25519_dalek::SigningKey;
+
+use crate::chain::{ChainConfig, SavedHead, Sealer};
+use crate::file::RotatingFile;
+use crate::forward::{CloseReport, Forwarder};
+use crate::metrics::Metrics;
+
+/// The record format of every sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Eve,
+    Ocsf,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Result<Format, String> {
+        match s {
+            "eve" => Ok(Format::Eve),
+            "ocsf" => Ok(Format::Ocsf),
+            _ => Err(format!("unknown format {s:?} (eve, ocsf)")),
+        }
+    }
+}
+
+/// Where the file sink writes.
+pub enum FileOut {
+    None,
+    Stream(Box<dyn Write + Send>),
+    Rotating(RotatingFile),
+}
+
+impl std::fmt::Debug for FileOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FileOut::None => "none",
+            FileOut::Stream(_) => "stream",
+            FileOut::Rotating(_) => "rotating file",
+        })
+    }
+}
+
+/// How to build an [`Output`].
+#[derive(Debug, Default)]
+pub struct OutputConfig {
+    pub format: Format,
+    pub chain: ChainConfig,
+    pub key: Option<SigningKey>,
+    /// Where the chain head is kept across restarts (none: every run starts a new chain).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// What [`Output::finish`] did.
+#[derive(Debug, Clone, Default)]
+pub struct FinishReport {
+    pub records: u64,
+    pub checkpoints: u64,
+    pub forward: Vec<CloseReport>,
+}
+
+/// The output stage (see the module doc).
+#[derive(Debug)]
+pub struct Output {
+    format: Format,
+    sealer: Sealer,
+    file: FileOut,
+    forwarders: Vec<Forwarder>,
+    metrics: Arc<Metrics>,
+    state: Option<PathBuf>,
+    carry: Vec<u8>,
+    conv: Vec<u8>,
+    sealed: Vec<u8>,
+    saved_checkpoints: u64,
+    first_record: u64,
+}
+
+impl Output {
+    pub fn new(
+        cfg: OutputConfig,
+        file: FileOut,
+        forwarders: Vec<Forwarder>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Output, String> {
+        let mut sealed = Vec::with_capacity(512 << 10);
+        let (sealer, state) = match &cfg.state_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                let p = dir.join("chain.head");
+                let saved = SavedHead::load(&p)?;
+                let every = cfg.chain.checkpoint_every.max(1);
+                let mut s = match saved {
+                    Some(h) => Sealer::resume(cfg.chain, cfg.key, h.head),
+                    None => Sealer::new(cfg.chain, cfg.key),
+                };
+                if let Some(h) = saved
+                    && !h.clean
+                {
+                    // Records sealed after the last saved checkpoint may be lost: at most one
+                    // checkpoint interval's worth by count.
+                    s.skip(
+                        every,
+                        "unclean stop: records after the last checkpoint may be lost",
+                        &mut sealed,
+                    );
+                }
+                (s, Some(p))
+            }
+            None => (Sealer::new(cfg.chain, cfg.key), None),
+        };
+        let first_record = sealer.head().next_seq;
+        let mut o = Output {
+            format: cfg.format,
+            sealer,
+            file,
+            forwarders,
+            metrics,
+            state,
+            carry: Vec::new(),
+            conv: Vec::new(),
+            sealed,
+            saved_checkpoints: 0,
+            first_record,
+        };
+        o.save(false).map_err(|e| format!("chain head: {e}"))?;
+        Ok(o)
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    fn save(&mut self, clean: bool) -> std::io::Result<()> {
+        if let Some(p) = &self.state {
+            SavedHead {
+                head: self.sealer.head(),
+                clean,
+            }
+            .store(p)?;
+        }
+        Ok(())
+    }
+
+    /// Convert, seal and deliver the complete lines of `buf`.
+    fn ingest(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        let owned;
+        let input: &[u8] = if self.carry.is_empty() {
+            buf
+        } else {
+            self.carry.extend_from_slice(buf);
+            owned = std::mem::take(&mut self.carry);
+            &owned
+        };
+        let mut start = 0;
+        while let Some(nl) = memchr::memchr(b'\n', &input[start..]) {
+            let line = &input[start..start + nl];
+            start += nl + 1;
+            if line.is_empty() {
+                continue;
+            }
+            self.metrics.event(line);
+            match self.format {
+                Format::Eve => self.sealer.seal(line, &mut self.sealed),
+                Format::Ocsf => {
+                    self.conv.clear();
+                    crate::ocsf::convert_line(line, &mut self.conv);
+                    let conv = std::mem::take(&mut self.conv);
+                    self.sealer.seal(&conv, &mut self.sealed);
+                    self.conv = conv;
+                }
+            }
+        }
+        if start < input.len() {
+            self.carry.extend_from_slice(&input[start..]);
+        }
+        self.deliver()
+    }
+
+    fn deliver(&mut self) -> std::io::Result<()> {
+        if self.sealed.is_empty() {
+            return Ok(());
+        }
+        match &mut self.file {
+            FileOut::None => {}
+            FileOut::Stream(w) => w.write_all(&self.sealed)?,
+            FileOut::Rotating(f) => f.write_lines(&self.sealed)?,
+        }
+        for f in &self.forwarders {
+            f.offer(&self.sealed);
+        }
+        self.sealed.clear();
+        let cps = self.sealer.checkpoints();
+        if cps != self.saved_checkpoints {
+            self.saved_checkpoints = cps;
+            self.save(false)?;
+        }
+        let m = &self.metrics;
+        m.chain_seq
+            .store(self.sealer.head().next_seq - 1, Ordering::Relaxed);
+        m.checkpoints.store(cps, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// End the log: a final checkpoint, forwarders closed, the head saved as a clean stop.
+    pub fn finish(mut self) -> std::io::Result<FinishReport> {
+        if !self.carry.is_empty() {
+            self.carry.push(b'\n');
+            let rest = std::mem::take(&mut self.carry);
+            self.ingest(&rest)?;
+        }
+        self.sealer.checkpoint(true, &mut self.sealed);
+        self.deliver()?;
+        match std::mem::replace(&mut self.file, FileOut::None) {
+            FileOut::None => {}
+            FileOut::Stream(mut w) => w.flush()?,
+            FileOut::Rotating(f) => f.close()?,
+        }
+        let forward = std::mem::take(&mut self.forwarders)
+            .into_iter()
+            .map(Forwarder::close)
+            .collect();
+        self.save(true)?;
+        Ok(FinishReport {
+            records: self.sealer.head().next_seq - self.first_record,
+            checkpoints: self.sealer.checkpoints(),
+            forward,
+        })
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.ingest(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.file {
+            FileOut::None => Ok(()),
+            FileOut::Stream(w) => w.flush(),
+            FileOut::Rotating(f) => f.flush(),
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! Proving a chained log complete and unmodified (`islet log verify`).
+//!
+//! The verifier walks records in order (several files are one log, in the order given). Each
+//! record must carry the next `islet.seq` and, as `islet.prev`, the SHA-256 of the record before
+//! it; checkpoints and gap records must be signed by the given key; the log must end with a final
+//! checkpoint. The first record that breaks a rule is named by file, line and sequence number,
+//! with what happened to it: altered, removed, reordered, inserted, or the log truncated.
+
+use base64::Engine as _;
+use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
+use sha2::{Digest as _, Sha256};
+
+use crate::chain::{GENESIS, checkpoint_message, gap_message, key_id};
+
+/// Longest line the verifier reads (a record is far smaller; bounds a hostile file).
+pub const MAX_LINE: usize = 16 << 20;
+
+/// Where a record sits: file, 1-based line, and its sequence number if it had one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct At {
+    pub file: String,
+    pub line: u64,
+    pub seq: Option<u64>,
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)?;
+        if let Some(s) = self.seq {
+            write!(f, " (seq {s})")?;
+        }
+        Ok(())
+    }
+}
+
+/// What is wrong, and with which record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub at: At,
+    pub kind: FailureKind,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    Altered,
+    Removed,
+    Reordered,
+    Inserted,
+    Truncated,
+    BadSignature,
+    Malformed,
+}
+
+impl FailureKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::Altered => "altered",
+            FailureKind::Removed => "removed",
+            FailureKind::Reordered => "reordered",
+            FailureKind::Inserted => "inserted",
+            FailureKind::Truncated => "truncated",
+            FailureKind::BadSignature => "bad signature",
+            FailureKind::Malformed => "malformed",
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}: {}", self.at, self.kind.name(), self.detail)
+    }
+}
+
+/// What a complete log held.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub records: u64,
+    pub checkpoints: u64,
+    pub gaps: u64,
+    /// Records declared missing by gap records.
+    pub missing: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
+/// Options: the key checkpoints must verify with; whether the log may start mid-chain (a
+/// rotated file whose predecessors are gone, or a restarted sensor's new file).
+#[derive(Debug, Clone)]
+pub struct Verify {
+    pub key: VerifyingKey,
+    pub partial: bool,
+}
+
+/// Walks records; feed lines in order, then call [`Walker::end`].
+#[derive(Debug)]
+pub struct Walker<'a> {
+    opts: &'a Verify,
+    next_seq: Option<u64>,
+    prev: [u8; 32],
+    /// The previous record's place, to name it when the next record's `prev` disagrees.
+    prev_at: Option<At>,
+    final_at: Option<At>,
+    last_at: Option<At>,
+    /// Records since the last signed checkpoint.
+    unsigned_tail: u64,
+    report: Report,
+}
+
+impl<'a> Walker<'a> {
+    pub fn new(opts: &'a Verify) -> Walker<'a> {
+        Walker {
+            opts,
+            next_seq: if opts.partial { None } else { Some(1) },
+            prev: GENESIS,
+            prev_at: None,
+            final_at: None,
+            last_at: None,
+            unsigned_tail: 0,
+            report: Report::default(),
+        }
+    }
+
+    /// Check one record (without its newline).
+    pub fn line(&mut self, file: &str, lineno: u64, raw: &[u8]) -> Result<(), Failure> {
+        let mut at = At {
+            file: file.to_string(),
+            line: lineno,
+            seq: None,
+        };
+        let fail = |at: &At, kind, detail: String| Failure {
+            at: at.clone(),
+            kind,
+            detail,
+        };
+        if let Some(f) = &self.final_at {
+            return Err(fail(
+                &at,
+                FailureKind::Inserted,
+                format!("record after the final checkpoint at {f}"),
+            ));
+        }
+        let v: serde_json::Value = serde_json::from_slice(raw).map_err(|e| {
+            fail(
+                &at,
+                FailureKind::Malformed,
+                format!("not a JSON record ({e})"),
+            )
+        })?;
+        let seq = v["islet"]["seq"].as_u64();
+        at.seq = seq;
+        let Some(seq) = seq else {
+            return Err(fail(
+                &at,
+                FailureKind::Inserted,
+                "record has no islet.seq: not sealed by the sensor".into(),
+            ));
+        };
+        let prev = v["islet"]["prev"]
+            .as_str()
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| {
+                fail(
+                    &at,
+                    FailureKind::Altered,
+                    "islet.prev is missing or not a SHA-256".into(),
+                )
+            })?;
+        let expect = *self.next_seq.get_or_insert(seq);
+        if seq < expect {
+            return Err(fail(
+                &at,
+                FailureKind::Reordered,
+                format!("seq {seq} where {expect} was expected: out of order or repeated"),
+            ));
+        }
+        if seq > expect {
+            let n = seq - expect;
+            return Err(fail(
+                &at,
+                FailureKind::Removed,
+                format!(
+                    "seq {seq} where {expect} was expected: {n} record{} removed before it",
+                    if n == 1 { "" } else { "s" }
+                ),
+            ));
+        }
+        let first = self.report.records == 0 && self.report.gaps == 0;
+        if !(first && self.opts.partial) && prev != self.prev {
+            // The record before this one no longer hashes to what this one links to.
+            return Err(match &self.prev_at {
+                Some(p) => fail(
+                    p,
+                    FailureKind::Altered,
+                    format!("its SHA-256 differs from the islet.prev of the next record ({at})"),
+                ),
+                None => fail(
+                    &at,
+                    FailureKind::Altered,
+                    "the first record does not link to the start of a chain".into(),
+                ),
+            });
+        }
+        let kind = v["event_type"].as_str().unwrap_or("");
+        if kind == "gap" {
+            let g = &v["gap"];
+            let (Some(a), Some(b), Some(reason), Some(resume)) = (
+                g["first_seq"].as_u64(),
+                g["last_seq"].as_u64(),
+                g["reason"].as_str(),
+                g["resume_prev"].as_str(),
+            ) else {
+                return Err(fail(
+                    &at,
+                    FailureKind::Malformed,
+                    "gap record without first_seq/last_seq/reason/resume_prev".into(),
+                ));
+            };
+            if a != seq || b < a {
+                return Err(fail(
+                    &at,
+                    FailureKind::Altered,
+                    format!("gap covers {a}..{b} but sits at seq {seq}"),
+                ));
+            }
+            let sensor = g["sensor"].as_str().unwrap_or("");
+            let msg = gap_message(sensor, a, b, &hex::encode(prev), resume, reason);
+            self.check_sig(&at, g, &msg)?;
+            let resume = hex::decode(resume)
+                .ok()
+                .and_then(|r| <[u8; 32]>::try_from(r).ok())
+                .ok_or_else(|| {
+                    fail(&at, FailureKind::Malformed, "resume_prev is not a SHA-256".into())
+                })?;
+            self.report.gaps += 1;
+            self.report.missing += b - a + 1;
+            self.next_seq = Some(b + 1);
+            self.prev = resume;
+            self.prev_at = Some(at.clone());
+            self.last_at = Some(at);
+            self.unsigned_tail = 0;
+            return Ok(());
+        }
+        if kind == "checkpoint" {
+            let c = &v["checkpoint"];
+            let (Some(a), Some(b), Some(fin)) = (
+                c["first_seq"].as_u64(),
+                c["last_seq"].as_u64(),
+                c["final"].as_bool(),
+            ) else {
+                return Err(fail(
+                    &at,
+                    FailureKind::Malformed,
+                    "checkpoint without first_seq/last_seq/final".into(),
+                ));
+            };
+            let sensor = c["sensor"].as_str().unwrap_or("");
+            let ts = v["timestamp"].as_str().unwrap_or("");
+            let msg = checkpoint_message(sensor, seq, &hex::encode(prev), a, b, fin, ts);
+            self.check_sig(&at, c, &msg)?;
+            if b + 1 != seq {
+                return Err(fail(
+                    &at,
+                    FailureKind::Altered,
+                    format!("checkpoint says it follows seq {b}"),
+                ));
+            }
+            self.report.checkpoints += 1;
+            self.unsigned_tail = 0;
+            if fin {
+                self.final_at = Some(at.clone());
+            }
+        } else {
+            self.unsigned_tail += 1;
+        }
+        if self.report.records == 0 {
+            self.report.first_seq = seq;
+        }
+        self.report.records += 1;
+        self.report.last_seq = seq;
+        self.prev = Sha256::digest(raw).into();
+        self.next_seq = Some(seq + 1);
+        self.prev_at = Some(at.clone());
+        self.last_at = Some(at);
+        Ok(())
+    }
+
+    fn check_sig(&self, at: &At, obj: &serde_json::Value, msg: &str) -> Result<(), Failure> {
+        let want = key_id(&self.opts.key);
+        let fail = |detail: String| Failure {
+            at: at.clone(),
+            kind: FailureKind::BadSignature,
+            detail,
+        };
+        let Some(sig) = obj["signature"].as_str() else {
+            return Err(fail("not signed".into()));
+        };
+        let sig = crate::chain::b64()
+            .decode(sig)
+            .ok()
+            .and_then(|b| <[u8; 64]>::try_from(b).ok())
+            .ok_or_else(|| fail("signature is not 64 bytes of base64".into()))?;
+        if self
+            .opts
+            .key
+            .verify(msg.as_bytes(), &Signature::from_bytes(&sig))
+            .is_err()
+        {
+            let by = obj["key_id"].as_str().unwrap_or("?");
+            return Err(fail(if by != want {
+                format!("signed by key {by}, not by the given key {want}")
+            } else {
+                format!("signature does not verify with key {want}: the record was altered")
+            }));
+        }
+        Ok(())
+    }
+
+    /// The log ended: it must end with a final checkpoint.
+    pub fn end(self) -> Result<Report, Failure> {
+        if self.final_at.is_some() {
+            return Ok(self.report);
+        }
+        let at = self.last_at.clone().unwrap_or(At {
+            file: "(no records)".into(),
+            line: 0,
+            seq: None,
+        });
+        Err(Failure {
+            at,
+            kind: FailureKind::Truncated,
+            detail: format!(
+                "the log ends without a final checkpoint: truncated after this record ({} record{} since the last checkpoint)",
+                self.unsigned_tail,
+                if self.unsigned_tail == 1 { "" } else { "s" }
+            ),
+        })
+    }
+}
+
+/// Verify files in order as one log.
+pub fn verify_files(paths: &[std::path::PathBuf], opts: &Verify) -> Result<Report, VerifyError> {
+    use std::io::BufRead as _;
+    let mut w = Walker::new(opts);
+    for p in paths {
+        let name = p.display().to_string();
+        let f = std::fs::File::open(p).map_err(|e| VerifyError::Io(format!("{name}: {e}")))?;
+        let gz = name.ends_with(".gz");
+        let inner: Box<dyn std::io::Read> = if gz {
+            Box::new(flate2::read::MultiGzDecoder::new(f))
+        } else {
+            Box::new(f)
+        };
+        let mut r = std::io::BufReader::with_capacity(1 << 16, inner);
+        let mut buf = Vec::new();
+        let mut lineno = 0u64;
+        loop {
+            buf.clear();
+            let n = (&mut r)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| VerifyError::Io(format!("{name}: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            lineno += 1;
+            if buf.len() > MAX_LINE {
+                return Err(VerifyError::Bad(Failure {
+                    at: At {
+                        file: name,
+                        line: lineno,
+                        seq: None,
+                    },
+                    kind: FailureKind::Malformed,
+                    detail: format!("line longer than {MAX_LINE} bytes"),
+                }));
+            }
+            let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+            if line.is_empty() {
+                continue;
+            }
+            w.line(&name, lineno, line).map_err(VerifyError::Bad)?;
+        }
+    }
+    w.end().map_err(VerifyError::Bad)
+}
+
+/// Why verification stopped: the log is bad, or could not be read.
+#[derive(Debug)]
+pub enum VerifyError {
+    Bad(Failure),
+    Io(String),
+}
+
+impl std::fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VerifyError::Bad(b) => b.fmt(f),
+            VerifyError::Io(e) => f.write_str(e),
+        }
+    }
+}
+
+use std::io::Read as _;
