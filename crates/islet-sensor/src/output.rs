@@ -40,6 +40,8 @@ pub struct OutputSection {
     pub compress: bool,
     /// Serve Prometheus metrics on this address (e.g. `127.0.0.1:9911`; empty: off).
     pub metrics: String,
+    /// A `stats` record with the output's figures every this many seconds of event time (0: off).
+    pub stats_interval: u64,
 }
 
 impl Default for OutputSection {
@@ -57,6 +59,7 @@ impl Default for OutputSection {
             rotate_seconds: 0,
             compress: false,
             metrics: String::new(),
+            stats_interval: 30,
         }
     }
 }
@@ -156,7 +159,13 @@ impl ForwardSection {
         let spool_dir = self.spool_dir.as_ref().map(|d| {
             let name: String = servers[0]
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '.' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
             d.join(name)
         });
@@ -247,6 +256,7 @@ pub fn build_output(
             },
             key,
             state_dir: ev.state_dir.clone(),
+            stats_interval_ns: ev.stats_interval.saturating_mul(1_000_000_000),
         },
         file,
         forwarders,

@@ -177,8 +177,7 @@ impl Sealer {
             ",\"first_seq\":{first},\"last_seq\":{last},\"final\":{final_}"
         );
         if let Some(k) = &self.key {
-            let msg =
-                checkpoint_message(&self.cfg.sensor, seq, &prev, first, last, final_, &ts);
+            let msg = checkpoint_message(&self.cfg.sensor, seq, &prev, first, last, final_, &ts);
             let sig = k.sign(msg.as_bytes());
             let _ = write!(
                 line,
@@ -278,7 +277,10 @@ pub fn gap_record(
             b64().encode(k.sign(msg.as_bytes()).to_bytes())
         );
     }
-    let _ = writeln!(out, "}},\"islet\":{{\"seq\":{first},\"prev\":\"{prev}\"}}}}");
+    let _ = writeln!(
+        out,
+        "}},\"islet\":{{\"seq\":{first},\"prev\":\"{prev}\"}}}}"
+    );
 }
 
 /// The text a checkpoint's signature covers.
@@ -306,41 +308,72 @@ pub fn gap_message(
     format!("islet-chain-v1\ngap\n{sensor}\n{first}\n{last}\n{prev}\n{resume_prev}\n{reason}")
 }
 
-/// Write `line` (a JSON object) with `"seq"` and `"prev"` added to its top-level `islet`
-/// object, which islet's encoders always write last, or to a new one.
+/// Write `line` (a JSON object) with `"seq"` and `"prev"` added to its `islet` object (the
+/// last one: EVE's top-level object, OCSF's `unmapped.islet`), or to a new top-level one.
 pub fn splice(line: &[u8], seq: u64, prev: &[u8; 32], out: &mut Vec<u8>) {
     let line = trim(line);
     let mut hexbuf = [0u8; 64];
     let _ = hex::encode_to_slice(prev, &mut hexbuf);
     let n = line.len();
-    // `,"islet":{` cannot occur inside a JSON string (its quotes would be escaped), so the
-    // last occurrence is the top-level object when the record ends with it.
-    let has = n >= 2
-        && line[n - 2..] == *b"}}"
-        && memchr::memmem::rfind(line, b",\"islet\":{").is_some();
-    if has {
-        out.extend_from_slice(&line[..n - 2]);
-        if line[n - 3] != b'{' {
+    let rest_from = if let Some(close) = islet_object_end(line) {
+        out.extend_from_slice(&line[..close]);
+        if line[close - 1] != b'{' {
             out.push(b',');
         }
         out.extend_from_slice(b"\"seq\":");
-    } else if n >= 2 && line[n - 1] == b'}' {
+        close
+    } else if n >= 2 && line[0] == b'{' && line[n - 1] == b'}' {
         out.extend_from_slice(&line[..n - 1]);
         if line[n - 2] != b'{' {
             out.push(b',');
         }
         out.extend_from_slice(b"\"islet\":{\"seq\":");
+        n
     } else {
         // Not an object: keep it whole inside one, so nothing is lost.
         out.extend_from_slice(b"{\"raw\":");
         islet_event::json::escape(out, line);
         out.extend_from_slice(b",\"islet\":{\"seq\":");
-    }
+        n
+    };
     let mut num = itoa_buf(seq);
     out.extend_from_slice(num.as_bytes_mut());
     out.extend_from_slice(b",\"prev\":\"");
     out.extend_from_slice(&hexbuf);
-    out.extend_from_slice(b"\"}}");
+    out.extend_from_slice(b"\"}");
+    if rest_from < n {
+        out.extend_from_slice(&line[rest_from + 1..]);
+    } else {
+        out.push(b'}');
+    }
+}
+
+/// The index of the `}` closing the record's last `"islet":{…}` object. `"islet":{` cannot occur
+/// inside a JSON string (its quotes would be escaped), so a match is a key.
+fn islet_object_end(line: &[u8]) -> Option<usize> {
+    const KEY: &[u8] = b"\"islet\":{";
+    let at = memchr::memmem::rfind(line, KEY)?;
+    if at == 0 || !matches!(line[at - 1], b',' | b'{') {
+        return None;
+    }
+    let (mut depth, mut in_str, mut i) = (1u32, false, at + KEY.len());
+    while i < line.len() {
+        match (in_str, line[i]) {
+            (true, b'\\') => i += 1,
+            (true, b'"') => in_str = false,
+            (false, b'"') => in_str = true,
+            (false, b'{' | b'[') => depth += 1,
+            (false, b'}' | b']') => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn trim(mut l: &[u8]) -> &[u8] {
@@ -431,7 +464,9 @@ pub fn parse_iso_ns(t: &[u8]) -> Option<u64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + (h * 3600 + mi * 60 + s) as i64 - off;
-    u64::try_from(secs).ok().map(|s| s * 1_000_000_000 + frac_ns)
+    u64::try_from(secs)
+        .ok()
+        .map(|s| s * 1_000_000_000 + frac_ns)
 }
 
 pub(crate) fn b64() -> base64::engine::GeneralPurpose {
@@ -554,6 +589,12 @@ mod test {
             format!(r#"{{"a":{{"b":1}},"islet":{{"seq":1,"prev":"{h}"}}}}"#)
         );
         let mut o = Vec::new();
+        splice(br#"{"a":1,"unmapped":{"islet":{},"z":[1]}}"#, 3, &p, &mut o);
+        assert_eq!(
+            String::from_utf8(o).unwrap(),
+            format!(r#"{{"a":1,"unmapped":{{"islet":{{"seq":3,"prev":"{h}"}},"z":[1]}}}}"#)
+        );
+        let mut o = Vec::new();
         splice(br#"{"s":"\",\"islet\":{x"}"#, 2, &p, &mut o);
         let v: serde_json::Value = serde_json::from_slice(&o).unwrap();
         assert_eq!(v["islet"]["seq"], 2);
@@ -561,7 +602,10 @@ mod test {
 
     #[test]
     fn iso_times_parse() {
-        assert_eq!(parse_iso_ns(b"1970-01-01T00:00:01.500000+0000"), Some(1_500_000_000));
+        assert_eq!(
+            parse_iso_ns(b"1970-01-01T00:00:01.500000+0000"),
+            Some(1_500_000_000)
+        );
         assert_eq!(
             parse_iso_ns(b"2020-02-29T12:00:00.000000+0100"),
             Some(1_582_974_000_000_000_000)

@@ -131,8 +131,9 @@ fn utc_stamp(t: SystemTime) -> String {
     let mut b = Vec::new();
     islet_event::time::write_iso(&mut b, s * 1_000_000_000);
     let iso = String::from_utf8_lossy(&b);
-    // "YYYY-MM-DDTHH:MM:SS…" → "YYYYMMDDTHHMMSS"
-    iso.chars()
+    // "\"YYYY-MM-DDTHH:MM:SS…" → "YYYYMMDDTHHMMSS"
+    iso.trim_start_matches('"')
+        .chars()
         .take(19)
         .filter(|c| c.is_ascii_digit() || *c == 'T')
         .collect()
@@ -186,7 +187,10 @@ mod test {
                 got.extend_from_slice(&b);
             }
         }
-        assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(want).unwrap());
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            String::from_utf8(want).unwrap()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -15,8 +15,24 @@ use crate::forward::{ForwardStats, LATENCY_BUCKETS};
 
 /// Event types counted by name; anything else is `other`.
 pub const EVENT_TYPES: [&str; 18] = [
-    "flow", "alert", "anomaly", "dns", "http", "tls", "ssh", "quic", "smb", "rdp", "krb5",
-    "dhcp", "policy", "stats", "checkpoint", "gap", "netflow", "other",
+    "flow",
+    "alert",
+    "anomaly",
+    "dns",
+    "http",
+    "tls",
+    "ssh",
+    "quic",
+    "smb",
+    "rdp",
+    "krb5",
+    "dhcp",
+    "policy",
+    "stats",
+    "checkpoint",
+    "gap",
+    "netflow",
+    "other",
 ];
 
 /// Every figure the endpoint shows.
@@ -45,7 +61,9 @@ impl Metrics {
             .and_then(|at| {
                 let rest = &line[at + K.len()..];
                 let end = memchr::memchr(b'"', rest)?;
-                EVENT_TYPES.iter().position(|t| t.as_bytes() == &rest[..end])
+                EVENT_TYPES
+                    .iter()
+                    .position(|t| t.as_bytes() == &rest[..end])
             })
             .unwrap_or(EVENT_TYPES.len() - 1);
         self.events[i].fetch_add(1, Ordering::Relaxed);
@@ -57,6 +75,65 @@ impl Metrics {
         }
     }
 
+    /// The same figures as an EVE `stats` record (one line, no newline) at `ts` (the EVE
+    /// timestamp text): `stats.capture`, `stats.flow.total`, `stats.output` (events by type,
+    /// drops by stage, the chain's head, and each forwarder's delivery).
+    pub fn stats_record(&self, ts: &[u8], uptime_s: u64, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = write!(out, "{{\"timestamp\":\"");
+        out.extend_from_slice(ts);
+        let _ = write!(
+            out,
+            "\",\"event_type\":\"stats\",\"stats\":{{\"uptime\":{uptime_s},\"capture\":{{\"packets\":{},\"bytes\":{}}},\"flow\":{{\"total\":{}}},\"output\":{{\"events\":{{",
+            g(&self.packets),
+            g(&self.bytes),
+            g(&self.flows)
+        );
+        for (i, t) in EVENT_TYPES.iter().enumerate() {
+            let sep = if i > 0 { "," } else { "" };
+            let _ = write!(out, "{sep}\"{t}\":{}", g(&self.events[i]));
+        }
+        let fw = self
+            .forwarders
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default();
+        let dropped: u64 = fw.iter().map(|(_, s)| g(&s.dropped)).sum();
+        let lost: u64 = fw.iter().map(|(_, s)| g(&s.lost_at_close)).sum();
+        let _ = write!(
+            out,
+            "}},\"drops\":{{\"decode\":{},\"flow_table\":{},\"buffer\":{dropped},\"sink\":{}}},\"chain_seq\":{},\"checkpoints\":{},\"forward\":[",
+            g(&self.drop_decode),
+            g(&self.drop_flow_table),
+            g(&self.drop_sink) + lost,
+            g(&self.chain_seq),
+            g(&self.checkpoints)
+        );
+        for (i, (server, s)) in fw.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let n = g(&s.latency_count).max(1);
+            out.extend_from_slice(b"{\"server\":");
+            islet_event::json::escape(out, server.as_bytes());
+            let _ = write!(
+                out,
+                ",\"delivered\":{},\"chunks\":{},\"retries\":{},\"dropped\":{},\"gaps\":{},\"buffer_memory_bytes\":{},\"buffer_disk_bytes\":{},\"blocked_ms\":{},\"latency_avg_us\":{}}}",
+                g(&s.delivered),
+                g(&s.chunks),
+                g(&s.retries),
+                g(&s.dropped),
+                g(&s.gaps),
+                g(&s.memory_bytes),
+                g(&s.spool_bytes),
+                g(&s.blocked_ns) / 1_000_000,
+                g(&s.latency_sum_us) / n
+            );
+        }
+        out.extend_from_slice(b"]}}}");
+    }
+
     /// The Prometheus text exposition of every figure.
     pub fn render(&self) -> String {
         use std::fmt::Write as _;
@@ -65,17 +142,40 @@ impl Metrics {
         let counter = |o: &mut String, name: &str, help: &str, v: u64| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         };
-        counter(&mut o, "islet_packets_total", "Packets read.", g(&self.packets));
-        counter(&mut o, "islet_bytes_total", "Bytes of packets read.", g(&self.bytes));
-        counter(&mut o, "islet_flows_total", "Flows tracked.", g(&self.flows));
+        counter(
+            &mut o,
+            "islet_packets_total",
+            "Packets read.",
+            g(&self.packets),
+        );
+        counter(
+            &mut o,
+            "islet_bytes_total",
+            "Bytes of packets read.",
+            g(&self.bytes),
+        );
+        counter(
+            &mut o,
+            "islet_flows_total",
+            "Flows tracked.",
+            g(&self.flows),
+        );
         let _ = writeln!(
             o,
             "# HELP islet_events_total Records emitted, by event type.\n# TYPE islet_events_total counter"
         );
         for (i, t) in EVENT_TYPES.iter().enumerate() {
-            let _ = writeln!(o, "islet_events_total{{type=\"{t}\"}} {}", g(&self.events[i]));
+            let _ = writeln!(
+                o,
+                "islet_events_total{{type=\"{t}\"}} {}",
+                g(&self.events[i])
+            );
         }
-        let fw = self.forwarders.lock().map(|f| f.clone()).unwrap_or_default();
+        let fw = self
+            .forwarders
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default();
         let (mut dropped, mut lost) = (0, 0);
         for (_, s) in &fw {
             dropped += g(&s.dropped);
@@ -98,20 +198,71 @@ impl Metrics {
             "# HELP islet_chain_seq Sequence number of the last sealed record.\n# TYPE islet_chain_seq gauge\nislet_chain_seq {}",
             g(&self.chain_seq)
         );
-        counter(&mut o, "islet_chain_checkpoints_total", "Signed checkpoints written.", g(&self.checkpoints));
+        counter(
+            &mut o,
+            "islet_chain_checkpoints_total",
+            "Signed checkpoints written.",
+            g(&self.checkpoints),
+        );
         if fw.is_empty() {
             return o;
         }
-        let series: [(&str, &str, &str, fn(&ForwardStats) -> &AtomicU64); 9] = [
-            ("islet_forward_delivered_total", "counter", "Records acknowledged by the receiver.", |s| &s.delivered),
-            ("islet_forward_chunks_total", "counter", "Chunks acknowledged.", |s| &s.chunks),
-            ("islet_forward_retries_total", "counter", "Sends retried after an error or a missing ack.", |s| &s.retries),
-            ("islet_forward_connects_total", "counter", "Connections made.", |s| &s.connects),
-            ("islet_forward_dropped_total", "counter", "Records dropped because the buffers were full.", |s| &s.dropped),
-            ("islet_forward_gaps_total", "counter", "Gap records sent in place of dropped records.", |s| &s.gaps),
-            ("islet_forward_blocked_seconds_total", "counter", "Time the pipeline waited for buffer room (ns in the raw counter).", |s| &s.blocked_ns),
-            ("islet_forward_buffer_memory_bytes", "gauge", "Bytes waiting in memory.", |s| &s.memory_bytes),
-            ("islet_forward_buffer_disk_bytes", "gauge", "Bytes waiting in the spool.", |s| &s.spool_bytes),
+        type Get = fn(&ForwardStats) -> &AtomicU64;
+        let series: [(&str, &str, &str, Get); 9] = [
+            (
+                "islet_forward_delivered_total",
+                "counter",
+                "Records acknowledged by the receiver.",
+                |s| &s.delivered,
+            ),
+            (
+                "islet_forward_chunks_total",
+                "counter",
+                "Chunks acknowledged.",
+                |s| &s.chunks,
+            ),
+            (
+                "islet_forward_retries_total",
+                "counter",
+                "Sends retried after an error or a missing ack.",
+                |s| &s.retries,
+            ),
+            (
+                "islet_forward_connects_total",
+                "counter",
+                "Connections made.",
+                |s| &s.connects,
+            ),
+            (
+                "islet_forward_dropped_total",
+                "counter",
+                "Records dropped because the buffers were full.",
+                |s| &s.dropped,
+            ),
+            (
+                "islet_forward_gaps_total",
+                "counter",
+                "Gap records sent in place of dropped records.",
+                |s| &s.gaps,
+            ),
+            (
+                "islet_forward_blocked_seconds_total",
+                "counter",
+                "Time the pipeline waited for buffer room (ns in the raw counter).",
+                |s| &s.blocked_ns,
+            ),
+            (
+                "islet_forward_buffer_memory_bytes",
+                "gauge",
+                "Bytes waiting in memory.",
+                |s| &s.memory_bytes,
+            ),
+            (
+                "islet_forward_buffer_disk_bytes",
+                "gauge",
+                "Bytes waiting in the spool.",
+                |s| &s.spool_bytes,
+            ),
         ];
         for (name, kind, help, get) in series {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");

@@ -155,7 +155,8 @@ impl Parser<'_> {
             }
             self.i += 1;
         }
-        let t = std::str::from_utf8(&self.s[start..self.i]).map_err(|_| CodecError("bad number".into()))?;
+        let t = std::str::from_utf8(&self.s[start..self.i])
+            .map_err(|_| CodecError("bad number".into()))?;
         if !float {
             if let Ok(v) = t.parse::<u64>() {
                 rmp::encode::write_uint(out, v).map_err(|_| CodecError("write".into()))?;
@@ -166,7 +167,9 @@ impl Parser<'_> {
                 return Ok(());
             }
         }
-        let v: f64 = t.parse().map_err(|_| CodecError(format!("bad number {t:?}")))?;
+        let v: f64 = t
+            .parse()
+            .map_err(|_| CodecError(format!("bad number {t:?}")))?;
         rmp::encode::write_f64(out, v).map_err(|_| CodecError("write".into()))?;
         Ok(())
     }
@@ -189,7 +192,10 @@ impl Parser<'_> {
                 break;
             }
             // An escape.
-            let e = *self.s.get(self.i + 1).ok_or(CodecError("bad escape".into()))?;
+            let e = *self
+                .s
+                .get(self.i + 1)
+                .ok_or(CodecError("bad escape".into()))?;
             self.i += 2;
             let c = match e {
                 b'"' => '"',
@@ -222,7 +228,8 @@ impl Parser<'_> {
             let mut b = [0u8; 4];
             out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
         }
-        let n = u32::try_from(out.len() - body).map_err(|_| CodecError("string too long".into()))?;
+        let n =
+            u32::try_from(out.len() - body).map_err(|_| CodecError("string too long".into()))?;
         if std::str::from_utf8(&out[body..]).is_err() {
             return err("string is not UTF-8");
         }
@@ -231,7 +238,10 @@ impl Parser<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, CodecError> {
-        let h = self.s.get(self.i..self.i + 4).ok_or(CodecError("short \\u escape".into()))?;
+        let h = self
+            .s
+            .get(self.i..self.i + 4)
+            .ok_or(CodecError("short \\u escape".into()))?;
         self.i += 4;
         let t = std::str::from_utf8(h).map_err(|_| CodecError("bad \\u escape".into()))?;
         u32::from_str_radix(t, 16).map_err(|_| CodecError("bad \\u escape".into()))

@@ -62,6 +62,8 @@ pub struct OutputConfig {
     pub key: Option<SigningKey>,
     /// Where the chain head is kept across restarts (none: every run starts a new chain).
     pub state_dir: Option<PathBuf>,
+    /// A `stats` record with the output's figures every this many ns of event time (0: never).
+    pub stats_interval_ns: u64,
 }
 
 /// What [`Output::finish`] did.
@@ -86,6 +88,10 @@ pub struct Output {
     sealed: Vec<u8>,
     saved_checkpoints: u64,
     first_record: u64,
+    stats_interval_ns: u64,
+    /// Event time of the first record and of the last stats record.
+    first_ns: Option<u64>,
+    last_stats_ns: u64,
 }
 
 impl Output {
@@ -134,6 +140,9 @@ impl Output {
             sealed,
             saved_checkpoints: 0,
             first_record,
+            stats_interval_ns: cfg.stats_interval_ns,
+            first_ns: None,
+            last_stats_ns: 0,
         };
         o.save(false).map_err(|e| format!("chain head: {e}"))?;
         Ok(o)
@@ -172,14 +181,20 @@ impl Output {
                 continue;
             }
             self.metrics.event(line);
-            match self.format {
-                Format::Eve => self.sealer.seal(line, &mut self.sealed),
-                Format::Ocsf => {
-                    self.conv.clear();
-                    crate::ocsf::convert_line(line, &mut self.conv);
-                    let conv = std::mem::take(&mut self.conv);
-                    self.sealer.seal(&conv, &mut self.sealed);
-                    self.conv = conv;
+            self.record(line);
+            if self.stats_interval_ns > 0
+                && let Some((ts, now)) = crate::chain::event_time(line)
+            {
+                let first = *self.first_ns.get_or_insert(now);
+                if self.last_stats_ns == 0 {
+                    self.last_stats_ns = now;
+                } else if now.saturating_sub(self.last_stats_ns) >= self.stats_interval_ns {
+                    self.last_stats_ns = now;
+                    let mut st = Vec::with_capacity(1024);
+                    self.metrics
+                        .stats_record(ts, (now - first) / 1_000_000_000, &mut st);
+                    self.metrics.event(&st);
+                    self.record(&st);
                 }
             }
         }
@@ -187,6 +202,20 @@ impl Output {
             self.carry.extend_from_slice(&input[start..]);
         }
         self.deliver()
+    }
+
+    /// Convert (for OCSF) and seal one record.
+    fn record(&mut self, line: &[u8]) {
+        match self.format {
+            Format::Eve => self.sealer.seal(line, &mut self.sealed),
+            Format::Ocsf => {
+                self.conv.clear();
+                crate::ocsf::convert_line(line, &mut self.conv);
+                let conv = std::mem::take(&mut self.conv);
+                self.sealer.seal(&conv, &mut self.sealed);
+                self.conv = conv;
+            }
+        }
     }
 
     fn deliver(&mut self) -> std::io::Result<()> {

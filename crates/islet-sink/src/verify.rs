@@ -94,8 +94,8 @@ pub struct Verify {
 
 /// Walks records; feed lines in order, then call [`Walker::end`].
 #[derive(Debug)]
-pub struct Walker<'a> {
-    opts: &'a Verify,
+pub struct Walker {
+    opts: Verify,
     next_seq: Option<u64>,
     prev: [u8; 32],
     /// The previous record's place, to name it when the next record's `prev` disagrees.
@@ -104,25 +104,46 @@ pub struct Walker<'a> {
     last_at: Option<At>,
     /// Records since the last signed checkpoint.
     unsigned_tail: u64,
+    /// A record ahead of its place: removed records before it, unless the missing one comes
+    /// next (then the two were reordered).
+    ahead: Option<(Failure, u64)>,
     report: Report,
 }
 
-impl<'a> Walker<'a> {
-    pub fn new(opts: &'a Verify) -> Walker<'a> {
+impl Walker {
+    pub fn new(opts: Verify) -> Walker {
         Walker {
-            opts,
             next_seq: if opts.partial { None } else { Some(1) },
+            opts,
             prev: GENESIS,
             prev_at: None,
             final_at: None,
             last_at: None,
             unsigned_tail: 0,
+            ahead: None,
             report: Report::default(),
         }
     }
 
     /// Check one record (without its newline).
     pub fn line(&mut self, file: &str, lineno: u64, raw: &[u8]) -> Result<(), Failure> {
+        if let Some((mut f, missing)) = self.ahead.take() {
+            let seq = serde_json::from_slice::<serde_json::Value>(raw)
+                .ok()
+                .and_then(|v| v["islet"]["seq"].as_u64());
+            if seq == Some(missing) {
+                f.kind = FailureKind::Reordered;
+                f.detail = format!(
+                    "seq {} comes before seq {missing} (next line): records reordered",
+                    f.at.seq.unwrap_or(0)
+                );
+            }
+            return Err(f);
+        }
+        self.check(file, lineno, raw)
+    }
+
+    fn check(&mut self, file: &str, lineno: u64, raw: &[u8]) -> Result<(), Failure> {
         let mut at = At {
             file: file.to_string(),
             line: lineno,
@@ -133,13 +154,8 @@ impl<'a> Walker<'a> {
             kind,
             detail,
         };
-        if let Some(f) = &self.final_at {
-            return Err(fail(
-                &at,
-                FailureKind::Inserted,
-                format!("record after the final checkpoint at {f}"),
-            ));
-        }
+        // A final checkpoint ends one run; a restarted sensor continues the chain after it.
+        self.final_at = None;
         let v: serde_json::Value = serde_json::from_slice(raw).map_err(|e| {
             fail(
                 &at,
@@ -147,7 +163,13 @@ impl<'a> Walker<'a> {
                 format!("not a JSON record ({e})"),
             )
         })?;
-        let seq = v["islet"]["seq"].as_u64();
+        // EVE keeps the chain in the top-level `islet` object, OCSF in `unmapped.islet`.
+        let isl = if v["islet"].is_object() {
+            &v["islet"]
+        } else {
+            &v["unmapped"]["islet"]
+        };
+        let seq = isl["seq"].as_u64();
         at.seq = seq;
         let Some(seq) = seq else {
             return Err(fail(
@@ -156,7 +178,7 @@ impl<'a> Walker<'a> {
                 "record has no islet.seq: not sealed by the sensor".into(),
             ));
         };
-        let prev = v["islet"]["prev"]
+        let prev = isl["prev"]
             .as_str()
             .and_then(|h| hex::decode(h).ok())
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
@@ -177,14 +199,16 @@ impl<'a> Walker<'a> {
         }
         if seq > expect {
             let n = seq - expect;
-            return Err(fail(
+            let f = fail(
                 &at,
                 FailureKind::Removed,
                 format!(
                     "seq {seq} where {expect} was expected: {n} record{} removed before it",
                     if n == 1 { "" } else { "s" }
                 ),
-            ));
+            );
+            self.ahead = Some((f.clone(), expect));
+            return Ok(());
         }
         let first = self.report.records == 0 && self.report.gaps == 0;
         if !(first && self.opts.partial) && prev != self.prev {
@@ -231,7 +255,11 @@ impl<'a> Walker<'a> {
                 .ok()
                 .and_then(|r| <[u8; 32]>::try_from(r).ok())
                 .ok_or_else(|| {
-                    fail(&at, FailureKind::Malformed, "resume_prev is not a SHA-256".into())
+                    fail(
+                        &at,
+                        FailureKind::Malformed,
+                        "resume_prev is not a SHA-256".into(),
+                    )
                 })?;
             self.report.gaps += 1;
             self.report.missing += b - a + 1;
@@ -317,8 +345,16 @@ impl<'a> Walker<'a> {
         Ok(())
     }
 
+    /// Where the walk stands: the next sequence number expected.
+    pub fn next_seq(&self) -> Option<u64> {
+        self.next_seq
+    }
+
     /// The log ended: it must end with a final checkpoint.
     pub fn end(self) -> Result<Report, Failure> {
+        if let Some((f, _)) = self.ahead {
+            return Err(f);
+        }
         if self.final_at.is_some() {
             return Ok(self.report);
         }
@@ -342,7 +378,7 @@ impl<'a> Walker<'a> {
 /// Verify files in order as one log.
 pub fn verify_files(paths: &[std::path::PathBuf], opts: &Verify) -> Result<Report, VerifyError> {
     use std::io::BufRead as _;
-    let mut w = Walker::new(opts);
+    let mut w = Walker::new(opts.clone());
     for p in paths {
         let name = p.display().to_string();
         let f = std::fs::File::open(p).map_err(|e| VerifyError::Io(format!("{name}: {e}")))?;
@@ -376,9 +412,21 @@ pub fn verify_files(paths: &[std::path::PathBuf], opts: &Verify) -> Result<Repor
                     detail: format!("line longer than {MAX_LINE} bytes"),
                 }));
             }
+            let complete = buf.ends_with(b"\n");
             let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
             if line.is_empty() {
                 continue;
+            }
+            if !complete && serde_json::from_slice::<serde_json::Value>(line).is_err() {
+                return Err(VerifyError::Bad(Failure {
+                    at: At {
+                        file: name,
+                        line: lineno,
+                        seq: None,
+                    },
+                    kind: FailureKind::Truncated,
+                    detail: "the last line is cut off: the log was truncated".into(),
+                }));
             }
             w.line(&name, lineno, line).map_err(VerifyError::Bad)?;
         }
@@ -403,3 +451,42 @@ impl std::fmt::Display for VerifyError {
 }
 
 use std::io::Read as _;
+
+/// The chain checked as records arrive over an at-least-once transport: a record whose
+/// sequence number was already checked is a duplicate (a resent chunk) and is counted, not
+/// judged again; anything else must continue the chain.
+#[derive(Debug)]
+pub struct ChainCheck {
+    walker: Walker,
+    pub duplicates: u64,
+    pub checked: u64,
+}
+
+impl ChainCheck {
+    pub fn new(opts: Verify) -> ChainCheck {
+        ChainCheck {
+            walker: Walker::new(opts),
+            duplicates: 0,
+            checked: 0,
+        }
+    }
+
+    /// Check one record's canonical bytes (the JSON line; `crate::msgpack::to_json` rebuilds
+    /// it from a Forward record).
+    pub fn record(&mut self, source: &str, raw: &[u8]) -> Result<(), Failure> {
+        if let (Some(next), Some((seq, _))) =
+            (self.walker.next_seq(), crate::forward::seq_prev(raw))
+            && seq < next
+        {
+            self.duplicates += 1;
+            return Ok(());
+        }
+        self.checked += 1;
+        self.walker.line(source, self.checked, raw)
+    }
+
+    /// The stream ended: it must end with a final checkpoint.
+    pub fn end(self) -> Result<Report, Failure> {
+        self.walker.end()
+    }
+}

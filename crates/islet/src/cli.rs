@@ -15,7 +15,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Analyse capture files (pcap/pcapng) and write EVE JSON events.
-    Read(ReadArgs),
+    Read(Box<ReadArgs>),
     /// Write synthetic scenario traffic to a pcap file.
     Synth(SynthArgs),
     /// Run the main job on embedded defaults: synthesise a scenario, analyse it, report.

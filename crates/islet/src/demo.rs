@@ -25,7 +25,13 @@ pub(crate) fn run(a: &DemoArgs) -> Result<(), Failure> {
         s.flows,
         pcap.display()
     );
+    // The sensor's signing key: checkpoints in eve.json are signed with it.
+    let keys = a.dir.join("keys");
+    if !keys.join("sensor.key").exists() {
+        islet_sink::chain::keygen(&keys).map_err(Failure::Runtime)?;
+    }
     let args = ReadArgs {
+        sign_key: Some(keys.join("sensor.key")),
         pcaps: vec![pcap.clone()],
         output: eve.to_string_lossy().into_owned(),
         config: None,
@@ -51,6 +57,24 @@ pub(crate) fn run(a: &DemoArgs) -> Result<(), Failure> {
         eve.display()
     );
     report(&eve)?;
+    let key =
+        islet_sink::chain::read_public_key(&keys.join("sensor.pub")).map_err(Failure::Runtime)?;
+    match islet_sink::verify::verify_files(
+        std::slice::from_ref(&eve),
+        &islet_sink::verify::Verify {
+            key,
+            partial: false,
+        },
+    ) {
+        Ok(r) => println!(
+            "islet demo: evidence chain verified: {} records, {} signed checkpoints (islet log verify {} --key {})",
+            r.records,
+            r.checkpoints,
+            eve.display(),
+            keys.join("sensor.pub").display()
+        ),
+        Err(e) => return Err(Failure::Runtime(format!("evidence chain: {e}"))),
+    }
     attacks(a)
 }
 

@@ -4,8 +4,8 @@ use crate::Failure;
 use crate::cli::ReadArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use islet_capture::PcapFiles;
-use islet_sensor::{Progress, RunError, SensorConfig, Summary};
 use islet_sensor::output::{FileTarget, build_output};
+use islet_sensor::{Progress, RunError, SensorConfig, Summary};
 use islet_sink::FinishReport;
 use islet_sink::metrics::{Metrics, MetricsServer};
 use std::io::{IsTerminal, Write};
@@ -100,8 +100,14 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
                 .map_err(|e| Failure::Runtime(format!("metrics on {addr}: {e}")))?,
         ),
     };
-    let mut out = build_output(&cfg.output, &cfg.forward, &destinations, target, metrics.clone())
-        .map_err(Failure::Input)?;
+    let mut out = build_output(
+        &cfg.output,
+        &cfg.forward,
+        &destinations,
+        target,
+        metrics.clone(),
+    )
+    .map_err(Failure::Input)?;
     out.write_all(&policy_events)
         .map_err(|e| Failure::Runtime(format!("{}: {e}", a.output)))?;
     let bar = (!a.quiet && std::io::stderr().is_terminal()).then(|| {
@@ -170,8 +176,10 @@ fn note_totals(m: &Metrics, s: &Summary) {
     m.packets.store(s.packets, Ordering::Relaxed);
     m.bytes.store(s.bytes, Ordering::Relaxed);
     m.flows.store(s.flows, Ordering::Relaxed);
-    m.drop_decode
-        .store(s.decode_events.iter().map(|(_, n)| n).sum(), Ordering::Relaxed);
+    m.drop_decode.store(
+        s.decode_events.iter().map(|(_, n)| n).sum(),
+        Ordering::Relaxed,
+    );
     m.drop_flow_table
         .store(s.stats.flows_forced, Ordering::Relaxed);
 }

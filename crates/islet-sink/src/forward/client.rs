@@ -42,7 +42,9 @@ impl OnFull {
         match s {
             "block" => Ok(OnFull::Block),
             "drop_newest" | "drop-newest" => Ok(OnFull::DropNewest),
-            _ => Err(format!("unknown full-buffer policy {s:?} (block, drop_newest)")),
+            _ => Err(format!(
+                "unknown full-buffer policy {s:?} (block, drop_newest)"
+            )),
         }
     }
 }
@@ -156,6 +158,8 @@ pub struct ForwardStats {
     pub latency_le: [AtomicU64; LATENCY_BUCKETS.len()],
     pub latency_count: AtomicU64,
     pub latency_sum_us: AtomicU64,
+    /// The last delivery error, for operators and tests.
+    pub last_error: Mutex<Option<String>>,
 }
 
 impl ForwardStats {
@@ -172,9 +176,19 @@ impl ForwardStats {
     }
 }
 
+/// Queued records. Every entry takes the next number of one sequence, in memory or on disk,
+/// and a spool file is named by it: a restarted sensor sends them in the order they came.
 enum Entry {
-    Mem { bytes: Vec<u8>, at: Instant },
-    Disk { path: PathBuf, len: u64, at: Instant },
+    Mem {
+        id: u64,
+        bytes: Vec<u8>,
+        at: Instant,
+    },
+    Disk {
+        path: PathBuf,
+        len: u64,
+        at: Instant,
+    },
 }
 
 impl Entry {
@@ -209,6 +223,7 @@ struct Queue {
     closing: bool,
     /// Stop sending now (the shutdown timeout passed).
     give_up: bool,
+    /// The number the next entry takes.
     next_spool: u64,
     gap: Option<Gap>,
     /// The sender holds an entry it took from the front.
@@ -267,7 +282,10 @@ impl Forwarder {
             return Err("forward: no server".into());
         }
         for s in &cfg.servers {
-            if s.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+            if s.rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+            {
                 return Err(format!("forward: {s:?} is not host:port"));
             }
         }
@@ -388,24 +406,24 @@ impl Forwarder {
 
     fn fits(&self, q: &Queue, need: usize) -> bool {
         q.mem_bytes + need <= self.cfg.memory_bytes
-            || (self.cfg.spool_dir.is_some()
-                && q.disk_bytes + need as u64 <= self.cfg.disk_bytes)
+            || (self.cfg.spool_dir.is_some() && q.disk_bytes + need as u64 <= self.cfg.disk_bytes)
     }
 
     fn push(&self, q: &mut Queue, lines: &[u8]) {
         let st = &self.shared.stats;
+        let id = q.next_spool;
+        q.next_spool += 1;
         if q.mem_bytes + lines.len() <= self.cfg.memory_bytes {
             q.mem_bytes += lines.len();
             st.memory_bytes.store(q.mem_bytes as u64, Ordering::Relaxed);
             q.entries.push_back(Entry::Mem {
+                id,
                 bytes: lines.to_vec(),
                 at: Instant::now(),
             });
             return;
         }
         if let Some(dir) = &self.cfg.spool_dir {
-            let id = q.next_spool;
-            q.next_spool += 1;
             match write_spool(dir, id, lines) {
                 Ok(path) => {
                     q.disk_bytes += lines.len() as u64;
@@ -424,6 +442,7 @@ impl Forwarder {
         // rather than lose accepted records.
         q.mem_bytes += lines.len();
         q.entries.push_back(Entry::Mem {
+            id,
             bytes: lines.to_vec(),
             at: Instant::now(),
         });
@@ -473,10 +492,8 @@ impl Forwarder {
                         .map(|b| memchr::memchr_iter(b'\n', &b).count() as u64)
                         .unwrap_or(0);
                 }
-                Entry::Mem { bytes, .. } => {
+                Entry::Mem { id, bytes, .. } => {
                     let n = memchr::memchr_iter(b'\n', &bytes).count() as u64;
-                    let id = q.next_spool;
-                    q.next_spool += 1;
                     let saved = self
                         .cfg
                         .spool_dir
@@ -510,13 +527,15 @@ impl Drop for Forwarder {
 fn drop_lines(gap: &mut Option<Gap>, lines: &[u8]) {
     let mut it = lines.split(|&b| b == b'\n').filter(|l| !l.is_empty());
     let Some(first) = it.next() else { return };
-    let last = it.last().unwrap_or(first);
+    let last = it.next_back().unwrap_or(first);
     let (Some((fs, fprev)), Some((ls, _))) = (seq_prev(first), seq_prev(last)) else {
         return;
     };
     let resume: [u8; 32] = Sha256::digest(last).into();
     let mut ts = [0u8; 32];
-    let t = crate::chain::event_time(last).map(|(t, _)| t).unwrap_or(b"");
+    let t = crate::chain::event_time(last)
+        .map(|(t, _)| t)
+        .unwrap_or(b"");
     let ts_len = t.len().min(32);
     ts[..ts_len].copy_from_slice(&t[..ts_len]);
     match gap {
@@ -540,7 +559,7 @@ fn drop_lines(gap: &mut Option<Gap>, lines: &[u8]) {
 }
 
 /// A sealed line's `islet.seq` and `islet.prev` (they close the line).
-pub(crate) fn seq_prev(line: &[u8]) -> Option<(u64, [u8; 32])> {
+pub fn seq_prev(line: &[u8]) -> Option<(u64, [u8; 32])> {
     let i = memchr::memmem::rfind(line, b"\"seq\":")?;
     let rest = &line[i + 6..];
     let end = rest.iter().position(|c| !c.is_ascii_digit())?;
@@ -590,9 +609,7 @@ fn tls_config(t: &TlsClient) -> Result<Arc<rustls::ClientConfig>, String> {
     if let Some(ca) = &t.ca_file {
         for c in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))? {
             let c = c.map_err(|e| format!("{}: {e}", ca.display()))?;
-            roots
-                .add(c)
-                .map_err(|e| format!("{}: {e}", ca.display()))?;
+            roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
         }
     }
     let b = rustls::ClientConfig::builder_with_provider(provider)
@@ -770,10 +787,12 @@ impl Sender {
     fn entry(&mut self, line: &[u8]) {
         let out = &mut self.entries;
         out.push(0x92);
-        let ns = crate::chain::event_time(line).map(|(_, ns)| ns).unwrap_or(0);
+        let ns = crate::chain::event_time(line)
+            .map(|(_, ns)| ns)
+            .unwrap_or(0);
         write_event_time(out, ns);
-        let shaped = self.cfg.record == RecordShape::Map
-            && crate::msgpack::from_json(line, out).is_ok();
+        let shaped =
+            self.cfg.record == RecordShape::Map && crate::msgpack::from_json(line, out).is_ok();
         if !shaped {
             out.push(0x81);
             super::proto::write_str(out, "message");
@@ -798,6 +817,9 @@ impl Sender {
                 Err(SendError::GiveUp) => return Err(SendError::GiveUp),
                 Err(SendError::Io(e)) => {
                     self.conn = None;
+                    if let Ok(mut l) = self.shared.stats.last_error.lock() {
+                        *l = Some(e.clone());
+                    }
                     self.shared.stats.retries.fetch_add(1, Ordering::Relaxed);
                     if !self.reported {
                         eprintln!(
@@ -917,7 +939,8 @@ impl Sender {
     /// HELO → PING → PONG.
     fn handshake(&self, s: &mut dyn Stream, server: &str, key: &str) -> Result<(), String> {
         let mut rbuf = Vec::new();
-        let helo = read_message(s, &mut rbuf, 1 << 16).map_err(|e| format!("{server}: HELO: {e}"))?;
+        let helo =
+            read_message(s, &mut rbuf, 1 << 16).map_err(|e| format!("{server}: HELO: {e}"))?;
         let a = helo.as_array().map(Vec::as_slice).unwrap_or(&[]);
         if a.len() != 2 || a[0].as_str() != Some("HELO") {
             return Err(format!("{server}: expected HELO, got {helo}"));
@@ -955,7 +978,8 @@ impl Sender {
         s.write_all(&ping)
             .and_then(|()| s.flush())
             .map_err(|e| format!("{server}: PING: {e}"))?;
-        let pong = read_message(s, &mut rbuf, 1 << 16).map_err(|e| format!("{server}: PONG: {e}"))?;
+        let pong =
+            read_message(s, &mut rbuf, 1 << 16).map_err(|e| format!("{server}: PONG: {e}"))?;
         let p = pong.as_array().map(Vec::as_slice).unwrap_or(&[]);
         if p.len() != 5 || p[0].as_str() != Some("PONG") {
             return Err(format!("{server}: expected PONG, got {pong}"));
@@ -1003,11 +1027,7 @@ fn chunk_id() -> String {
 }
 
 /// Read one complete MessagePack value (at most `max` bytes) from a stream.
-fn read_message(
-    s: &mut dyn Stream,
-    buf: &mut Vec<u8>,
-    max: usize,
-) -> std::io::Result<rmpv::Value> {
+fn read_message(s: &mut dyn Stream, buf: &mut Vec<u8>, max: usize) -> std::io::Result<rmpv::Value> {
     let mut tmp = [0u8; 4096];
     loop {
         match value_len(buf, 16) {

@@ -195,11 +195,16 @@ pub fn value_len(buf: &[u8], max_depth: usize) -> Result<Option<usize>, String> 
         };
         let mut skip = skip_fixed;
         if lenw > 0 {
-            let Some(n) = be(i, lenw) else { return Ok(None) };
+            let Some(n) = be(i, lenw) else {
+                return Ok(None);
+            };
             i += lenw;
             skip += n;
         }
-        let Some(end) = (i as u64).checked_add(skip).and_then(|e| usize::try_from(e).ok()) else {
+        let Some(end) = (i as u64)
+            .checked_add(skip)
+            .and_then(|e| usize::try_from(e).ok())
+        else {
             return Err("declared length overflows".into());
         };
         if skip > 0 {
@@ -241,7 +246,15 @@ mod test {
     #[test]
     fn value_len_sizes_without_decoding() {
         let mut b = Vec::new();
-        frame(Mode::PackedForward, "t", &[0x92, 0x01, 0x80], 1, "abc", &mut b).unwrap();
+        frame(
+            Mode::PackedForward,
+            "t",
+            &[0x92, 0x01, 0x80],
+            1,
+            "abc",
+            &mut b,
+        )
+        .unwrap();
         assert_eq!(value_len(&b, 8), Ok(Some(b.len())));
         for cut in 0..b.len() {
             assert_eq!(value_len(&b[..cut], 8), Ok(None), "cut at {cut}");

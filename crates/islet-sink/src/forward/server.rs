@@ -194,11 +194,9 @@ impl ServerCodec {
                     self.cfg.max_message
                 )));
             }
-            let msg = rmpv::decode::read_value_with_max_depth(
-                &mut &self.buf[..len],
-                self.cfg.max_depth,
-            )
-            .map_err(|e| Refusal::Malformed(e.to_string()))?;
+            let msg =
+                rmpv::decode::read_value_with_max_depth(&mut &self.buf[..len], self.cfg.max_depth)
+                    .map_err(|e| Refusal::Malformed(e.to_string()))?;
             self.buf.drain(..len);
             match &self.state {
                 State::AwaitPing { nonce, auth_salt } => {
@@ -246,7 +244,9 @@ fn ping(
             "expected PING [\"PING\", hostname, salt, digest, user, password digest]".into(),
         ));
     }
-    let hostname = as_bytes(&a[1]).map(String::from_utf8_lossy).unwrap_or_default();
+    let hostname = as_bytes(&a[1])
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
     let salt = as_bytes(&a[2]).unwrap_or(b"");
     let digest = as_bytes(&a[3]).unwrap_or(b"");
     let mut fail = |why: &str| {
@@ -260,7 +260,9 @@ fn ping(
         return fail("shared_key mismatch");
     }
     if !cfg.users.is_empty() {
-        let user = as_bytes(&a[4]).map(String::from_utf8_lossy).unwrap_or_default();
+        let user = as_bytes(&a[4])
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
         let pw = as_bytes(&a[5]).unwrap_or(b"");
         let ok = cfg
             .users
@@ -304,7 +306,10 @@ pub fn decode_message(cfg: &ServerConfig, msg: Value) -> Result<Batch, Refusal> 
         _ => return bad("tag is not a string"),
     };
     // Message mode: [tag, time, record, option?].
-    if matches!(a[1], Value::Integer(_) | Value::Ext(..) | Value::F64(_) | Value::F32(_)) {
+    if matches!(
+        a[1],
+        Value::Integer(_) | Value::Ext(..) | Value::F64(_) | Value::F32(_)
+    ) {
         let option = if a.len() == 4 { a.pop() } else { None };
         let record = a.pop().filter(|_| a.len() == 2).ok_or_else(|| {
             Refusal::Malformed("Message mode is [tag, time, record, option?]".into())
@@ -342,9 +347,7 @@ pub fn decode_message(cfg: &ServerConfig, msg: Value) -> Result<Batch, Refusal> 
             }
         }
         Some(Value::Binary(b)) => packed(cfg, &tag, &b, option.as_ref(), &mut events)?,
-        Some(Value::String(s)) => {
-            packed(cfg, &tag, s.as_bytes(), option.as_ref(), &mut events)?
-        }
+        Some(Value::String(s)) => packed(cfg, &tag, s.as_bytes(), option.as_ref(), &mut events)?,
         _ => return bad("entries are neither an array nor packed bytes"),
     }
     Ok(Batch { events, chunk })
@@ -355,8 +358,7 @@ fn chunk_of(option: Option<&Value>) -> Result<Option<Value>, Refusal> {
     let Value::Map(m) = o else {
         return bad("option is not a map");
     };
-    Ok(m
-        .iter()
+    Ok(m.iter()
         .find(|(k, _)| as_bytes(k) == Some(b"chunk"))
         .map(|(_, v)| v.clone()))
 }
@@ -380,8 +382,8 @@ fn packed(
         None | Some(b"text") => bytes,
         Some(b"gzip") => {
             let mut out = Vec::new();
-            let mut gz = flate2::read::MultiGzDecoder::new(bytes)
-                .take(cfg.max_decompressed as u64 + 1);
+            let mut gz =
+                flate2::read::MultiGzDecoder::new(bytes).take(cfg.max_decompressed as u64 + 1);
             gz.read_to_end(&mut out)
                 .map_err(|e| Refusal::Malformed(format!("gzip: {e}")))?;
             if out.len() > cfg.max_decompressed {
@@ -489,7 +491,9 @@ pub struct Receiver {
 
 impl std::fmt::Debug for Receiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Receiver").field("addr", &self.addr).finish()
+        f.debug_struct("Receiver")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -624,7 +628,11 @@ fn serve(
             }
             ok
         });
-        if !reply.is_empty() && stream.write_all(&reply).and_then(|()| stream.flush()).is_err()
+        if !reply.is_empty()
+            && stream
+                .write_all(&reply)
+                .and_then(|()| stream.flush())
+                .is_err()
         {
             return;
         }
