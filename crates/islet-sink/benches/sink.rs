@@ -18,21 +18,28 @@ fn main() {
 /// A flow record as `islet read` writes it (about 560 bytes).
 const FLOW: &str = r#"{"timestamp":"2026-01-05T09:00:01.059836+0000","flow_id":182054415075055,"event_type":"flow","src_ip":"10.0.6.66","src_port":40427,"dest_ip":"10.0.0.10","dest_port":443,"proto":"TCP","app_proto":"tls","flow":{"pkts_toserver":12,"pkts_toclient":10,"bytes_toserver":1828,"bytes_toclient":9259,"start":"2026-01-05T09:00:01.059836+0000","end":"2026-01-05T09:00:02.328230+0000","age":1,"state":"closed","reason":"timeout","alerted":false},"community_id":"1:F8G7aaVlB5/MgsrnWyLJJliCXwI=","tcp":{"tcp_flags":"1b","tcp_flags_ts":"1b","tcp_flags_tc":"1b","syn":true,"fin":true,"psh":true,"ack":true,"state":"closed"}}"#;
 
+/// A DNS query record (about 330 bytes).
+const DNS: &str = r#"{"timestamp":"2016-05-24T23:27:01.960780+0000","flow_id":465769910969953,"event_type":"dns","src_ip":"10.16.1.11","src_port":53679,"dest_ip":"10.16.1.1","dest_port":53,"proto":"UDP","community_id":"1:PAF1ukkUjSBp/m9x7CVMSs71cOU=","dns":{"version":3,"type":"request","tx_id":0,"id":39339,"flags":"100","rd":true,"opcode":0,"queries":[{"rrname":"client-cf.dropbox.com","rrtype":"A"}]}}"#;
+
 const BATCH: usize = 1000;
 
 fn lines(n: usize) -> Vec<u8> {
-    let mut b = Vec::with_capacity(n * (FLOW.len() + 1));
+    lines_of(FLOW, n)
+}
+
+fn lines_of(rec: &str, n: usize) -> Vec<u8> {
+    let mut b = Vec::with_capacity(n * (rec.len() + 1));
     for _ in 0..n {
-        b.extend_from_slice(FLOW.as_bytes());
+        b.extend_from_slice(rec.as_bytes());
         b.push(b'\n');
     }
     b
 }
 
 /// Per record: splice `seq`/`prev` in and hash it (no checkpoints: those are per 10,000).
-#[divan::bench]
-fn chain_seal_flow_record(b: Bencher<'_, '_>) {
-    let input = lines(BATCH);
+#[divan::bench(args = ["flow_560B", "dns_330B"])]
+fn chain_seal_record(b: Bencher<'_, '_>, rec: &str) {
+    let input = lines_of(if rec.starts_with("flow") { FLOW } else { DNS }, BATCH);
     let mut s = Sealer::new(
         ChainConfig {
             checkpoint_every: 0,

@@ -317,14 +317,14 @@ pub fn splice(line: &[u8], seq: u64, prev: &[u8; 32], out: &mut Vec<u8>) {
     let n = line.len();
     let rest_from = if let Some(close) = islet_object_end(line) {
         out.extend_from_slice(&line[..close]);
-        if line[close - 1] != b'{' {
+        if last_solid(&line[..close]) != Some(b'{') {
             out.push(b',');
         }
         out.extend_from_slice(b"\"seq\":");
         close
     } else if n >= 2 && line[0] == b'{' && line[n - 1] == b'}' {
         out.extend_from_slice(&line[..n - 1]);
-        if line[n - 2] != b'{' {
+        if last_solid(&line[..n - 1]) != Some(b'{') {
             out.push(b',');
         }
         out.extend_from_slice(b"\"islet\":{\"seq\":");
@@ -352,7 +352,15 @@ pub fn splice(line: &[u8], seq: u64, prev: &[u8; 32], out: &mut Vec<u8>) {
 /// inside a JSON string (its quotes would be escaped), so a match is a key.
 fn islet_object_end(line: &[u8]) -> Option<usize> {
     const KEY: &[u8] = b"\"islet\":{";
-    let at = memchr::memmem::rfind(line, KEY)?;
+    // The last occurrence, by forward searches: the vectorised forward finder is several
+    // times faster than a reverse search over a record without the key (measured).
+    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
+        std::sync::OnceLock::new();
+    let f = FINDER.get_or_init(|| memchr::memmem::Finder::new(KEY));
+    let mut at = f.find(line)?;
+    while let Some(next) = f.find(&line[at + 1..]) {
+        at += 1 + next;
+    }
     if at == 0 || !matches!(line[at - 1], b',' | b'{') {
         return None;
     }
@@ -374,6 +382,14 @@ fn islet_object_end(line: &[u8]) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+/// The last byte of `b` that is not JSON whitespace.
+fn last_solid(b: &[u8]) -> Option<u8> {
+    b.iter()
+        .rev()
+        .copied()
+        .find(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
 fn trim(mut l: &[u8]) -> &[u8] {
@@ -594,6 +610,14 @@ mod test {
             String::from_utf8(o).unwrap(),
             format!(r#"{{"a":1,"unmapped":{{"islet":{{"seq":3,"prev":"{h}"}},"z":[1]}}}}"#)
         );
+        let mut o = Vec::new();
+        splice(b"{\t}", 4, &p, &mut o);
+        let v: serde_json::Value = serde_json::from_slice(&o).unwrap();
+        assert_eq!(v["islet"]["seq"], 4);
+        let mut o = Vec::new();
+        splice(b"{ \"islet\" :{ } }", 5, &p, &mut o);
+        let v: serde_json::Value = serde_json::from_slice(&o).unwrap();
+        assert_eq!(v["islet"]["seq"], 5);
         let mut o = Vec::new();
         splice(br#"{"s":"\",\"islet\":{x"}"#, 2, &p, &mut o);
         let v: serde_json::Value = serde_json::from_slice(&o).unwrap();

@@ -307,36 +307,23 @@ pub fn convert(mut eve: Map<String, Value>) -> Value {
     o.insert("metadata".into(), Value::Object(meta));
     // What OCSF has no place for: the protocol record of unmapped classes, islet's own fields.
     let mut unmapped = Map::new();
-    let mapped: &[&str] = match kind.as_str() {
-        "flow" | "http" | "dns" | "alert" => &[
-            "timestamp",
-            "event_type",
-            "src_ip",
-            "src_port",
-            "dest_ip",
-            "dest_port",
-            "proto",
-            "community_id",
-            "flow_id",
-            "flow",
-            "http",
-            "dns",
-            "alert",
-        ],
-        _ => &[
-            "timestamp",
-            "event_type",
-            "src_ip",
-            "src_port",
-            "dest_ip",
-            "dest_port",
-            "proto",
-            "community_id",
-            "flow_id",
-        ],
-    };
+    // The tuple and time are mapped for every record; the protocol record only for the
+    // classes that have a place for it.
+    const TUPLE: [&str; 9] = [
+        "timestamp",
+        "event_type",
+        "src_ip",
+        "src_port",
+        "dest_ip",
+        "dest_port",
+        "proto",
+        "community_id",
+        "flow_id",
+    ];
+    let body_mapped = matches!(kind.as_str(), "flow" | "http" | "dns" | "alert");
+    let mapped = |k: &str| TUPLE.contains(&k) || (body_mapped && k == kind.as_str());
     for (k, v) in eve {
-        if !mapped.contains(&k.as_str()) {
+        if !mapped(&k) {
             unmapped.insert(k, v);
         }
     }
