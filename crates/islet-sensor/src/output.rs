@@ -255,7 +255,11 @@ pub fn build_output(
                 checkpoint_interval_ns: ev.checkpoint_interval.saturating_mul(1_000_000_000),
             },
             key,
-            state_dir: ev.state_dir.clone(),
+            // A spool outlives the process; so must the chain it continues.
+            state_dir: ev
+                .state_dir
+                .clone()
+                .or_else(|| fwd.spool_dir.as_ref().map(|d| d.join("state"))),
             stats_interval_ns: ev.stats_interval.saturating_mul(1_000_000_000),
         },
         file,

@@ -194,7 +194,7 @@ impl Sealer {
 
     /// A signed record saying that the records `first..=last` are missing, and why; the record
     /// after the hole links to `resume_prev`. Written where the hole is; does not advance the
-    /// head (the missing records were sealed elsewhere, or are skipped by [`Sealer::skip`]).
+    /// head (the missing records were sealed before it).
     pub fn gap_record(
         &self,
         first: u64,
@@ -215,30 +215,6 @@ impl Sealer {
             reason,
             out,
         );
-    }
-
-    /// After an unclean stop, continue the chain past `count` sequence numbers that may have been
-    /// used by records now lost: writes a signed gap record for them and links on from it.
-    pub fn skip(&mut self, count: u64, reason: &str, out: &mut Vec<u8>) {
-        if count == 0 {
-            return;
-        }
-        let first = self.head.next_seq;
-        let last = first + count - 1;
-        // A fresh link: nothing lost can be hashed, so the gap names a value of its own.
-        let resume: [u8; 32] = Sha256::new()
-            .chain_update(b"islet-chain-v1 resume")
-            .chain_update(self.head.prev)
-            .chain_update(last.to_be_bytes())
-            .finalize()
-            .into();
-        let prev = self.head.prev;
-        self.gap_record(first, last, &prev, &resume, reason, out);
-        self.head = Head {
-            next_seq: last + 1,
-            prev: resume,
-        };
-        self.since_seq = self.head.next_seq;
     }
 }
 
@@ -541,11 +517,15 @@ pub fn read_public_key(p: &Path) -> Result<VerifyingKey, String> {
 }
 
 /// The chain's head kept on disk, so a restarted sensor continues its chain. Written (by
-/// rename) at every checkpoint and at a clean stop; `clean` says which.
+/// rename) before every delivery to the sinks, with the range being delivered (`pending`: its
+/// first sequence number and the hash it links to), and at a clean stop (`clean`). After an
+/// unclean stop the pending records may not have reached every sink: the next run declares them
+/// in a signed gap record and continues after them, never reusing a sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SavedHead {
     pub head: Head,
     pub clean: bool,
+    pub pending: Option<(u64, [u8; 32])>,
 }
 
 impl SavedHead {
@@ -558,28 +538,41 @@ impl SavedHead {
         let v: serde_json::Value =
             serde_json::from_str(&t).map_err(|e| format!("{}: {e}", p.display()))?;
         let bad = || format!("{}: not an islet chain head", p.display());
+        let hash = |k: &str| -> Result<[u8; 32], String> {
+            let b = hex::decode(v[k].as_str().ok_or_else(bad)?).map_err(|_| bad())?;
+            b.try_into().map_err(|_| bad())
+        };
         let seq = v["next_seq"].as_u64().ok_or_else(bad)?;
-        let prev = hex::decode(v["prev"].as_str().ok_or_else(bad)?).map_err(|_| bad())?;
+        let pending = match v["pending_first"].as_u64() {
+            Some(a) => Some((a, hash("pending_prev")?)),
+            None => None,
+        };
         Ok(Some(SavedHead {
             head: Head {
                 next_seq: seq.max(1),
-                prev: prev.try_into().map_err(|_| bad())?,
+                prev: hash("prev")?,
             },
             clean: v["clean"].as_bool().unwrap_or(false),
+            pending,
         }))
     }
 
     pub fn store(&self, p: &Path) -> std::io::Result<()> {
         let tmp = p.with_extension("tmp");
-        let body = format!(
-            "{{\"next_seq\":{},\"prev\":\"{}\",\"clean\":{}}}\n",
+        let mut body = format!(
+            "{{\"next_seq\":{},\"prev\":\"{}\",\"clean\":{}",
             self.head.next_seq,
             hex::encode(self.head.prev),
             self.clean
         );
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(body.as_bytes())?;
-        f.sync_all()?;
+        if let Some((a, h)) = self.pending {
+            body.push_str(&format!(
+                ",\"pending_first\":{a},\"pending_prev\":\"{}\"",
+                hex::encode(h)
+            ));
+        }
+        body.push_str("}\n");
+        std::fs::write(&tmp, body)?;
         std::fs::rename(&tmp, p)
     }
 }

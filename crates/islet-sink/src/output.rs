@@ -86,7 +86,8 @@ pub struct Output {
     carry: Vec<u8>,
     conv: Vec<u8>,
     sealed: Vec<u8>,
-    saved_checkpoints: u64,
+    /// The head after the last delivery to the sinks.
+    delivered: crate::chain::Head,
     first_record: u64,
     stats_interval_ns: u64,
     /// Event time of the first record and of the last stats record.
@@ -107,19 +108,27 @@ impl Output {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
                 let p = dir.join("chain.head");
                 let saved = SavedHead::load(&p)?;
-                let every = cfg.chain.checkpoint_every.max(1);
-                let mut s = match saved {
+                let s = match saved {
                     Some(h) => Sealer::resume(cfg.chain, cfg.key, h.head),
                     None => Sealer::new(cfg.chain, cfg.key),
                 };
-                if let Some(h) = saved
-                    && !h.clean
+                if let Some(SavedHead {
+                    head,
+                    clean: false,
+                    pending: Some((first, prev)),
+                }) = saved
+                    && first < head.next_seq
                 {
-                    // Records sealed after the last saved checkpoint may be lost: at most one
-                    // checkpoint interval's worth by count.
-                    s.skip(
-                        every,
-                        "unclean stop: records after the last checkpoint may be lost",
+                    // The last delivery before an unclean stop may not have reached every sink.
+                    let last = head.next_seq - 1;
+                    s.gap_record(
+                        first,
+                        last,
+                        &prev,
+                        &head.prev,
+                        &format!(
+                            "unclean stop: records {first}..{last} may not have reached every sink"
+                        ),
                         &mut sealed,
                     );
                 }
@@ -127,7 +136,8 @@ impl Output {
             }
             None => (Sealer::new(cfg.chain, cfg.key), None),
         };
-        let first_record = sealer.head().next_seq;
+        let sealer_head = sealer.head();
+        let first_record = sealer_head.next_seq;
         let mut o = Output {
             format: cfg.format,
             sealer,
@@ -138,13 +148,14 @@ impl Output {
             carry: Vec::new(),
             conv: Vec::new(),
             sealed,
-            saved_checkpoints: 0,
+            delivered: sealer_head,
             first_record,
             stats_interval_ns: cfg.stats_interval_ns,
             first_ns: None,
             last_stats_ns: 0,
         };
-        o.save(false).map_err(|e| format!("chain head: {e}"))?;
+        o.save(false, None)
+            .map_err(|e| format!("chain head: {e}"))?;
         Ok(o)
     }
 
@@ -152,11 +163,13 @@ impl Output {
         &self.metrics
     }
 
-    fn save(&mut self, clean: bool) -> std::io::Result<()> {
+    /// Save the head: after `pending` (the range about to be delivered), or a clean stop.
+    fn save(&mut self, clean: bool, pending: Option<(u64, [u8; 32])>) -> std::io::Result<()> {
         if let Some(p) = &self.state {
             SavedHead {
                 head: self.sealer.head(),
                 clean,
+                pending,
             }
             .store(p)?;
         }
@@ -222,6 +235,12 @@ impl Output {
         if self.sealed.is_empty() {
             return Ok(());
         }
+        // The head goes to disk before the records go to the sinks (see `SavedHead`).
+        let before = self.delivered;
+        self.delivered = self.sealer.head();
+        if self.state.is_some() {
+            self.save(false, Some((before.next_seq, before.prev)))?;
+        }
         match &mut self.file {
             FileOut::None => {}
             FileOut::Stream(w) => w.write_all(&self.sealed)?,
@@ -232,10 +251,6 @@ impl Output {
         }
         self.sealed.clear();
         let cps = self.sealer.checkpoints();
-        if cps != self.saved_checkpoints {
-            self.saved_checkpoints = cps;
-            self.save(false)?;
-        }
         let m = &self.metrics;
         m.chain_seq
             .store(self.sealer.head().next_seq - 1, Ordering::Relaxed);
@@ -261,7 +276,7 @@ impl Output {
             .into_iter()
             .map(Forwarder::close)
             .collect();
-        self.save(true)?;
+        self.save(true, None)?;
         Ok(FinishReport {
             records: self.sealer.head().next_seq - self.first_record,
             checkpoints: self.sealer.checkpoints(),

@@ -326,9 +326,17 @@ impl Forwarder {
         let cfg = Arc::new(cfg);
         let thread = {
             let (shared, cfg) = (shared.clone(), cfg.clone());
+            let acked_path = cfg.spool_dir.as_ref().map(|d| d.join("acked"));
+            let acked = acked_path.as_deref().and_then(load_acked);
+            let signer = (key.clone(), sensor.to_string());
             std::thread::Builder::new()
                 .name("forward".into())
-                .spawn(move || Sender::new(cfg, tls, shared).run())
+                .spawn(move || {
+                    let mut s = Sender::new(cfg, tls, shared);
+                    (s.key, s.sensor) = signer;
+                    (s.acked, s.acked_path) = (acked, acked_path);
+                    s.run();
+                })
                 .map_err(|e| format!("forward: {e}"))?
         };
         Ok(Forwarder {
@@ -655,6 +663,22 @@ struct Sender {
     frame: Vec<u8>,
     entries: Vec<u8>,
     rbuf: Vec<u8>,
+    /// Signs the gap records the sender writes itself.
+    key: Option<SigningKey>,
+    sensor: String,
+    /// The last record the receiver acknowledged (its seq, and the hash the next one links to),
+    /// kept in the spool so a restart after a crash can declare what never arrived.
+    acked: Option<(u64, [u8; 32])>,
+    acked_path: Option<PathBuf>,
+}
+
+/// The acknowledged head kept in the spool: `<seq> <hex hash>`.
+fn load_acked(p: &Path) -> Option<(u64, [u8; 32])> {
+    let t = std::fs::read_to_string(p).ok()?;
+    let (seq, h) = t.trim().split_once(' ')?;
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(h, &mut hash).ok()?;
+    Some((seq.parse().ok()?, hash))
 }
 
 #[derive(Debug)]
@@ -680,6 +704,10 @@ impl Sender {
             frame: Vec::new(),
             entries: Vec::new(),
             rbuf: Vec::new(),
+            key: None,
+            sensor: String::new(),
+            acked: None,
+            acked_path: None,
         }
     }
 
@@ -759,11 +787,38 @@ impl Sender {
             self.entries.clear();
             let mut count = 0usize;
             let mut json_bytes = 0usize;
+            // Records between the last acknowledged one and this chunk never arrived (they were
+            // in memory when the sensor stopped uncleanly): a signed gap record says so first.
+            if let (Some((x, hx)), Some((s, ps))) =
+                (self.acked, lines.peek().and_then(|l| seq_prev(l)))
+                && s > x + 1
+            {
+                let mut gap = Vec::new();
+                crate::chain::gap_record(
+                    &self.sensor,
+                    self.key.as_ref(),
+                    lines
+                        .peek()
+                        .and_then(|l| crate::chain::event_time(l))
+                        .map_or(b"", |(t, _)| t),
+                    x + 1,
+                    s - 1,
+                    &hx,
+                    &ps,
+                    "lost from the forward buffer (unclean stop)",
+                    &mut gap,
+                );
+                self.entry(gap.strip_suffix(b"\n").unwrap_or(&gap));
+                self.shared.stats.gaps.fetch_add(1, Ordering::Relaxed);
+                count += 1;
+            }
+            let mut last: &[u8] = b"";
             while count < self.cfg.batch_events && json_bytes < self.cfg.batch_bytes {
                 let Some(l) = lines.next() else { break };
                 self.entry(l);
                 count += 1;
                 json_bytes += l.len();
+                last = l;
             }
             let chunk = chunk_id();
             self.frame.clear();
@@ -777,11 +832,48 @@ impl Sender {
             )
             .map_err(|e| SendError::Io(e.to_string()))?;
             self.send_until_acked(&chunk)?;
+            self.note_acked(last);
             let st = &self.shared.stats;
             st.delivered.fetch_add(count as u64, Ordering::Relaxed);
             st.chunks.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Remember (and keep in the spool) the last acknowledged record: for a gap record, the
+    /// last sequence number it declares and the hash the chain resumes from.
+    fn note_acked(&mut self, last: &[u8]) {
+        const GAP: &[u8] = b"\"event_type\":\"gap\"";
+        let head = if memchr::memmem::find(last, GAP).is_some() {
+            serde_json::from_slice::<serde_json::Value>(last)
+                .ok()
+                .and_then(|v| {
+                    let b = v["gap"]["last_seq"].as_u64()?;
+                    let mut h = [0u8; 32];
+                    hex::decode_to_slice(v["gap"]["resume_prev"].as_str()?, &mut h).ok()?;
+                    Some((b, h))
+                })
+        } else {
+            seq_prev(last).map(|(s, _)| (s, Sha256::digest(last).into()))
+        };
+        let Some(head) = head else { return };
+        if self.acked.is_some_and(|(x, _)| x >= head.0) {
+            return;
+        }
+        self.acked = Some(head);
+        if let Some(p) = &self.acked_path {
+            let tmp = p.with_extension("tmp");
+            let body = format!("{} {}\n", head.0, hex::encode(head.1));
+            if std::fs::write(&tmp, body)
+                .and_then(|()| std::fs::rename(&tmp, p))
+                .is_err()
+            {
+                eprintln!(
+                    "forward: cannot keep the acknowledged head in {}",
+                    p.display()
+                );
+            }
+        }
     }
 
     fn entry(&mut self, line: &[u8]) {
