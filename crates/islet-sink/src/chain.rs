@@ -122,11 +122,20 @@ impl Sealer {
     /// Seal one record (a JSON object without its newline) and append it, with its newline, to
     /// `out`; then a checkpoint if one is due.
     pub fn seal(&mut self, line: &[u8], out: &mut Vec<u8>) {
-        let ts = event_time(line);
-        if let Some((text, _)) = ts {
-            self.last_ts.clear();
-            self.last_ts.extend_from_slice(text);
-        }
+        let ts = match event_time(line) {
+            Some((text, ns)) => {
+                self.last_ts.clear();
+                self.last_ts.extend_from_slice(text);
+                Some(((), ns))
+            }
+            // OCSF: `time` in ms; checkpoints still carry an EVE-style timestamp.
+            None => record_time_ns(line).map(|ns| {
+                self.last_ts.clear();
+                islet_event::time::write_iso(&mut self.last_ts, ns);
+                self.last_ts.retain(|&c| c != b'"');
+                ((), ns)
+            }),
+        };
         self.append(line, out);
         let due_count = self.cfg.checkpoint_every > 0
             && self.head.next_seq - self.since_seq >= self.cfg.checkpoint_every;
@@ -288,8 +297,7 @@ pub fn gap_message(
 /// last one: EVE's top-level object, OCSF's `unmapped.islet`), or to a new top-level one.
 pub fn splice(line: &[u8], seq: u64, prev: &[u8; 32], out: &mut Vec<u8>) {
     let line = trim(line);
-    let mut hexbuf = [0u8; 64];
-    let _ = hex::encode_to_slice(prev, &mut hexbuf);
+    let hexbuf = hex64(prev);
     let n = line.len();
     let rest_from = if let Some(close) = islet_object_end(line) {
         out.extend_from_slice(&line[..close]);
@@ -322,6 +330,24 @@ pub fn splice(line: &[u8], seq: u64, prev: &[u8; 32], out: &mut Vec<u8>) {
     } else {
         out.push(b'}');
     }
+}
+
+/// Lowercase hex of a hash, two digits per table lookup (this is per record).
+fn hex64(h: &[u8; 32]) -> [u8; 64] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    static PAIRS: std::sync::OnceLock<[[u8; 2]; 256]> = std::sync::OnceLock::new();
+    let pairs = PAIRS.get_or_init(|| {
+        let mut t = [[0u8; 2]; 256];
+        for (i, p) in t.iter_mut().enumerate() {
+            *p = [DIGITS[i >> 4], DIGITS[i & 15]];
+        }
+        t
+    });
+    let mut out = [0u8; 64];
+    for (i, b) in h.iter().enumerate() {
+        out[2 * i..2 * i + 2].copy_from_slice(&pairs[usize::from(*b)]);
+    }
+    out
 }
 
 /// The index of the `}` closing the record's last `"islet":{…}` object. `"islet":{` cannot occur
@@ -401,8 +427,21 @@ fn itoa_buf(mut v: u64) -> Num {
     }
 }
 
-/// The record's timestamp: EVE's leading `"timestamp":"…"` (its text and ns since the epoch)
-/// or OCSF's `"time":<ms>`.
+/// The record's time in ns since the epoch, EVE (`timestamp`) or OCSF (`time`, ms).
+pub fn record_time_ns(line: &[u8]) -> Option<u64> {
+    if let Some((_, ns)) = event_time(line) {
+        return Some(ns);
+    }
+    let at = memchr::memmem::find(line, b",\"time\":")? + 8;
+    let digits = line[at..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let ms: u64 = std::str::from_utf8(&line[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()?;
+    ms.checked_mul(1_000_000)
+}
+
+/// The EVE record's leading `"timestamp":"…"`: its text and ns since the epoch.
 pub fn event_time(line: &[u8]) -> Option<(&[u8], u64)> {
     const EVE: &[u8] = b"{\"timestamp\":\"";
     if let Some(rest) = line.strip_prefix(EVE) {
@@ -615,6 +654,20 @@ mod test {
         splice(br#"{"s":"\",\"islet\":{x"}"#, 2, &p, &mut o);
         let v: serde_json::Value = serde_json::from_slice(&o).unwrap();
         assert_eq!(v["islet"]["seq"], 2);
+    }
+
+    #[test]
+    fn hex64_is_lowercase_hex() {
+        let h: [u8; 32] = std::array::from_fn(|i| (i * 37) as u8);
+        assert_eq!(hex64(&h).to_vec(), hex::encode(h).into_bytes());
+    }
+
+    #[test]
+    fn ocsf_time_is_found() {
+        assert_eq!(
+            record_time_ns(br#"{"activity_id":1,"time":1700000000123,"type_uid":5}"#),
+            Some(1_700_000_000_123_000_000)
+        );
     }
 
     #[test]

@@ -879,9 +879,7 @@ impl Sender {
     fn entry(&mut self, line: &[u8]) {
         let out = &mut self.entries;
         out.push(0x92);
-        let ns = crate::chain::event_time(line)
-            .map(|(_, ns)| ns)
-            .unwrap_or(0);
+        let ns = crate::chain::record_time_ns(line).unwrap_or(0);
         write_event_time(out, ns);
         let shaped =
             self.cfg.record == RecordShape::Map && crate::msgpack::from_json(line, out).is_ok();
