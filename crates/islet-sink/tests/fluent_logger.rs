@@ -15,6 +15,11 @@ import msgpack
 from fluent import sender
 
 port = int(sys.argv[1])
+# Fail, never hang, if the receiver does not answer.
+socket.setdefaulttimeout(10)
+def step(s):
+    print(s, file=sys.stderr, flush=True)
+step('fluent-logger')
 # 1. The real client, Message mode, nanosecond EventTime and integer seconds.
 s = sender.FluentSender('py', host='127.0.0.1', port=port, nanosecond_precision=True)
 assert s.emit_with_time('ns', 1700000000.123456789, {'n': 1, 'who': 'caf\u00e9'}), s.last_error
@@ -40,8 +45,10 @@ def send(frame, chunk):
             return
 
 entries = lambda k: b''.join(msgpack.packb([et(1700000002, i), {'n': k + i}], use_bin_type=True) for i in range(3))
+step('forward')
 # 2. Forward mode.
 send(['fw', [[et(1700000002, 0), {'n': 10}], [1700000002, {'n': 11}]], {'chunk': 'c-forward'}], 'c-forward')
+step('packed')
 # 3. PackedForward, entries as bin, then as str (old clients), then compressed: text.
 send(['pk', entries(20), {'chunk': 'c-bin', 'size': 3}], 'c-bin')
 packed_str = msgpack.packb(['pk', 0, {'chunk': 'c-str'}], use_bin_type=True)
@@ -53,14 +60,17 @@ c.sendall(frame)
 assert msgpack.unpackb(c.recv(4096), raw=False) == {'ack': 'c-str'}
 c.close()
 send(['pkt', entries(40), {'chunk': 'c-text', 'compressed': 'text'}], 'c-text')
+step('gzip')
 # 4. CompressedPackedForward with two gzip members.
 gz = gzip.compress(entries(50)) + gzip.compress(entries(60))
 send(['gz', gz, {'chunk': 'c-gzip', 'size': 6, 'compressed': 'gzip'}], 'c-gzip')
+step('malformed')
 # 5. A malformed frame: the connection is closed, nothing acknowledged.
 c = socket.create_connection(('127.0.0.1', port))
 c.sendall(b'\x93\xa2xx\xc1')
 assert c.recv(4096) == b''
 c.close()
+step('after')
 # 6. ... and the next connection works.
 send(['after', [[1700000003, {'n': 99}]], {'chunk': b'bin-chunk'}], b'bin-chunk')
 print('ok')

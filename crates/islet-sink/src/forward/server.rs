@@ -484,7 +484,8 @@ pub type Handler = Arc<dyn Fn(&Batch) -> bool + Send + Sync>;
 pub struct Receiver {
     addr: std::net::SocketAddr,
     stop: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<TcpStream>>>,
+    /// Live connections (a clone of each socket, to cut them at stop), by id.
+    conns: Conns,
     accept: Option<std::thread::JoinHandle<()>>,
     pub stats: Arc<ServerStats>,
 }
@@ -496,6 +497,8 @@ impl std::fmt::Debug for Receiver {
             .finish()
     }
 }
+
+type Conns = Arc<Mutex<std::collections::HashMap<u64, TcpStream>>>;
 
 trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
@@ -511,7 +514,7 @@ impl Receiver {
         let listener = TcpListener::bind(addr)?;
         let local = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
-        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let conns: Conns = Arc::default();
         let stats = Arc::new(ServerStats::default());
         let cfg = Arc::new(cfg);
         let accept = {
@@ -519,6 +522,7 @@ impl Receiver {
             std::thread::Builder::new()
                 .name("forward-accept".into())
                 .spawn(move || {
+                    let mut next_id = 0u64;
                     for s in listener.incoming() {
                         if stop.load(Ordering::SeqCst) {
                             break;
@@ -528,18 +532,30 @@ impl Receiver {
                             .peer_addr()
                             .map(|a| a.to_string())
                             .unwrap_or_else(|_| "?".into());
+                        next_id += 1;
+                        let id = next_id;
                         if let Ok(c) = s.try_clone()
                             && let Ok(mut l) = conns.lock()
                         {
-                            l.retain(|c| c.peer_addr().is_ok());
-                            l.push(c);
+                            l.insert(id, c);
                         }
                         stats.connections.fetch_add(1, Ordering::Relaxed);
-                        let (cfg, handler, stats, tls) =
-                            (cfg.clone(), handler.clone(), stats.clone(), tls.clone());
+                        let (cfg, handler, stats, tls, conns) = (
+                            cfg.clone(),
+                            handler.clone(),
+                            stats.clone(),
+                            tls.clone(),
+                            conns.clone(),
+                        );
                         let _ = std::thread::Builder::new()
                             .name("forward-conn".into())
-                            .spawn(move || serve(s, &peer, cfg, tls, &handler, &stats));
+                            .spawn(move || {
+                                serve(s, &peer, cfg, tls, &handler, &stats);
+                                // Close for real: the clone kept for `stop` holds the socket.
+                                if let Some(c) = conns.lock().ok().and_then(|mut l| l.remove(&id)) {
+                                    let _ = c.shutdown(std::net::Shutdown::Both);
+                                }
+                            });
                     }
                 })?
         };
@@ -568,7 +584,7 @@ impl Receiver {
             let _ = h.join();
         }
         if let Ok(l) = self.conns.lock() {
-            for c in l.iter() {
+            for c in l.values() {
                 let _ = c.shutdown(std::net::Shutdown::Both);
             }
         }
