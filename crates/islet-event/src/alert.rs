@@ -190,16 +190,24 @@ pub fn write_alert(
     if let Some(p) = app_proto {
         j.str("app_proto", p);
     }
-    if let Some(ev) = proto.filter(|e| event_type(e) != "anomaly") {
+    let proto = proto.filter(|e| event_type(e) != "anomaly");
+    if let Some(ev) = proto {
         body(&mut j, ev);
     }
+    // One `islet` object, last, holding whatever islet adds.
+    let members = proto.is_some_and(crate::eve_proto::has_islet_members);
+    if !(members || a.policy.is_some() || a.evidence.is_some() || a.intel.is_some()) {
+        j.finish();
+        return;
+    }
+    j.begin_object("islet");
+    if let Some(ev) = proto {
+        crate::eve_proto::islet_members(&mut j, ev);
+    }
     if let Some(p) = &a.policy {
-        j.begin_object("islet");
         write_policy(&mut j, p);
-        j.end_object();
     }
     if let Some(e) = &a.evidence {
-        j.begin_object("islet");
         j.begin_object("evidence");
         j.begin_array("flow_ids");
         for id in e.flow_ids {
@@ -214,10 +222,8 @@ pub fn write_alert(
         j.with("start", |b| crate::time::write_iso(b, e.start_ns));
         j.with("end", |b| crate::time::write_iso(b, e.end_ns));
         j.end_object();
-        j.end_object();
     }
     if let Some(i) = &a.intel {
-        j.begin_object("islet");
         j.begin_object("intel");
         j.str("feed", &i.feed);
         j.str("event_uuid", &i.event_uuid);
@@ -237,7 +243,7 @@ pub fn write_alert(
         }
         j.u64("threat_level_id", u64::from(i.threat_level));
         j.end_object();
-        j.end_object();
     }
+    j.end_object();
     j.finish();
 }

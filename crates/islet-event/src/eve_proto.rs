@@ -50,6 +50,11 @@ pub(crate) fn header<'b>(
 pub fn write_app_event(buf: &mut Vec<u8>, c: &EventContext<'_>, ev: &AppEvent, o: &EveOptions) {
     let mut j = header(buf, c, event_type(ev), o);
     body(&mut j, ev);
+    if has_islet_members(ev) {
+        j.begin_object("islet");
+        islet_members(&mut j, ev);
+        j.end_object();
+    }
     j.finish();
 }
 
@@ -288,10 +293,20 @@ fn http(j: &mut Json<'_>, h: &HttpEvent) {
     }
     j.u64("length", h.length);
     j.end_object();
-    j.begin_object("islet");
-    str_list(j, "request_header_names", &h.request_header_names);
-    str_list(j, "response_header_names", &h.response_header_names);
-    j.end_object();
+}
+
+/// Whether the event has fields of its own for the record's `islet` object.
+pub(crate) fn has_islet_members(ev: &AppEvent) -> bool {
+    matches!(ev, AppEvent::Http(_))
+}
+
+/// The event's fields inside the record's one `islet` object (opened by the caller, which
+/// may add its own: a record has a single `islet` object, written last).
+pub(crate) fn islet_members(j: &mut Json<'_>, ev: &AppEvent) {
+    if let AppEvent::Http(h) = ev {
+        str_list(j, "request_header_names", &h.request_header_names);
+        str_list(j, "response_header_names", &h.response_header_names);
+    }
 }
 
 fn quic(j: &mut Json<'_>, q: &QuicEvent) {

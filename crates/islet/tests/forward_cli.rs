@@ -82,6 +82,10 @@ fn forwarded_records_rebuild_into_the_written_lines() {
             .filter(|l| !l.is_empty())
             .map(<[u8]>::to_vec)
             .collect();
+        for l in &written {
+            let n = l.windows(9).filter(|w| w == b"\"islet\":{").count();
+            assert_eq!(n, 1, "one islet object: {}", String::from_utf8_lossy(l));
+        }
         let got = got.lock().expect("lock");
         assert_eq!(got.len(), written.len(), "{}", input.display());
         for (a, b) in got.iter().zip(&written) {

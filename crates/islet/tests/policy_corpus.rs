@@ -194,6 +194,10 @@ fn read_and_simulate_agree_and_every_deny_has_a_reason() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let text = std::fs::read_to_string(&eve).expect("eve");
+    // One `islet` object per record (an HTTP alert with a verdict once had two).
+    for l in text.lines() {
+        assert!(l.matches("\"islet\":{").count() <= 1, "{l}");
+    }
     let events: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("json"))
