@@ -39,6 +39,30 @@ pub(crate) enum LogCommand {
     /// unmodified: exit 0 if so, else name the first record altered, removed, reordered or
     /// inserted, or the truncation, and exit 2.
     Verify(LogVerifyArgs),
+    /// Receive records over the Fluentd Forward protocol, write each as the JSON line the
+    /// sensor wrote, and with `--key` check the chain as records arrive (duplicates from
+    /// resends are dropped). Stops after `--max-records`, or never.
+    Receive(LogReceiveArgs),
+}
+
+/// Arguments of `islet log receive`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LogReceiveArgs {
+    /// Address to listen on, e.g. 127.0.0.1:24224.
+    #[arg(long)]
+    pub listen: String,
+    /// Where to write the records (`-` for stdout).
+    #[arg(short = 'o', long = "output", default_value = "-")]
+    pub output: String,
+    /// The sensor's public key: check the chain as records arrive.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Require the shared-key handshake with this key.
+    #[arg(long = "shared-key")]
+    pub shared_key: Option<String>,
+    /// Stop after this many records (duplicates not counted).
+    #[arg(long = "max-records")]
+    pub max_records: Option<u64>,
 }
 
 /// Arguments of `islet log keygen`.
@@ -388,5 +412,6 @@ pub(crate) fn main() -> Result<(), Failure> {
         Command::Policy(PolicyCommand::Suggest(a)) => crate::suggest::suggest(&a),
         Command::Log(LogCommand::Keygen(a)) => crate::log::keygen(&a),
         Command::Log(LogCommand::Verify(a)) => crate::log::verify(&a),
+        Command::Log(LogCommand::Receive(a)) => crate::log::receive(&a),
     }
 }
