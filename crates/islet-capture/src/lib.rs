@@ -6,9 +6,19 @@
 //! `pcap-parser`'s streaming readers with a fixed buffer, so memory does not grow with the file.
 //! Several files are read in order as one stream.
 //!
-//! This is the one crate that will hold `unsafe` (AF_PACKET rings, AF_XDP UMEM); the file
-//! reader needs none, so it stays denied until the live backends arrive.
+//! Live sources and the enforcement backends are here too (Linux only): [`afpacket`]
+//! (TPACKET_V3 rings, fanout, `virtio_net_hdr` offload handling), [`tc`] (flower filters over
+//! rtnetlink) and [`privs`] (dropping root, keeping capabilities). This is the one crate that
+//! holds `unsafe`, and only in those modules (each says `#![allow(unsafe_code)]`); the file
+//! readers have none.
 #![deny(unsafe_code)]
+
+#[cfg(target_os = "linux")]
+pub mod afpacket;
+#[cfg(target_os = "linux")]
+pub mod privs;
+#[cfg(target_os = "linux")]
+pub mod tc;
 
 mod legacy;
 mod memory;

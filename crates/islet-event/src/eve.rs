@@ -177,6 +177,9 @@ pub fn write_flow_full(
             b.extend_from_slice(p.action.as_bytes());
             b.push(b'"');
         }
+        if r.bypass {
+            b.extend_from_slice(b",\"bypass\":\"local\"");
+        }
         b.push(b'}');
     });
     let cid = CommunityId::v1(o.community_id_seed, &r.tuple);

@@ -127,6 +127,9 @@ pub struct FlowRecord {
     pub app_proto_tc: AppProto,
     /// This record counts a tunnel's outer flow (VXLAN, GRE).
     pub tunnel_outer: bool,
+    /// Inspection of the flow ended early and its packets went on uninspected (live inline
+    /// or tap: `flow.bypass` is `"local"`); they are still counted.
+    pub bypass: bool,
 }
 
 /// Which layer raised an anomaly (`anomaly.type`).

@@ -390,6 +390,7 @@ impl<X: Default> FlowTable<X> {
             app_proto_ts: f.app[0],
             app_proto_tc: f.app[1],
             tunnel_outer: f.tunnel_outer,
+            bypass: false,
         }
     }
 

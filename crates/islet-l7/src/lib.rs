@@ -79,6 +79,11 @@ pub struct L7Flow {
 }
 
 impl L7Flow {
+    /// Inspection of the flow is over: its parsers logged what they need.
+    pub fn inspection_done(&self) -> bool {
+        self.done
+    }
+
     /// One TCP segment. `flags` are its TCP flags, `seq` its sequence number.
     #[allow(clippy::too_many_arguments)]
     pub fn tcp(

@@ -25,6 +25,65 @@ pub struct SensorConfig {
     pub detect: islet_detect::DetectConfig,
     /// `[forward]`: Fluentd Forward delivery (docs/EVIDENCE.md).
     pub forward: crate::output::ForwardSection,
+    /// `[live]`: `islet run`, the live sensor (docs/CONFIG.md, docs/LIVE.md).
+    pub live: LiveSection,
+}
+
+/// `[live]`: what `islet run` captures from and how it enforces.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveSection {
+    /// `inline` (bridge `pairs`) or `tap` (monitor `interfaces`). Empty: from the command line.
+    pub mode: String,
+    /// Inline: interface pairs bridged to each other, e.g. `[["eth0", "eth1"]]`.
+    pub pairs: Vec<[String; 2]>,
+    /// Tap: interfaces monitored (both directions).
+    pub interfaces: Vec<String>,
+    /// Capture backend: `afpacket` (TPACKET_V3 rings) or `afxdp`.
+    pub backend: String,
+    /// After opening its sockets, become this user (keeping CAP_NET_ADMIN and CAP_NET_RAW
+    /// only). Empty: stay as started.
+    pub user: String,
+    /// Seconds between `stats` records (and stderr lines with `--stats-interval`); 0: only
+    /// the final one.
+    pub stats_interval: u64,
+    /// Stop inspecting a flow once its metadata is logged and its verdict allows it (it is
+    /// still counted; `flow.bypass` is `local`).
+    pub bypass: bool,
+    /// Bytes per ring block (a power of two, at least 128 KiB: a GSO frame fits one block).
+    pub ring_block_size: u32,
+    /// Blocks per ring (one ring per interface per worker).
+    pub ring_blocks: u32,
+    /// Milliseconds before the kernel hands over a block that is not full.
+    pub ring_block_timeout_ms: u32,
+    /// Program denied flows as tc flower drop rules on the ingress of the port they came in
+    /// by (what a DPU's eSwitch offloads to hardware). Removed when the flow ends or islet
+    /// stops.
+    pub offload: bool,
+    /// Most offloaded rules at once; past it, denied flows are dropped in software only.
+    pub offload_max_rules: usize,
+    /// Keep offloaded rules in the kernel's software datapath only (`skip_hw`).
+    pub offload_skip_hw: bool,
+}
+
+impl Default for LiveSection {
+    fn default() -> Self {
+        LiveSection {
+            mode: String::new(),
+            pairs: Vec::new(),
+            interfaces: Vec::new(),
+            backend: "afpacket".into(),
+            user: String::new(),
+            stats_interval: 0,
+            bypass: true,
+            ring_block_size: 1 << 20,
+            ring_blocks: 64,
+            ring_block_timeout_ms: 10,
+            offload: true,
+            offload_max_rules: 4096,
+            offload_skip_hw: false,
+        }
+    }
 }
 
 /// `[policy]`
@@ -239,6 +298,32 @@ impl SensorConfig {
         }
         if self.policy.names_max == 0 {
             return Err(ConfigError("policy.names_max must be at least 1".into()));
+        }
+        let l = &self.live;
+        if !matches!(l.mode.as_str(), "" | "inline" | "tap") {
+            return Err(ConfigError(format!(
+                "live.mode: {:?} is neither \"inline\" nor \"tap\"",
+                l.mode
+            )));
+        }
+        if !matches!(l.backend.as_str(), "afpacket" | "afxdp") {
+            return Err(ConfigError(format!(
+                "live.backend: {:?} is neither \"afpacket\" nor \"afxdp\"",
+                l.backend
+            )));
+        }
+        if l.offload_max_rules == 0 {
+            return Err(ConfigError(
+                "live.offload_max_rules must be at least 1".into(),
+            ));
+        }
+        for p in &l.pairs {
+            if p[0] == p[1] || p[0].is_empty() {
+                return Err(ConfigError(format!(
+                    "live.pairs: [{:?}, {:?}] must be two different interfaces",
+                    p[0], p[1]
+                )));
+            }
         }
         if self.sensor.batch_packets == 0 {
             return Err(ConfigError(

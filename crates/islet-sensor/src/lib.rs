@@ -9,6 +9,8 @@
 
 pub mod config;
 mod detect;
+#[cfg(target_os = "linux")]
+pub mod live;
 pub mod names;
 pub mod output;
 mod pipeline;

@@ -73,15 +73,15 @@ impl std::error::Error for RunError {}
 
 /// Decoder-side counters and the anomaly output.
 #[derive(Debug)]
-struct Decoder {
+pub(crate) struct Decoder {
     defrag: Defrag,
     /// Boxed so it can be taken out of `self` for a packet without copying it.
     d: Option<Box<Decoded>>,
     d2: Decoded,
     frag_events: Vec<DecodeEvent>,
     events: [u64; DecodeEvent::COUNT],
-    stats: Stats,
-    out: Vec<u8>,
+    pub(crate) stats: Stats,
+    pub(crate) out: Vec<u8>,
     eve: EveOptions,
     write_anomalies: bool,
     next_expire_ns: u64,
@@ -90,13 +90,13 @@ struct Decoder {
 }
 
 /// What the decoder hands on for one packet.
-enum Step<'a> {
+pub(crate) enum Step<'a> {
     Outer(&'a Outer),
     Packet(&'a [u8], &'a Decoded),
 }
 
 impl Decoder {
-    fn new(
+    pub(crate) fn new(
         cfg: &SensorConfig,
         eve: EveOptions,
         policy: Option<crate::policy::PolicyRuntime>,
@@ -159,7 +159,7 @@ impl Decoder {
     }
 
     /// Decode one packet (reassembling fragments) and pass what it yields to `sink`.
-    fn feed(&mut self, p: &Packet<'_>, cnt: u64, sink: &mut impl FnMut(u64, Step<'_>)) {
+    pub(crate) fn feed(&mut self, p: &Packet<'_>, cnt: u64, sink: &mut impl FnMut(u64, Step<'_>)) {
         let ts = p.ts_ns;
         self.stats.pkts += 1;
         self.stats.bytes += p.data.len() as u64;
@@ -243,14 +243,14 @@ impl Decoder {
     }
 
     /// The input ended: report the scans and floods still open.
-    fn finish_detect(&mut self) {
+    pub(crate) fn finish_detect(&mut self) {
         if let Some(det) = self.detect.as_mut() {
             det.finish(&mut self.out, &self.eve);
             self.stats.alerts += det.alerts;
         }
     }
 
-    fn finish_stats(&mut self) {
+    pub(crate) fn finish_stats(&mut self) {
         let ds = self.defrag.stats();
         self.stats.frags_timeouts = ds.timeouts;
         self.stats.frags_dropped = self.stats.frags_dropped.max(ds.dropped);
@@ -263,7 +263,7 @@ impl Decoder {
 }
 
 /// If `d` is a DNS response over UDP, the names its answers bind, into `out` (cleared).
-fn dns_response(d: &Decoded, frame: &[u8], out: &mut Vec<Learned>) -> bool {
+pub(crate) fn dns_response(d: &Decoded, frame: &[u8], out: &mut Vec<Learned>) -> bool {
     out.clear();
     if d.tuple.proto != islet_wire::ip_proto::UDP || d.tuple.sport != 53 {
         return false;
@@ -392,22 +392,7 @@ pub fn run_judged(
     dec.finish_stats();
     let mut stats = std::mem::take(&mut dec.stats);
     for wt in &tstats {
-        let t = &wt.table;
-        stats.alerts += wt.alerts;
-        stats.intel_sightings += wt.sightings;
-        stats.policy_denied += wt.denied;
-        stats.policy_names_evicted += wt.names_evicted;
-        stats.flows_total += t.created;
-        stats.flows_tcp += t.tcp;
-        stats.flows_udp += t.udp;
-        stats.flows_icmpv4 += t.icmpv4;
-        stats.flows_icmpv6 += t.icmpv6;
-        stats.flows_other += t.other;
-        stats.flows_timeout += t.ended_timeout;
-        stats.flows_forced += t.ended_forced;
-        stats.flows_shutdown += t.ended_shutdown;
-        stats.flows_emergency_entered += t.emergency_entered;
-        stats.flows_active_max += t.active_max;
+        wt.add_to(&mut stats);
     }
     let wall = started.elapsed();
     stats.ts_ns = last;
@@ -472,7 +457,7 @@ const BATCHES_PER_WORKER: usize = 4;
 
 /// What a worker counted: its flow table's statistics, alerts written, intel sightings.
 #[derive(Debug)]
-struct WorkerTotals {
+pub(crate) struct WorkerTotals {
     table: islet_flow::TableStats,
     alerts: u64,
     sightings: u64,
@@ -481,7 +466,28 @@ struct WorkerTotals {
 }
 
 impl WorkerTotals {
-    fn of(w: &Worker) -> WorkerTotals {
+    /// Add this worker's counts to `stats`.
+    pub(crate) fn add_to(&self, stats: &mut Stats) {
+        let wt = self;
+        let t = &wt.table;
+        stats.alerts += wt.alerts;
+        stats.intel_sightings += wt.sightings;
+        stats.policy_denied += wt.denied;
+        stats.policy_names_evicted += wt.names_evicted;
+        stats.flows_total += t.created;
+        stats.flows_tcp += t.tcp;
+        stats.flows_udp += t.udp;
+        stats.flows_icmpv4 += t.icmpv4;
+        stats.flows_icmpv6 += t.icmpv6;
+        stats.flows_other += t.other;
+        stats.flows_timeout += t.ended_timeout;
+        stats.flows_forced += t.ended_forced;
+        stats.flows_shutdown += t.ended_shutdown;
+        stats.flows_emergency_entered += t.emergency_entered;
+        stats.flows_active_max += t.active_max;
+    }
+
+    pub(crate) fn of(w: &Worker) -> WorkerTotals {
         WorkerTotals {
             table: w.stats().clone(),
             alerts: w.alerts(),

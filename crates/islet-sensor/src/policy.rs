@@ -83,6 +83,18 @@ pub(crate) struct FlowJudgement {
     names: Option<Box<DerivedNames>>,
 }
 
+impl FlowJudgement {
+    /// The flow's verdict is deny (at L3/L4, or refined by L7 metadata).
+    pub(crate) fn denied(&self) -> bool {
+        self.j.is_judged() && self.j.verdict().action == Action::Deny
+    }
+
+    /// The flow has a verdict.
+    pub(crate) fn judged(&self) -> bool {
+        self.j.is_judged()
+    }
+}
+
 /// Names an end had when its flow started (frozen with its identity).
 #[derive(Debug, Default)]
 struct DerivedNames {

@@ -24,6 +24,22 @@ pub(crate) struct Ext {
     policy: FlowJudgement,
     /// What the per-flow detectors reported already.
     detect: u8,
+    /// Inspection ended with an allowed verdict: later packets are counted, not parsed.
+    bypass: bool,
+}
+
+/// What became of one packet's flow, for an inline sensor's forwarding decision.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Fate {
+    /// The flow's verdict is deny: drop the packet.
+    pub(crate) deny: bool,
+    /// This packet made the flow's verdict deny (first packet, or L7 metadata).
+    pub(crate) newly_denied: bool,
+    /// The flow has a verdict (policy on) or is tracked (policy off).
+    pub(crate) judged: bool,
+    /// The packet was not inspected: its flow is bypassed.
+    pub(crate) bypassed: bool,
+    pub(crate) flow_id: u64,
 }
 
 /// How often (in capture time) idle flows are swept.
@@ -155,6 +171,16 @@ pub(crate) struct Worker {
     pub(crate) intel: IntelState,
     pub(crate) policy: PolicyState,
     pub(crate) detect: crate::detect::FlowDetect,
+    /// Stop inspecting a flow once its metadata is logged and its verdict allows it.
+    pub(crate) bypass_enabled: bool,
+    /// Packets and bytes of bypassed flows after their bypass.
+    pub(crate) bypassed_pkts: u64,
+    pub(crate) bypassed_bytes: u64,
+    pub(crate) flows_bypassed: u64,
+    /// Ids of denied flows that ended since the caller last drained this (collected only
+    /// when `track_denied` is set: their offloaded rules go).
+    pub(crate) ended_denied: Vec<u64>,
+    pub(crate) track_denied: bool,
 }
 
 impl Worker {
@@ -179,6 +205,12 @@ impl Worker {
             intel: IntelState::new(judges.intel),
             policy: PolicyState::new(judges.policy),
             detect: crate::detect::FlowDetect::new(detect),
+            bypass_enabled: false,
+            bypassed_pkts: 0,
+            bypassed_bytes: 0,
+            flows_bypassed: 0,
+            ended_denied: Vec::new(),
+            track_denied: false,
         }
     }
 
@@ -200,11 +232,25 @@ impl Worker {
         self.tick(ts);
     }
 
-    /// Account one decoded packet.
-    pub(crate) fn packet(&mut self, ts: u64, frame: &[u8], d: &Decoded) {
+    /// Account one decoded packet; says what became of its flow.
+    pub(crate) fn packet(&mut self, ts: u64, frame: &[u8], d: &Decoded) -> Fate {
         let (id, dir) = self
             .table
             .update(ts, &d.tuple, d.pkt_len, d.tcp_flags, &mut self.records);
+        let f = self.table.flow(id);
+        if f.ext.bypass {
+            self.bypassed_pkts += 1;
+            self.bypassed_bytes += u64::from(d.pkt_len);
+            let fate = Fate {
+                judged: true,
+                bypassed: true,
+                flow_id: f.flow_id,
+                ..Fate::default()
+            };
+            self.tick(ts);
+            return fate;
+        }
+        let was_denied = f.ext.policy.denied();
         if self.intel.active() || self.policy.active() {
             let f = self.table.flow(id);
             if f.pkts[0] + f.pkts[1] == 1 {
@@ -222,7 +268,21 @@ impl Worker {
         {
             self.application(ts, id, dir, frame, d);
         }
+        let f = self.table.flow_mut(id);
+        let deny = f.ext.policy.denied();
+        if self.bypass_enabled && !deny && f.ext.l7.as_ref().is_some_and(|l| l.inspection_done()) {
+            f.ext.bypass = true;
+            self.flows_bypassed += 1;
+        }
+        let fate = Fate {
+            deny,
+            newly_denied: deny && !was_denied,
+            judged: !self.policy.active() || f.ext.policy.judged(),
+            bypassed: false,
+            flow_id: f.flow_id,
+        };
         self.tick(ts);
+        fate
     }
 
     /// A name a DNS answer bound to an address (capture order: before the packets after it).
@@ -415,6 +475,10 @@ impl Worker {
                             .app_event(&mut self.out, &ctx, &ev, &mut ext.detect, &self.eve);
                 }
                 r.alerted |= alerted;
+            }
+            r.bypass = ext.bypass;
+            if self.track_denied && ext.policy.denied() {
+                self.ended_denied.push(r.flow_id);
             }
             let sightings = self.intel.sightings.remove(&r.flow_id).unwrap_or_default();
             let policy = self.policy.ended(&ext.policy);

@@ -16,6 +16,9 @@ struct Cli {
 enum Command {
     /// Analyse capture files (pcap/pcapng) and write EVE JSON events.
     Read(Box<ReadArgs>),
+    /// The live sensor: monitor interfaces (--tap) or bridge pairs inline (--inline),
+    /// dropping denied flows; SIGHUP reloads policy and intel, SIGTERM drains and stops.
+    Run(Box<RunArgs>),
     /// Write synthetic scenario traffic to a pcap file.
     Synth(SynthArgs),
     /// Run the main job on embedded defaults: synthesise a scenario, analyse it, report.
@@ -344,6 +347,72 @@ pub(crate) struct ReadArgs {
     pub metrics: Option<String>,
 }
 
+/// Arguments of `islet run`.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct RunArgs {
+    /// Configuration file (TOML); see docs/CONFIG.md (`[live]`).
+    #[arg(short = 'c', long)]
+    pub config: Option<PathBuf>,
+    /// Validate the configuration, interfaces, privileges, policy and intel, then exit.
+    #[arg(long = "check-config")]
+    pub check_config: bool,
+    /// Bridge two interfaces inline (IFA,IFB); repeatable for more pairs.
+    #[arg(long)]
+    pub inline: Vec<String>,
+    /// Monitor interfaces (IF[,IF…]).
+    #[arg(long)]
+    pub tap: Vec<String>,
+    /// Capture backend: afpacket or afxdp.
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// Where to write EVE JSON lines (`-` for stdout).
+    #[arg(short = 'o', long = "output", default_value = "-")]
+    pub output: String,
+    /// Worker threads (0 = one per core; overrides sensor.workers).
+    #[arg(short = 'w', long)]
+    pub workers: Option<usize>,
+    /// Print the performance-to-protection line on stderr every this many seconds, and write
+    /// a `stats` record as often (overrides live.stats_interval).
+    #[arg(long = "stats-interval")]
+    pub stats_interval: Option<u64>,
+    /// After opening the sockets, become this user (overrides live.user).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Do not program tc flower rules for denied flows.
+    #[arg(long = "no-offload")]
+    pub no_offload: bool,
+    /// Fewer messages.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Threat intelligence to match (as for `islet read`).
+    #[arg(long)]
+    pub intel: Vec<PathBuf>,
+    #[arg(long = "warninglist")]
+    pub warninglists: Vec<PathBuf>,
+    /// A policy bundle directory (or one policy file).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    #[arg(long = "pubkey")]
+    pub pubkeys: Vec<PathBuf>,
+    #[arg(long)]
+    pub inventory: Option<PathBuf>,
+    #[arg(long = "policy-state")]
+    pub policy_state: Option<PathBuf>,
+    /// Record format: eve or ocsf.
+    #[arg(long)]
+    pub format: Option<String>,
+    #[arg(long = "sign-key")]
+    pub sign_key: Option<PathBuf>,
+    #[arg(long = "forward")]
+    pub forward: Vec<String>,
+    #[arg(long = "forward-shared-key")]
+    pub forward_shared_key: Option<String>,
+    #[arg(long = "state-dir")]
+    pub state_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub metrics: Option<String>,
+}
+
 /// Arguments of `islet synth`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct SynthArgs {
@@ -397,6 +466,7 @@ pub(crate) fn main() -> Result<(), Failure> {
     };
     match cli.command {
         Command::Read(a) => crate::read::run(&a).map(|_| ()),
+        Command::Run(a) => crate::run::run(&a),
         Command::Synth(a) => crate::synth::run(&a),
         Command::Demo(a) => crate::demo::run(&a),
         Command::Intel(IntelCommand::Import(a)) => crate::intel::import(&a),

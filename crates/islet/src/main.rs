@@ -9,6 +9,7 @@ mod intel;
 mod log;
 mod policy;
 mod read;
+mod run;
 mod suggest;
 mod synth;
 

@@ -185,7 +185,10 @@ fn note_totals(m: &Metrics, s: &Summary) {
 }
 
 /// Say what the forwarders delivered; records neither delivered nor kept are a failure.
-fn report_delivery(fin: &FinishReport, destinations: &[Vec<String>]) -> Result<(), Failure> {
+pub(crate) fn report_delivery(
+    fin: &FinishReport,
+    destinations: &[Vec<String>],
+) -> Result<(), Failure> {
     let mut lost = 0;
     for (r, d) in fin.forward.iter().zip(destinations) {
         eprintln!(

@@ -1,0 +1,354 @@
+//! `islet run`: the live sensor (tap or inline), with signals: SIGHUP reloads policy and
+//! intelligence, SIGTERM/SIGINT drain and stop.
+
+use crate::Failure;
+use crate::cli::{ReadArgs, RunArgs};
+use islet_capture::afpacket::RingConfig;
+use islet_capture::privs;
+use islet_sensor::SensorConfig;
+use islet_sensor::live::{self, Control, LiveConfig, LiveStats, Mode, OffloadConfig};
+use islet_sensor::output::{FileTarget, build_output};
+use islet_sink::metrics::{Metrics, MetricsServer};
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The `islet read` arguments that `run` shares (policy, intel, output).
+fn as_read(a: &RunArgs) -> ReadArgs {
+    ReadArgs {
+        output: a.output.clone(),
+        config: a.config.clone(),
+        workers: a.workers,
+        quiet: a.quiet,
+        intel: a.intel.clone(),
+        warninglists: a.warninglists.clone(),
+        policy: a.policy.clone(),
+        pubkeys: a.pubkeys.clone(),
+        inventory: a.inventory.clone(),
+        policy_state: a.policy_state.clone(),
+        format: a.format.clone(),
+        sign_key: a.sign_key.clone(),
+        forward: a.forward.clone(),
+        forward_shared_key: a.forward_shared_key.clone(),
+        state_dir: a.state_dir.clone(),
+        metrics: a.metrics.clone(),
+        ..ReadArgs::default()
+    }
+}
+
+/// The live settings: the configuration's `[live]`, overridden by the command line.
+fn live_config(cfg: &SensorConfig, a: &RunArgs) -> Result<LiveConfig, Failure> {
+    let l = &cfg.live;
+    let bad = |m: String| Failure::Input(m);
+    let mode = if !a.inline.is_empty() {
+        if !a.tap.is_empty() {
+            return Err(bad("--inline and --tap exclude each other".into()));
+        }
+        let mut pairs = Vec::new();
+        for p in &a.inline {
+            pairs.push(live::parse_pair(p).map_err(bad)?);
+        }
+        Mode::Inline(pairs)
+    } else if !a.tap.is_empty() {
+        let ifs: Vec<String> = a
+            .tap
+            .iter()
+            .flat_map(|t| t.split(','))
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Mode::Tap(ifs)
+    } else {
+        match l.mode.as_str() {
+            "inline" if !l.pairs.is_empty() => Mode::Inline(
+                l.pairs
+                    .iter()
+                    .map(|p| (p[0].clone(), p[1].clone()))
+                    .collect(),
+            ),
+            "inline" => return Err(bad("live.pairs: inline mode needs at least one pair".into())),
+            "tap" if !l.interfaces.is_empty() => Mode::Tap(l.interfaces.clone()),
+            "tap" => {
+                return Err(bad(
+                    "live.interfaces: tap mode needs at least one interface".into(),
+                ));
+            }
+            _ => {
+                return Err(bad(
+                    "no interfaces: give --inline IFA,IFB or --tap IF (or live.mode in the config)"
+                        .into(),
+                ));
+            }
+        }
+    };
+    let ifs = mode.interfaces();
+    for (i, x) in ifs.iter().enumerate() {
+        if ifs[..i].contains(x) {
+            return Err(bad(format!("interface {x} is given twice")));
+        }
+        if x.is_empty() || x.len() > 15 || x.contains(['/', ' ']) {
+            return Err(bad(format!("interface {x:?}: not a valid interface name")));
+        }
+    }
+    if ifs.len() > 16 {
+        return Err(bad("at most 16 interfaces".into()));
+    }
+    let backend = a.backend.clone().unwrap_or_else(|| l.backend.clone());
+    match backend.as_str() {
+        "afpacket" => {}
+        "afxdp" => {
+            return Err(bad(
+                "--backend afxdp: not available in this build (AF_XDP is not implemented yet; use afpacket)"
+                    .into(),
+            ));
+        }
+        other => {
+            return Err(bad(format!(
+                "--backend {other:?}: expected afpacket or afxdp"
+            )));
+        }
+    }
+    let ring = RingConfig {
+        block_size: l.ring_block_size,
+        block_count: l.ring_blocks,
+        block_timeout_ms: l.ring_block_timeout_ms,
+    };
+    ring.validate().map_err(bad)?;
+    Ok(LiveConfig {
+        mode,
+        ring,
+        offload: OffloadConfig {
+            enabled: l.offload && !a.no_offload,
+            max_rules: l.offload_max_rules,
+            skip_hw: l.offload_skip_hw,
+        },
+        bypass: l.bypass,
+        stats_interval: Duration::from_secs(a.stats_interval.unwrap_or(l.stats_interval)),
+    })
+}
+
+pub(crate) fn run(a: &RunArgs) -> Result<(), Failure> {
+    let ra = as_read(a);
+    let cfg = crate::read::config(&ra)?;
+    let live = live_config(&cfg, a)?;
+    // Everything that can be checked before a port is touched: interfaces, privilege,
+    // policy bundle, intelligence.
+    for i in live.mode.interfaces() {
+        islet_capture::afpacket::ifindex(&i).map_err(|e| Failure::Input(e.to_string()))?;
+    }
+    if !privs::has_cap(privs::CAP_NET_RAW) {
+        return Err(Failure::Input(
+            "capturing needs root or CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode and tc)"
+                .into(),
+        ));
+    }
+    let user = a.user.clone().unwrap_or_else(|| cfg.live.user.clone());
+    let intel = crate::intel::for_read(&cfg.intel, &ra.intel, &ra.warninglists, a.quiet)?;
+    let (intel, sightings) = match intel {
+        Some((rt, q)) => (Some(rt), q),
+        None => (None, None),
+    };
+    let (mut policy, policy_events) = crate::policy::for_read(&ra, &cfg.policy)?;
+    if a.check_config {
+        println!(
+            "islet: configuration OK: {} {}, {} workers, policy {}, intel {}, offload {}",
+            live.mode.name(),
+            describe(&live.mode),
+            cfg.workers(),
+            if policy.is_some() { "on" } else { "off" },
+            if intel.is_some() { "on" } else { "off" },
+            if live.offload.enabled { "on" } else { "off" },
+        );
+        return Ok(());
+    }
+    let inline = matches!(live.mode, Mode::Inline(_));
+    if let Some(p) = policy.as_mut() {
+        p.enforced = inline;
+    }
+    let workers = cfg.workers().max(1);
+    let opened = live::open(&live, workers).map_err(Failure::Input)?;
+    eprintln!(
+        "islet: {} {} over AF_PACKET ({}, {} workers{}); offloads: {}",
+        live.mode.name(),
+        describe(&live.mode),
+        if inline {
+            "TPACKET_V2 rings, per-frame hand-over"
+        } else {
+            "TPACKET_V3 rings"
+        },
+        workers,
+        if workers > 1 { ", fanout hash" } else { "" },
+        if inline {
+            "checksum and segmentation left to the kernel via virtio_net_hdr on receive and send"
+        } else {
+            "none needed (tap)"
+        }
+    );
+    if !user.is_empty() {
+        let d = privs::drop_to(&user, &[privs::CAP_NET_ADMIN, privs::CAP_NET_RAW])
+            .map_err(|e| Failure::Runtime(format!("live.user: {e}")))?;
+        eprintln!(
+            "islet: now running as {} (uid {}, gid {}), keeping {}",
+            d.user,
+            d.uid,
+            d.gid,
+            d.kept.join(" and ")
+        );
+    }
+    let target = if a.output == "-" {
+        FileTarget::Stdout
+    } else {
+        FileTarget::Path(a.output.clone().into())
+    };
+    let mut destinations: Vec<Vec<String>> = a
+        .forward
+        .iter()
+        .map(|d| d.split(',').map(str::to_string).collect())
+        .collect();
+    if destinations.is_empty() && !cfg.forward.servers.is_empty() {
+        destinations.push(cfg.forward.servers.clone());
+    }
+    let metrics = Arc::new(Metrics::default());
+    let _metrics_server = match cfg.output.metrics.as_str() {
+        "" => None,
+        addr => Some(
+            MetricsServer::start(addr, metrics.clone())
+                .map_err(|e| Failure::Runtime(format!("metrics on {addr}: {e}")))?,
+        ),
+    };
+    let mut out = build_output(
+        &cfg.output,
+        &cfg.forward,
+        &destinations,
+        target,
+        metrics.clone(),
+    )
+    .map_err(Failure::Input)?;
+    out.write_all(&policy_events)
+        .map_err(|e| Failure::Runtime(format!("{}: {e}", a.output)))?;
+
+    let term = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [
+        (signal_hook::consts::SIGTERM, &term),
+        (signal_hook::consts::SIGINT, &term),
+        (signal_hook::consts::SIGHUP, &hup),
+    ] {
+        signal_hook::flag::register(sig, flag.clone())
+            .map_err(|e| Failure::Runtime(format!("signal handler: {e}")))?;
+    }
+    let ctl = Control::default();
+    let judges = islet_sensor::Judges {
+        intel: intel.clone(),
+        policy: policy.clone(),
+    };
+    let stats_every = a.stats_interval.map(Duration::from_secs);
+    let mut last_line = Instant::now();
+    let mut prev = LiveStats::default();
+    let quiet = a.quiet;
+    let mut tick = |st: &LiveStats| {
+        metrics
+            .packets
+            .store(st.packets, std::sync::atomic::Ordering::Relaxed);
+        if term.load(Ordering::Relaxed) {
+            ctl.stop.store(true, Ordering::Relaxed);
+        }
+        if hup.swap(false, Ordering::Relaxed) {
+            reload(&ra, &cfg, policy.as_ref(), intel.as_ref());
+        }
+        if let Some(every) = stats_every
+            && !every.is_zero()
+            && last_line.elapsed() >= every
+        {
+            last_line = Instant::now();
+            if !quiet {
+                eprintln!("{}", st.line(&prev));
+            }
+            prev = st.clone();
+        }
+    };
+    let log = |m: String| eprintln!("islet: {m}");
+    let result = live::run(&cfg, &live, opened, judges, &mut out, &ctl, &mut tick, &log);
+    if let Some(q) = sightings {
+        let st = q.finish();
+        eprintln!(
+            "islet: sightings to MISP: {} sent, {} dropped, {} undelivered",
+            st.sent, st.dropped, st.undelivered
+        );
+    }
+    let fin = out
+        .finish()
+        .map_err(|e| Failure::Runtime(format!("{}: {e}", a.output)))?;
+    let (stats, st) = result.map_err(|e| Failure::Runtime(format!("live capture: {e}")))?;
+    crate::read::report_delivery(&fin, &destinations)?;
+    eprintln!(
+        "islet: stopped: {} packets ({} forwarded, {} blocked, {} bypassed), {} flows, {} alerts; kernel drops {}; offload rules {} added, {} removed; {:.2} cpu-s, {:.0} protected pkt per cpu-s, coverage {:.4}",
+        st.packets,
+        st.forwarded,
+        st.blocked,
+        st.bypassed,
+        stats.flows_total,
+        stats.alerts,
+        st.kernel_drops,
+        st.offload_installed,
+        st.offload_removed,
+        st.cpu_seconds,
+        st.protected_per_cpu_second(),
+        st.coverage()
+    );
+    Ok(())
+}
+
+fn describe(m: &Mode) -> String {
+    match m {
+        Mode::Tap(v) => v.join(","),
+        Mode::Inline(p) => p
+            .iter()
+            .map(|(a, b)| format!("{a}<->{b}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+/// SIGHUP: load the policy and intelligence again and swap them in. A bundle that fails
+/// verification leaves the one in force (fail closed); so does unreadable intelligence.
+fn reload(
+    ra: &ReadArgs,
+    cfg: &SensorConfig,
+    policy: Option<&islet_sensor::policy::PolicyRuntime>,
+    intel: Option<&islet_intel::feed::IntelRuntime>,
+) {
+    if let Some(rt) = policy {
+        match crate::policy::for_read(ra, &cfg.policy) {
+            Ok((Some(new), _)) => {
+                let e = new.engine.load_full();
+                eprintln!(
+                    "islet: SIGHUP: policy reloaded ({} rules, bundle version {}); new flows are judged by it",
+                    e.policy.rules.len(),
+                    e.bundle_version
+                );
+                rt.engine.store(e);
+            }
+            Ok((None, _)) => {
+                eprintln!("islet: SIGHUP: no policy configured now; the one in force stays")
+            }
+            Err(Failure::Input(m) | Failure::Runtime(m)) => {
+                eprintln!("islet: SIGHUP: policy not reloaded, the one in force stays: {m}")
+            }
+        }
+    }
+    if let Some(rt) = intel {
+        match crate::intel::for_read(&cfg.intel, &ra.intel, &ra.warninglists, true) {
+            Ok(Some((new, _))) => {
+                let s = new.snapshot.load_full();
+                eprintln!("islet: SIGHUP: intel reloaded ({} indicators)", s.len());
+                rt.snapshot.store(s);
+            }
+            Ok(None) => {}
+            Err(Failure::Input(m) | Failure::Runtime(m)) => {
+                eprintln!("islet: SIGHUP: intel not reloaded, the snapshot in force stays: {m}")
+            }
+        }
+    }
+}
