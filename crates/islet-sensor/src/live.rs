@@ -511,8 +511,10 @@ fn merge_decoder(t: &mut Stats, d: &Stats) {
     }
 }
 
-/// The live `stats` record: Suricata's `capture` and `ips` sections, `flow_bypassed`, and
-/// the performance-to-protection ratio under `islet`.
+/// The live `stats` record: Suricata's `capture` and `ips` sections and `flow_bypassed`;
+/// `offload` (tc rules), `live` (mode and packet counts) and `protection`: the
+/// performance-to-protection ratio, cost (CPU seconds) beside protection (coverage, protected
+/// packets per CPU-second). (Not under `islet`: that object is the chain's.)
 pub fn write_live_stats(b: &mut Vec<u8>, ts_ns: u64, st: &LiveStats, mode: &str) {
     let mut j = Json::object(b);
     j.with("timestamp", |b| islet_event::time::write_iso(b, ts_ns));
@@ -530,14 +532,6 @@ pub fn write_live_stats(b: &mut Vec<u8>, ts_ns: u64, st: &LiveStats, mode: &str)
     j.begin_object("flow_bypassed");
     j.u64("local_pkts", st.bypassed);
     j.end_object();
-    j.begin_object("islet");
-    j.str("mode", mode);
-    j.str("backend", "afpacket");
-    j.u64("packets", st.packets);
-    j.u64("bytes", st.bytes);
-    j.u64("inspected", st.packets.saturating_sub(st.bypassed));
-    j.u64("bypassed", st.bypassed);
-    j.u64("send_errors", st.send_errors);
     j.begin_object("offload");
     j.u64("rules", st.offload_rules);
     j.u64("installed", st.offload_installed);
@@ -545,6 +539,17 @@ pub fn write_live_stats(b: &mut Vec<u8>, ts_ns: u64, st: &LiveStats, mode: &str)
     j.u64("budget_full", st.offload_budget_full);
     j.u64("errors", st.offload_errors);
     j.end_object();
+    j.begin_object("live");
+    j.str("mode", mode);
+    j.str("backend", "afpacket");
+    j.u64("packets", st.packets);
+    j.u64("bytes", st.bytes);
+    j.u64("non_ip", st.non_ip);
+    j.u64("inspected", st.packets.saturating_sub(st.bypassed));
+    j.u64("bypassed", st.bypassed);
+    j.u64("send_errors", st.send_errors);
+    j.end_object();
+    j.begin_object("protection");
     j.f64("cpu_seconds", st.cpu_seconds);
     j.f64(
         "protected_pkts_per_cpu_second",

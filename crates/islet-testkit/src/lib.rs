@@ -77,3 +77,44 @@ pub fn tool_or_skip(test: &str, tool: &str) -> bool {
     }
     found
 }
+
+/// Whether this test may build network namespaces (root, with `ip` from iproute2); prints a
+/// skip reason when it may not. Panics when `ISLET_REQUIRE_NETNS=1` (set by `.ci/run`, which
+/// runs as root).
+pub fn netns_or_skip(test: &str) -> bool {
+    let why = if !tool_or_skip(test, "ip") {
+        return false;
+    } else {
+        let uid = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        if uid.as_deref() != Some("0") {
+            Some("not running as root (network namespaces need it)")
+        } else {
+            let tag: u32 = test
+                .bytes()
+                .fold(0u32, |h, b| h.wrapping_mul(31) ^ b as u32);
+            let probe = format!("islet-probe-{}-{tag:x}", std::process::id());
+            let ok = std::process::Command::new("ip")
+                .args(["netns", "add", &probe])
+                .status()
+                .is_ok_and(|s| s.success());
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &probe])
+                .status();
+            (!ok).then_some("`ip netns add` failed")
+        }
+    };
+    match why {
+        None => true,
+        Some(why) => {
+            if std::env::var("ISLET_REQUIRE_NETNS").as_deref() == Ok("1") {
+                panic!("{test}: {why}, and ISLET_REQUIRE_NETNS=1");
+            }
+            eprintln!("SKIP {test}: {why}");
+            false
+        }
+    }
+}
