@@ -277,11 +277,12 @@ fn attr(buf: &mut Vec<u8>, ty: u16, data: &[u8]) {
     }
 }
 
-/// Open a nested attribute; returns its offset for [`end_nest`].
+/// Open a nested attribute (`ty` as given: with `NLA_F_NESTED` where iproute2 sets it, which
+/// is only on action options); returns its offset for [`end_nest`].
 fn nest(buf: &mut Vec<u8>, ty: u16) -> usize {
     let at = buf.len();
     buf.extend_from_slice(&[0, 0]);
-    buf.extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
+    buf.extend_from_slice(&ty.to_ne_bytes());
     at
 }
 
@@ -545,7 +546,7 @@ impl Tc {
         let acts = nest(&mut b, TCA_FLOWER_ACT);
         let a1 = nest(&mut b, 1);
         attr(&mut b, TCA_ACT_KIND, b"gact\0");
-        let ao = nest(&mut b, TCA_ACT_OPTIONS);
+        let ao = nest(&mut b, TCA_ACT_OPTIONS | NLA_F_NESTED);
         // struct tc_gact { index, capab, action, refcnt, bindcnt }
         let mut parms = [0u8; 20];
         let act = match action {
