@@ -7,7 +7,8 @@
 //! Several files are read in order as one stream.
 //!
 //! Live sources and the enforcement backends are here too (Linux only): [`afpacket`]
-//! (TPACKET_V3 rings, fanout, `virtio_net_hdr` offload handling), [`tc`] (flower filters over
+//! (TPACKET_V3 rings, fanout, `virtio_net_hdr` offload handling), [`afxdp`] (UMEM, the four
+//! rings, the XDP steering program loaded with bpf(2)), [`tc`] (flower filters over
 //! rtnetlink) and [`privs`] (dropping root, keeping capabilities). This is the one crate that
 //! holds `unsafe`, and only in those modules (each says `#![allow(unsafe_code)]`); the file
 //! readers have none.
@@ -15,6 +16,8 @@
 
 #[cfg(target_os = "linux")]
 pub mod afpacket;
+#[cfg(target_os = "linux")]
+pub mod afxdp;
 #[cfg(target_os = "linux")]
 pub mod privs;
 #[cfg(target_os = "linux")]

@@ -16,7 +16,8 @@ use crate::pipeline::{Decoder, Judges, Step, WorkerTotals, dns_response};
 use crate::worker::Worker;
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use islet_capture::Packet;
-use islet_capture::afpacket::{self, AfPacket, Frame, RingConfig, SocketOptions, SocketStats};
+use islet_capture::afpacket::{self, AfPacket, Frame, RingConfig, SocketOptions};
+use islet_capture::afxdp::{self, XdpProgram, Xsk, XskConfig, XskStats};
 use islet_capture::tc::{FlowMatch, RuleAction, Tc};
 use islet_event::Stats;
 use islet_event::eve::{self, EveOptions};
@@ -58,6 +59,22 @@ impl Mode {
     }
 }
 
+/// How frames are captured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    AfPacket,
+    AfXdp,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::AfPacket => "afpacket",
+            Backend::AfXdp => "afxdp",
+        }
+    }
+}
+
 /// tc-flower offload of denied flows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OffloadConfig {
@@ -83,6 +100,7 @@ impl Default for OffloadConfig {
 #[derive(Clone, Debug)]
 pub struct LiveConfig {
     pub mode: Mode,
+    pub backend: Backend,
     pub ring: RingConfig,
     pub offload: OffloadConfig,
     /// Stop inspecting flows whose metadata is logged and whose verdict allows them.
@@ -91,19 +109,142 @@ pub struct LiveConfig {
     pub stats_interval: Duration,
 }
 
+/// One socket of a worker: AF_PACKET, or AF_XDP (with the counters last read from it).
+#[derive(Debug)]
+enum Port {
+    Packet(AfPacket),
+    Xdp(Box<Xsk>, XskStats),
+}
+
+impl Port {
+    fn fd(&self) -> i32 {
+        match self {
+            Port::Packet(s) => s.fd(),
+            Port::Xdp(x, _) => x.fd(),
+        }
+    }
+
+    fn drain(&mut self, max: usize, f: &mut dyn FnMut(&Frame<'_>)) -> usize {
+        match self {
+            Port::Packet(s) => s.drain(max, f),
+            // AF_XDP has no receive timestamp: the batch is stamped when it is taken.
+            Port::Xdp(x, _) => x.drain(max, wall_ns(), f),
+        }
+    }
+
+    fn send(&mut self, fr: &Frame<'_>) -> bool {
+        match self {
+            Port::Packet(s) => s.send(fr.data, &fr.vnet).is_ok(),
+            Port::Xdp(x, _) => x.send(fr.data),
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Port::Xdp(x, _) = self {
+            x.flush();
+        }
+    }
+
+    /// Kernel (packets, drops, freezes) since the last call.
+    fn kernel_delta(&mut self) -> (u64, u64, u64) {
+        match self {
+            Port::Packet(s) => s
+                .stats()
+                .map(|x| (x.packets, x.drops, x.freezes))
+                .unwrap_or_default(),
+            Port::Xdp(x, last) => {
+                let Ok(now) = x.stats() else {
+                    return (0, 0, 0);
+                };
+                let d = (now.rx_dropped + now.rx_ring_full)
+                    .saturating_sub(last.rx_dropped + last.rx_ring_full);
+                *last = now;
+                (0, d, 0)
+            }
+        }
+    }
+}
+
 /// A worker's sockets: for a pair, `peer[i]` is the socket frames from `socks[i]` leave by.
 #[derive(Debug)]
 struct WorkerSockets {
-    socks: Vec<AfPacket>,
+    socks: Vec<Port>,
     peer: Vec<Option<usize>>,
     ifindex: Vec<u32>,
 }
 
-/// Sockets opened (and the tc handle) before privileges are dropped.
+/// Sockets opened (and the tc handle, and the XDP programs) before privileges are dropped.
 #[derive(Debug)]
 pub struct Opened {
     workers: Vec<WorkerSockets>,
     tc: Option<Tc>,
+    /// Attached while the sensor runs (the kernel detaches them when these close).
+    xdp: Vec<XdpProgram>,
+    /// How the sockets capture, for the start-up line.
+    pub describe: String,
+}
+
+impl Opened {
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+}
+
+/// Open AF_XDP sockets: one per receive queue, `min(workers, queues)` of them per interface,
+/// and the steering program on each interface.
+fn open_xdp(live: &LiveConfig, workers: usize, idx: &[u32]) -> Result<Opened, String> {
+    let inline = matches!(live.mode, Mode::Inline(_));
+    let ifaces = live.mode.interfaces();
+    let queues = ifaces
+        .iter()
+        .map(|i| afxdp::rx_queues(i))
+        .min()
+        .unwrap_or(1);
+    let n = workers.min(queues as usize).max(1);
+    let mut progs = Vec::new();
+    for i in &ifaces {
+        progs.push(XdpProgram::attach(i, queues).map_err(|e| e.to_string())?);
+    }
+    let mut out = Vec::new();
+    let mut zc = 0;
+    for q in 0..n as u32 {
+        let mut ws = WorkerSockets {
+            socks: Vec::new(),
+            peer: Vec::new(),
+            ifindex: Vec::new(),
+        };
+        for (k, name) in ifaces.iter().enumerate() {
+            let x = Xsk::open(name, q, &XskConfig::default()).map_err(|e| e.to_string())?;
+            progs[k]
+                .steer(q, &x)
+                .map_err(|e| format!("interface {name}: XSKMAP update: {e}"))?;
+            zc += usize::from(x.zero_copy());
+            ws.socks.push(Port::Xdp(Box::new(x), XskStats::default()));
+            ws.ifindex.push(idx[k]);
+            ws.peer.push(inline.then_some(k ^ 1));
+        }
+        out.push(ws);
+    }
+    let total = n * ifaces.len();
+    let describe = format!(
+        "AF_XDP ({} mode, XDP program in {} mode, {} queue{} per interface)",
+        if zc == total {
+            "zero-copy"
+        } else if zc == 0 {
+            "copy"
+        } else {
+            "mixed zero-copy/copy"
+        },
+        progs.first().map(|p| p.mode_name()).unwrap_or("?"),
+        n,
+        if n == 1 { "" } else { "s" }
+    );
+    Ok(Opened {
+        workers: out,
+        tc: None,
+        xdp: progs,
+        describe,
+    })
 }
 
 /// Open every socket: `workers` per interface, fanned out by flow hash. Errors name the
@@ -114,6 +255,11 @@ pub fn open(live: &LiveConfig, workers: usize) -> Result<Opened, String> {
     let mut idx = Vec::new();
     for i in &ifaces {
         idx.push(afpacket::ifindex(i).map_err(|e| e.to_string())?);
+    }
+    if live.backend == Backend::AfXdp {
+        let mut o = open_xdp(live, workers, &idx)?;
+        o.tc = open_tc(live)?;
+        return Ok(o);
     }
     let pid = std::process::id();
     let mut out = Vec::new();
@@ -140,22 +286,39 @@ pub fn open(live: &LiveConfig, workers: usize) -> Result<Opened, String> {
                     e.to_string()
                 }
             })?;
-            ws.socks.push(s);
+            ws.socks.push(Port::Packet(s));
             ws.ifindex.push(idx[k]);
             ws.peer.push(inline.then_some(k ^ 1));
         }
         out.push(ws);
     }
-    let tc = if live.offload.enabled && inline {
-        let mut tc = Tc::open().map_err(|e| format!("netlink route socket: {e}"))?;
-        if live.offload.skip_hw {
-            tc.flags = islet_capture::tc::SKIP_HW;
-        }
-        Some(tc)
-    } else {
-        None
-    };
-    Ok(Opened { workers: out, tc })
+    let describe = format!(
+        "AF_PACKET ({}, {} workers{})",
+        if inline {
+            "TPACKET_V2 rings, per-frame hand-over"
+        } else {
+            "TPACKET_V3 rings"
+        },
+        workers,
+        if workers > 1 { ", fanout hash" } else { "" }
+    );
+    Ok(Opened {
+        workers: out,
+        tc: open_tc(live)?,
+        xdp: Vec::new(),
+        describe,
+    })
+}
+
+fn open_tc(live: &LiveConfig) -> Result<Option<Tc>, String> {
+    if !live.offload.enabled || !matches!(live.mode, Mode::Inline(_)) {
+        return Ok(None);
+    }
+    let mut tc = Tc::open().map_err(|e| format!("netlink route socket: {e}"))?;
+    if live.offload.skip_hw {
+        tc.flags = islet_capture::tc::SKIP_HW;
+    }
+    Ok(Some(tc))
 }
 
 /// One worker's counters, read by the stats loop (each worker writes only its own).
@@ -377,6 +540,8 @@ pub fn run(
     let oc = OffloadCounters::default();
     let inline = matches!(live.mode, Mode::Inline(_));
     let mode_name = live.mode.name();
+    let backend = live.backend.name();
+    let _xdp = opened.xdp;
     std::thread::scope(|s| {
         let (wtx, wrx): (Sender<Vec<u8>>, Receiver<Vec<u8>>) = bounded(n * 8 + 8);
         let writer = s.spawn(move || -> std::io::Result<()> {
@@ -436,7 +601,7 @@ pub fn run(
             if !live.stats_interval.is_zero() && Instant::now() >= next_stats {
                 next_stats += live.stats_interval;
                 let mut b = Vec::new();
-                write_live_stats(&mut b, wall_ns(), &st, mode_name);
+                write_live_stats(&mut b, wall_ns(), &st, mode_name, backend);
                 let _ = wtx.send(b);
             }
         }
@@ -464,7 +629,7 @@ pub fn run(
         totals.ts_ns = wall_ns();
         totals.uptime_s = st.uptime.as_secs();
         let mut b = Vec::new();
-        write_live_stats(&mut b, totals.ts_ns, &st, mode_name);
+        write_live_stats(&mut b, totals.ts_ns, &st, mode_name, backend);
         eve::write_stats(&mut b, &totals);
         let _ = wtx.send(b);
         drop(wtx);
@@ -515,7 +680,7 @@ fn merge_decoder(t: &mut Stats, d: &Stats) {
 /// `offload` (tc rules), `live` (mode and packet counts) and `protection`: the
 /// performance-to-protection ratio, cost (CPU seconds) beside protection (coverage, protected
 /// packets per CPU-second). (Not under `islet`: that object is the chain's.)
-pub fn write_live_stats(b: &mut Vec<u8>, ts_ns: u64, st: &LiveStats, mode: &str) {
+pub fn write_live_stats(b: &mut Vec<u8>, ts_ns: u64, st: &LiveStats, mode: &str, backend: &str) {
     let mut j = Json::object(b);
     j.with("timestamp", |b| islet_event::time::write_iso(b, ts_ns));
     j.str("event_type", "stats");
@@ -541,7 +706,7 @@ pub fn write_live_stats(b: &mut Vec<u8>, ts_ns: u64, st: &LiveStats, mode: &str)
     j.end_object();
     j.begin_object("live");
     j.str("mode", mode);
-    j.str("backend", "afpacket");
+    j.str("backend", backend);
     j.u64("packets", st.packets);
     j.u64("bytes", st.bytes);
     j.u64("non_ip", st.non_ip);
@@ -586,7 +751,7 @@ fn worker_loop(
     );
     w.bypass_enabled = live.bypass;
     w.track_denied = otx.is_some();
-    let fds: Vec<i32> = ws.socks.iter().map(|s| s.fd()).collect();
+    let fds: Vec<i32> = ws.socks.iter().map(Port::fd).collect();
     let mut cnt = 0u64;
     let mut learned = Vec::new();
     let mut last_flush = Instant::now();
@@ -600,7 +765,7 @@ fn worker_loop(
     while !ctl.stop.load(Ordering::Relaxed) {
         let mut got = 0;
         for i in 0..ws.socks.len() {
-            let (rx, tx) = pair(&mut ws.socks, i, ws.peer[i]);
+            let (rx, mut tx) = pair(&mut ws.socks, i, ws.peer[i]);
             let ifindex = ws.ifindex[i];
             got += rx.drain(BATCH, &mut |fr: &Frame<'_>| {
                 cnt += 1;
@@ -656,16 +821,19 @@ fn worker_loop(
                 if bypassed {
                     c.bypassed.fetch_add(1, Ordering::Relaxed);
                 }
-                if let Some(tx) = tx {
+                if let Some(tx) = tx.as_deref_mut() {
                     if deny && inline {
                         c.blocked.fetch_add(1, Ordering::Relaxed);
-                    } else if tx.send(fr.data, &fr.vnet).is_ok() {
+                    } else if tx.send(fr) {
                         c.forwarded.fetch_add(1, Ordering::Relaxed);
                     } else {
                         c.send_errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             });
+        }
+        for s in ws.socks.iter_mut() {
+            s.flush();
         }
         if let Some(o) = &otx {
             for id in w.ended_denied.drain(..) {
@@ -684,10 +852,10 @@ fn worker_loop(
         }
         if last_stats.elapsed() >= Duration::from_secs(1) {
             last_stats = Instant::now();
-            kernel_stats(&ws.socks, c);
+            kernel_stats(&mut ws.socks, c);
         }
     }
-    kernel_stats(&ws.socks, c);
+    kernel_stats(&mut ws.socks, c);
     let now = wall_ns().max(last_ts);
     dec.finish_detect();
     send(&mut dec.out);
@@ -708,36 +876,31 @@ fn worker_loop(
 }
 
 /// The socket `i` and, for a pair, the one its frames leave by.
-fn pair(
-    socks: &mut [AfPacket],
-    i: usize,
-    peer: Option<usize>,
-) -> (&mut AfPacket, Option<&AfPacket>) {
+fn pair(socks: &mut [Port], i: usize, peer: Option<usize>) -> (&mut Port, Option<&mut Port>) {
     match peer {
         Some(j) if j < i => {
             let (a, b) = socks.split_at_mut(i);
-            (&mut b[0], Some(&a[j]))
+            (&mut b[0], Some(&mut a[j]))
         }
         Some(j) if j > i && j < socks.len() => {
             let (a, b) = socks.split_at_mut(j);
-            (&mut a[i], Some(&b[0]))
+            (&mut a[i], Some(&mut b[0]))
         }
         _ => (&mut socks[i], None),
     }
 }
 
-fn kernel_stats(socks: &[AfPacket], c: &Counters) {
-    let mut t = SocketStats::default();
+fn kernel_stats(socks: &mut [Port], c: &Counters) {
+    let (mut p, mut d, mut f) = (0, 0, 0);
     for s in socks {
-        if let Ok(x) = s.stats() {
-            t.packets += x.packets;
-            t.drops += x.drops;
-            t.freezes += x.freezes;
-        }
+        let (a, b, x) = s.kernel_delta();
+        p += a;
+        d += b;
+        f += x;
     }
-    c.kernel_packets.fetch_add(t.packets, Ordering::Relaxed);
-    c.kernel_drops.fetch_add(t.drops, Ordering::Relaxed);
-    c.kernel_freezes.fetch_add(t.freezes, Ordering::Relaxed);
+    c.kernel_packets.fetch_add(p, Ordering::Relaxed);
+    c.kernel_drops.fetch_add(d, Ordering::Relaxed);
+    c.kernel_freezes.fetch_add(f, Ordering::Relaxed);
 }
 
 /// Parse `A,B` pairs and `IF,IF` lists from the command line.

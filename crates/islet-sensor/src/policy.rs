@@ -32,6 +32,10 @@ pub struct PolicyRuntime {
     pub names_max: usize,
     /// Seconds a learned name holds at least (`policy.dns_min_ttl`).
     pub dns_min_ttl: u64,
+    /// A reload also re-judges open flows at their next packet (the live sensor: a flow the
+    /// new policy denies is cut, not only new ones). Off, flows keep the verdict they started
+    /// with and its provenance.
+    pub rejudge: bool,
 }
 
 impl PolicyRuntime {
@@ -41,6 +45,7 @@ impl PolicyRuntime {
             engine: Arc::new(ArcSwap::from_pointee(e)),
             enforced: false,
             names_max: d.names_max,
+            rejudge: false,
             dns_min_ttl: d.dns_min_ttl,
         }
     }
@@ -249,6 +254,8 @@ impl Engines {
 #[derive(Debug, Default)]
 pub(crate) struct PolicyState {
     enforced: bool,
+    rejudge: bool,
+    pub(crate) rejudged: u64,
     cache: Option<EngineCache>,
     engines: Engines,
     /// The identity names and reason of the verdict being written, formatted into a reused
@@ -265,6 +272,7 @@ impl PolicyState {
     pub(crate) fn new(rt: Option<PolicyRuntime>) -> PolicyState {
         PolicyState {
             enforced: rt.as_ref().is_some_and(|r| r.enforced),
+            rejudge: rt.as_ref().is_some_and(|r| r.rejudge),
             names: rt
                 .as_ref()
                 .map(|r| NameCache::new(r.names_max, r.dns_min_ttl))
@@ -321,6 +329,28 @@ impl PolicyState {
 
     pub(crate) fn active(&self) -> bool {
         self.cache.is_some()
+    }
+
+    /// With `rejudge`: was `fj` judged by an engine a reload has since replaced? If so its
+    /// hold on that engine ends here and the caller judges the flow again. One pointer
+    /// comparison per packet.
+    pub(crate) fn take_stale(&mut self, fj: &FlowJudgement) -> bool {
+        if !self.rejudge || !fj.j.is_judged() {
+            return false;
+        }
+        let Some(cache) = self.cache.as_mut() else {
+            return false;
+        };
+        let e = cache.load();
+        let stale = match self.engines.slots.get(fj.j.slot as usize) {
+            Some(Some((have, _))) => !Arc::ptr_eq(have, e),
+            _ => false,
+        };
+        if stale {
+            self.engines.release(fj.j.slot);
+            self.rejudged += 1;
+        }
+        stale
     }
 
     /// A new flow: judge it at L3/L4 into `j`, the flow's entry. True if an alert was

@@ -237,6 +237,14 @@ impl Worker {
         let (id, dir) = self
             .table
             .update(ts, &d.tuple, d.pkt_len, d.tcp_flags, &mut self.records);
+        let f = self.table.flow_mut(id);
+        let was_denied = f.ext.policy.denied();
+        if self.policy.take_stale(&f.ext.policy) {
+            // A reload replaced the policy this flow was judged by: judge it again (a
+            // bypassed flow too), so a flow the new policy denies is cut.
+            f.ext.bypass = false;
+            self.judge(ts, id);
+        }
         let f = self.table.flow(id);
         if f.ext.bypass {
             self.bypassed_pkts += 1;
@@ -250,7 +258,6 @@ impl Worker {
             self.tick(ts);
             return fate;
         }
-        let was_denied = f.ext.policy.denied();
         if self.intel.active() || self.policy.active() {
             let f = self.table.flow(id);
             if f.pkts[0] + f.pkts[1] == 1 {

@@ -6,7 +6,7 @@ use crate::cli::{ReadArgs, RunArgs};
 use islet_capture::afpacket::RingConfig;
 use islet_capture::privs;
 use islet_sensor::SensorConfig;
-use islet_sensor::live::{self, Control, LiveConfig, LiveStats, Mode, OffloadConfig};
+use islet_sensor::live::{self, Backend, Control, LiveConfig, LiveStats, Mode, OffloadConfig};
 use islet_sensor::output::{FileTarget, build_output};
 use islet_sink::metrics::{Metrics, MetricsServer};
 use std::io::Write;
@@ -94,21 +94,15 @@ fn live_config(cfg: &SensorConfig, a: &RunArgs) -> Result<LiveConfig, Failure> {
     if ifs.len() > 16 {
         return Err(bad("at most 16 interfaces".into()));
     }
-    let backend = a.backend.clone().unwrap_or_else(|| l.backend.clone());
-    match backend.as_str() {
-        "afpacket" => {}
-        "afxdp" => {
-            return Err(bad(
-                "--backend afxdp: not available in this build (AF_XDP is not implemented yet; use afpacket)"
-                    .into(),
-            ));
-        }
+    let backend = match a.backend.as_deref().unwrap_or(l.backend.as_str()) {
+        "afpacket" => Backend::AfPacket,
+        "afxdp" => Backend::AfXdp,
         other => {
             return Err(bad(format!(
                 "--backend {other:?}: expected afpacket or afxdp"
             )));
         }
-    }
+    };
     let ring = RingConfig {
         block_size: l.ring_block_size,
         block_count: l.ring_blocks,
@@ -117,6 +111,7 @@ fn live_config(cfg: &SensorConfig, a: &RunArgs) -> Result<LiveConfig, Failure> {
     ring.validate().map_err(bad)?;
     Ok(LiveConfig {
         mode,
+        backend,
         ring,
         offload: OffloadConfig {
             enabled: l.offload && !a.no_offload,
@@ -165,24 +160,23 @@ pub(crate) fn run(a: &RunArgs) -> Result<(), Failure> {
     let inline = matches!(live.mode, Mode::Inline(_));
     if let Some(p) = policy.as_mut() {
         p.enforced = inline;
+        p.rejudge = true;
     }
     let workers = cfg.workers().max(1);
     let opened = live::open(&live, workers).map_err(Failure::Input)?;
     eprintln!(
-        "islet: {} {} over AF_PACKET ({}, {} workers{}); offloads: {}",
+        "islet: {} {} over {}; offloads: {}",
         live.mode.name(),
         describe(&live.mode),
-        if inline {
-            "TPACKET_V2 rings, per-frame hand-over"
-        } else {
-            "TPACKET_V3 rings"
-        },
-        workers,
-        if workers > 1 { ", fanout hash" } else { "" },
-        if inline {
-            "checksum and segmentation left to the kernel via virtio_net_hdr on receive and send"
-        } else {
-            "none needed (tap)"
+        opened.describe,
+        match (inline, live.backend) {
+            (false, _) => "none needed (tap)",
+            (true, Backend::AfPacket) => {
+                "checksum and segmentation left to the kernel via virtio_net_hdr on receive and send"
+            }
+            (true, Backend::AfXdp) => {
+                "the XDP hook turns GSO off on the ports' peers; frames arrive MTU-sized"
+            }
         }
     );
     if !user.is_empty() {
@@ -268,8 +262,35 @@ pub(crate) fn run(a: &RunArgs) -> Result<(), Failure> {
             prev = st.clone();
         }
     };
+    // Scheduled MISP/TAXII pulls swap fresh snapshots in while the sensor runs.
+    let every = [
+        cfg.intel.misp.as_ref().map_or(0, |m| m.pull_every_s),
+        cfg.intel.taxii.as_ref().map_or(0, |t| t.poll_every_s),
+    ]
+    .into_iter()
+    .filter(|s| *s > 0)
+    .min();
+    let puller = match (&intel, every) {
+        (Some(rt), Some(s)) => {
+            let mut icfg = cfg.intel.clone();
+            icfg.warninglists.extend(ra.warninglists.iter().cloned());
+            Some(islet_intel::feed::Puller::start(
+                icfg,
+                ra.intel.clone(),
+                islet_intel::feed::Pulled::default(),
+                rt.snapshot.clone(),
+                Duration::from_secs(s),
+                |e| eprintln!("islet: intel pull: {e}"),
+            ))
+        }
+        _ => None,
+    };
     let log = |m: String| eprintln!("islet: {m}");
     let result = live::run(&cfg, &live, opened, judges, &mut out, &ctl, &mut tick, &log);
+    if let Some(p) = puller {
+        let n = p.stop();
+        eprintln!("islet: intel: {n} snapshots pulled and swapped in while running");
+    }
     if let Some(q) = sightings {
         let st = q.finish();
         eprintln!(

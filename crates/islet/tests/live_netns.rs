@@ -320,6 +320,9 @@ fn web_servers(lab: &mut Lab, net: u8, ports: &[u16]) {
     let big: Vec<u8> = (0..4u32 << 20).map(|i| (i * 7 + i / 4096) as u8).collect();
     std::fs::write(www.join("big.bin"), big).expect("big");
     std::fs::write(www.join("index.html"), "hello from b\n").expect("index");
+    // Larger than every socket buffer between b and a: a rate-limited download of it is still
+    // under way seconds later.
+    std::fs::write(www.join("slow.bin"), vec![7u8; 48 << 20]).expect("slow");
     let b = lab.b().to_owned();
     for p in ports {
         let script = format!(
@@ -342,12 +345,21 @@ fn tools(test: &str) -> bool {
 }
 
 #[test]
-fn inline_enforces_reloads_and_drains() {
-    if !tools("inline_enforces_reloads_and_drains") {
-        return;
+fn inline_afpacket_enforces_reloads_and_drains() {
+    if tools("inline_afpacket_enforces_reloads_and_drains") {
+        inline("afpacket", 1, "i");
     }
-    let net = 1;
-    let mut lab = Lab::new("i", net);
+}
+
+#[test]
+fn inline_afxdp_enforces_reloads_and_drains() {
+    if tools("inline_afxdp_enforces_reloads_and_drains") {
+        inline("afxdp", 4, "x");
+    }
+}
+
+fn inline(backend: &str, net: u8, tag: &str) {
+    let mut lab = Lab::new(tag, net);
     let d = lab.dir.clone();
     std::fs::write(
         d.join("inv.toml"),
@@ -369,6 +381,8 @@ fn inline_enforces_reloads_and_drains() {
         "run",
         "--inline",
         "sa,sb",
+        "--backend",
+        backend,
         "-w",
         "2",
         "--policy",
@@ -383,7 +397,7 @@ fn inline_enforces_reloads_and_drains() {
         eve.to_str().expect("p"),
     ]);
     wait_for("islet to open its ports", Duration::from_secs(20), || {
-        err.lock().expect("lock").contains("over AF_PACKET")
+        err.lock().expect("lock").contains(" over AF_")
     });
     let b_ip = format!("10.77.{net}.2");
     let url = |port: u16, path: &str| format!("http://{b_ip}:{port}/{path}");
@@ -456,12 +470,49 @@ fn inline_enforces_reloads_and_drains() {
         assert!(err.lock().expect("lock").contains("no flower classifier"));
     }
 
-    // 5. SIGHUP with a policy that denies 7070: denied without a restart.
-    std::fs::write(d.join("policy.toml"), policy(true)).expect("w");
-    lab.signal(islet, "-HUP");
-    wait_for("the reload", Duration::from_secs(10), || {
-        err.lock().expect("lock").contains("policy reloaded")
+    // 5. SIGHUP with a policy that denies 7070, while a slow download from 7070 (allowed when
+    // it started) is under way: that flow is cut and new ones are refused, without a restart.
+    let (slow, _) = std::thread::scope(|sc| {
+        let h = sc.spawn(|| {
+            lab.exec(
+                lab.a(),
+                &[
+                    "curl",
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "--limit-rate",
+                    "200k",
+                    "--speed-time",
+                    "2",
+                    "--speed-limit",
+                    "1000",
+                    "--max-time",
+                    "30",
+                    "-w",
+                    "%{size_download}",
+                    &url(7070, "slow.bin"),
+                ],
+            )
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        std::fs::write(d.join("policy.toml"), policy(true)).expect("w");
+        lab.signal(islet, "-HUP");
+        wait_for("the reload", Duration::from_secs(10), || {
+            err.lock().expect("lock").contains("policy reloaded")
+        });
+        (h.join().expect("slow curl"), ())
     });
+    *connections.entry(7070).or_default() += 1;
+    let got: u64 = String::from_utf8_lossy(&slow.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(
+        !slow.status.success() && got > 0 && got < 48 << 20,
+        "the open 7070 download is cut by the reload ({got} bytes, {:?})",
+        slow.status
+    );
     let (st, _, _) = lab.curl(&url(7070, ""), "3");
     *connections.entry(7070).or_default() += 1;
     assert_eq!(st, 28, "7070 is denied after the reload");
@@ -575,6 +626,12 @@ fn inline_enforces_reloads_and_drains() {
             > 0.0
     );
     assert!(stderr.contains("coverage"), "stats lines on stderr");
+    assert_eq!(s["live"]["backend"], backend);
+    if backend == "afxdp" {
+        assert!(stderr.contains("over AF_XDP ("), "{stderr}");
+        let link = ok(&["ip", "-n", lab.s(), "link", "show", "sa"]);
+        assert!(!link.contains("xdp"), "XDP program left attached: {link}");
+    }
 }
 
 /// The flows and HTTP transactions of a log, as comparable keys.
@@ -666,7 +723,7 @@ fn tap_sees_what_an_offline_read_of_the_same_traffic_sees() {
         eve.to_str().expect("p"),
     ]);
     wait_for("islet to open its port", Duration::from_secs(20), || {
-        err.lock().expect("lock").contains("over AF_PACKET")
+        err.lock().expect("lock").contains(" over AF_")
     });
     std::thread::sleep(Duration::from_secs(1));
     for path in ["", "big.bin", "index.html", "missing"] {
@@ -708,7 +765,7 @@ fn a_failing_step_leaves_no_namespace_behind() {
         let eve = lab.dir.join("eve.json");
         let (_, err) = lab.islet(&["run", "--inline", "sa,sb", "-o", eve.to_str().expect("p")]);
         wait_for("islet to open its ports", Duration::from_secs(20), || {
-            err.lock().expect("lock").contains("over AF_PACKET")
+            err.lock().expect("lock").contains(" over AF_")
         });
         panic!("a step fails here, on purpose");
     });
