@@ -604,6 +604,169 @@ pub fn steering_program(xsk_map_fd: RawFd) -> Vec<[u8; 8]> {
     ]
 }
 
+const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
+const BPF_FUNC_REDIRECT: i32 = 23;
+const BPF_FUNC_XDP_GET_BUFF_LEN: i32 = 188;
+
+/// The steering program with kernel bypass in front of the steering:
+///
+/// ```text
+/// if the frame is untagged IPv4 without options, not a fragment, TCP or UDP:
+///     v = bypass[{src, dst, sport, dport, proto}]
+///     if v: v.pkts += 1; v.bytes += len            (atomic)
+///           return v.ifindex ? bpf_redirect(v.ifindex, 0) : XDP_PASS
+/// return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)
+/// ```
+///
+/// A bypassed flow's frames stay in the kernel: sent straight out of the other port (inline)
+/// or left to the stack (tap), and counted in the map for islet to read.
+pub fn bypass_program(xsk_map_fd: RawFd, bypass_map_fd: RawFd) -> Vec<[u8; 8]> {
+    // Jump targets, by instruction index.
+    const KEY: i16 = 16;
+    const PASS: i16 = 40;
+    const XSK: i16 = 42;
+    let j = |at: i16, to: i16| to - at - 1;
+    vec![
+        /* 0 */ insn(0xbf, 6, 1, 0, 0), // r6 = ctx
+        /* 1 */ insn(0x61, 2, 6, 0, 0), // r2 = data
+        /* 2 */ insn(0x61, 3, 6, 4, 0), // r3 = data_end
+        /* 3 */ insn(0xbf, 4, 2, 0, 0), // r4 = data
+        /* 4 */ insn(0x07, 4, 0, 0, 38), // r4 += 38 (Ethernet, IPv4, ports)
+        /* 5 */ insn(0x2d, 4, 3, j(5, XSK), 0), // past data_end: steer
+        /* 6 */ insn(0x69, 4, 2, 12, 0), // r4 = ethertype (loaded little-endian)
+        /* 7 */ insn(0x55, 4, 0, j(7, XSK), 0x0008), // not IPv4
+        /* 8 */ insn(0x71, 4, 2, 14, 0), // r4 = version and header length
+        /* 9 */ insn(0x55, 4, 0, j(9, XSK), 0x45), // options: steer
+        /* 10 */ insn(0x69, 4, 2, 20, 0), // r4 = flags and fragment offset
+        /* 11 */
+        insn(0x57, 4, 0, 0, 0xff3f), // MF and offset (network order, loaded LE)
+        /* 12 */ insn(0x55, 4, 0, j(12, XSK), 0), // a fragment: steer
+        /* 13 */ insn(0x71, 5, 2, 23, 0), // r5 = protocol
+        /* 14 */ insn(0x15, 5, 0, j(14, KEY), 6), // TCP
+        /* 15 */ insn(0x55, 5, 0, j(15, XSK), 17), // not UDP: steer
+        /* 16 */ insn(0x61, 4, 2, 26, 0), // key.src
+        /* 17 */ insn(0x63, 10, 4, -16, 0),
+        /* 18 */ insn(0x61, 4, 2, 30, 0), // key.dst
+        /* 19 */ insn(0x63, 10, 4, -12, 0),
+        /* 20 */ insn(0x61, 4, 2, 34, 0), // key.sport, key.dport
+        /* 21 */ insn(0x63, 10, 4, -8, 0),
+        /* 22 */ insn(0x63, 10, 5, -4, 0), // key.proto and three zero bytes
+        /* 23 */ insn(0xbf, 2, 10, 0, 0), // r2 = &key
+        /* 24 */ insn(0x07, 2, 0, 0, -16),
+        /* 25 */ insn(0x18, 1, 1, 0, bypass_map_fd), // r1 = the bypass map
+        /* 26 */ insn(0, 0, 0, 0, 0),
+        /* 27 */ insn(0x85, 0, 0, 0, BPF_FUNC_MAP_LOOKUP_ELEM),
+        /* 28 */ insn(0x15, 0, 0, j(28, XSK), 0), // not bypassed: steer
+        /* 29 */ insn(0xbf, 7, 0, 0, 0), // r7 = the value
+        /* 30 */ insn(0xb7, 1, 0, 0, 1),
+        /* 31 */ insn(0xdb, 7, 1, 8, 0), // lock value.pkts += 1
+        /* 32 */ insn(0xbf, 1, 6, 0, 0), // r1 = ctx
+        /* 33 */ insn(0x85, 0, 0, 0, BPF_FUNC_XDP_GET_BUFF_LEN),
+        /* 34 */ insn(0xdb, 7, 0, 16, 0), // lock value.bytes += len
+        /* 35 */ insn(0x61, 1, 7, 0, 0), // r1 = value.ifindex
+        /* 36 */ insn(0x15, 1, 0, j(36, PASS), 0), // 0: to the stack
+        /* 37 */ insn(0xb7, 2, 0, 0, 0),
+        /* 38 */ insn(0x85, 0, 0, 0, BPF_FUNC_REDIRECT), // out of the other port
+        /* 39 */ insn(0x95, 0, 0, 0, 0),
+        /* 40 PASS */ insn(0xb7, 0, 0, 0, XDP_PASS),
+        /* 41 */ insn(0x95, 0, 0, 0, 0),
+        /* 42 XSK */ insn(0x61, 2, 6, 16, 0), // r2 = rx_queue_index
+        /* 43 */ insn(0x18, 1, 1, 0, xsk_map_fd),
+        /* 44 */ insn(0, 0, 0, 0, 0),
+        /* 45 */ insn(0xb7, 3, 0, 0, XDP_PASS),
+        /* 46 */ insn(0x85, 0, 0, 0, BPF_FUNC_REDIRECT_MAP),
+        /* 47 */ insn(0x95, 0, 0, 0, 0),
+    ]
+}
+
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+const BPF_MAP_TYPE_HASH: u32 = 1;
+
+/// One direction of a bypassed flow, as the XDP program looks it up.
+pub fn bypass_key(
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+    proto: u8,
+    sport: u16,
+    dport: u16,
+) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[0..4].copy_from_slice(&src.octets());
+    k[4..8].copy_from_slice(&dst.octets());
+    k[8..10].copy_from_slice(&sport.to_be_bytes());
+    k[10..12].copy_from_slice(&dport.to_be_bytes());
+    k[12] = proto;
+    k
+}
+
+/// The map of flow directions bypassed in the kernel: key [`bypass_key`], value (egress
+/// ifindex, or 0 for "pass to the stack"; packets; bytes).
+#[derive(Debug)]
+pub struct BypassMap {
+    fd: OwnedFd,
+    /// Most entries (a flow takes two, one per direction).
+    pub capacity: u32,
+}
+
+impl BypassMap {
+    pub fn create(capacity: u32) -> io::Result<BypassMap> {
+        let capacity = capacity.max(2);
+        let mut a = [0u8; 144];
+        a[0..4].copy_from_slice(&BPF_MAP_TYPE_HASH.to_ne_bytes());
+        a[4..8].copy_from_slice(&16u32.to_ne_bytes());
+        a[8..12].copy_from_slice(&24u32.to_ne_bytes());
+        a[12..16].copy_from_slice(&capacity.to_ne_bytes());
+        let fd = bpf(BPF_MAP_CREATE, &mut a)?;
+        Ok(BypassMap {
+            // SAFETY: a descriptor bpf(2) just returned.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            capacity,
+        })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    fn elem(
+        &self,
+        cmd: libc::c_long,
+        key: &[u8; 16],
+        val: Option<&mut [u8; 24]>,
+    ) -> io::Result<()> {
+        let mut a = [0u8; 144];
+        a[0..4].copy_from_slice(&(self.fd.as_raw_fd() as u32).to_ne_bytes());
+        a[8..16].copy_from_slice(&(key.as_ptr() as u64).to_ne_bytes());
+        if let Some(v) = val {
+            a[16..24].copy_from_slice(&(v.as_mut_ptr() as u64).to_ne_bytes());
+        }
+        bpf(cmd, &mut a).map(|_| ())
+    }
+
+    /// Bypass `key`: its frames leave by `ifindex` (0: to the stack).
+    pub fn insert(&self, key: &[u8; 16], ifindex: u32) -> io::Result<()> {
+        let mut v = [0u8; 24];
+        v[0..4].copy_from_slice(&ifindex.to_ne_bytes());
+        self.elem(BPF_MAP_UPDATE_ELEM, key, Some(&mut v))
+    }
+
+    /// Packets and bytes the program counted for `key`.
+    pub fn counters(&self, key: &[u8; 16]) -> io::Result<(u64, u64)> {
+        let mut v = [0u8; 24];
+        self.elem(BPF_MAP_LOOKUP_ELEM, key, Some(&mut v))?;
+        let mut p = [0u8; 8];
+        let mut b = [0u8; 8];
+        p.copy_from_slice(&v[8..16]);
+        b.copy_from_slice(&v[16..24]);
+        Ok((u64::from_ne_bytes(p), u64::from_ne_bytes(b)))
+    }
+
+    pub fn remove(&self, key: &[u8; 16]) -> io::Result<()> {
+        self.elem(BPF_MAP_DELETE_ELEM, key, None)
+    }
+}
+
 /// The XSKMAP, the steering program and its link on one interface. Dropping it detaches the
 /// program (the link's descriptor closes); so does the process ending, however it ends.
 #[derive(Debug)]
@@ -617,8 +780,8 @@ pub struct XdpProgram {
 
 impl XdpProgram {
     /// Load the program for `queues` queues and attach it to `ifname` (driver mode, else
-    /// generic mode).
-    pub fn attach(ifname: &str, queues: u32) -> io::Result<XdpProgram> {
+    /// generic mode); with `bypass`, flows in that map stay in the kernel.
+    pub fn attach(ifname: &str, queues: u32, bypass: Option<&BypassMap>) -> io::Result<XdpProgram> {
         let ifindex = crate::afpacket::ifindex(ifname)?;
         let ctx = |what: &str, e: io::Error| {
             io::Error::new(e.kind(), format!("interface {ifname}: {what}: {e}"))
@@ -631,7 +794,11 @@ impl XdpProgram {
         let map = bpf(BPF_MAP_CREATE, &mut a).map_err(|e| ctx("XSKMAP", e))?;
         // SAFETY: a descriptor bpf(2) just returned.
         let map = unsafe { OwnedFd::from_raw_fd(map) };
-        let prog: Vec<u8> = steering_program(map.as_raw_fd()).concat();
+        let prog: Vec<u8> = match bypass {
+            Some(b) => bypass_program(map.as_raw_fd(), b.fd()),
+            None => steering_program(map.as_raw_fd()),
+        }
+        .concat();
         let license = b"Dual BSD/GPL\0";
         let mut log = vec![0u8; 4096];
         let mut a = [0u8; 144];

@@ -178,7 +178,8 @@ pub fn flow_program(m: &FlowMatch, hit: u32) -> Vec<Insn> {
     p.push(ld(RET_K, hit));
     let fail = p.len();
     p.push(ld(RET_K, TC_ACT_UNSPEC));
-    for (pc, i) in p.iter_mut().enumerate() {
+    for (pc, i) in p.iter_mut().enumerate().take(fail) {
+        // Programs are at most ~40 instructions: every jump fits a u8.
         let rel = (fail - pc - 1) as u8;
         if i.code == JEQ_K && i.jf == FAIL {
             i.jf = rel;

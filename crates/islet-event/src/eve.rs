@@ -177,8 +177,20 @@ pub fn write_flow_full(
             b.extend_from_slice(p.action.as_bytes());
             b.push(b'"');
         }
-        if r.bypass {
-            b.extend_from_slice(b",\"bypass\":\"local\"");
+        match r.bypass {
+            crate::model::Bypass::None => {}
+            crate::model::Bypass::Local => b.extend_from_slice(b",\"bypass\":\"local\""),
+            crate::model::Bypass::Capture => {
+                b.extend_from_slice(b",\"bypass\":\"capture\",\"bypassed\":{\"pkts_toserver\":");
+                put_u64(b, r.bypassed[0]);
+                b.extend_from_slice(b",\"pkts_toclient\":");
+                put_u64(b, r.bypassed[1]);
+                b.extend_from_slice(b",\"bytes_toserver\":");
+                put_u64(b, r.bypassed[2]);
+                b.extend_from_slice(b",\"bytes_toclient\":");
+                put_u64(b, r.bypassed[3]);
+                b.push(b'}');
+            }
         }
         b.push(b'}');
     });

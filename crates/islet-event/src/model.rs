@@ -127,9 +127,22 @@ pub struct FlowRecord {
     pub app_proto_tc: AppProto,
     /// This record counts a tunnel's outer flow (VXLAN, GRE).
     pub tunnel_outer: bool,
-    /// Inspection of the flow ended early and its packets went on uninspected (live inline
-    /// or tap: `flow.bypass` is `"local"`); they are still counted.
-    pub bypass: bool,
+    /// Inspection of the flow ended early (live): `flow.bypass`.
+    pub bypass: Bypass,
+    /// With [`Bypass::Capture`]: packets and bytes the kernel forwarded without islet
+    /// (to server, to client, bytes to server, bytes to client): `flow.bypassed`.
+    pub bypassed: [u64; 4],
+}
+
+/// How a flow was bypassed, as Suricata names it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Bypass {
+    #[default]
+    None,
+    /// islet stopped inspecting the flow; its packets still reached islet and were counted.
+    Local,
+    /// The capture layer kept the flow's packets (an XDP map): counted there.
+    Capture,
 }
 
 /// Which layer raised an anomaly (`anomaly.type`).

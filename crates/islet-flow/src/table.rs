@@ -196,6 +196,12 @@ impl<X: Default> FlowTable<X> {
         &mut self.slots[id as usize]
     }
 
+    /// Whether slot `id` holds the live flow `flow_id` (a slot is reused once its flow ends).
+    pub fn is_live(&self, id: FlowId, flow_id: u64) -> bool {
+        self.live.get(id as usize).copied().unwrap_or(false)
+            && self.slots[id as usize].flow_id == flow_id
+    }
+
     /// Account one packet with tuple `t` at `now_ns`: find or create its flow, update counters and
     /// TCP state. Flows this ends (an expired predecessor, an eviction) are pushed to `out`.
     pub fn update(
@@ -390,7 +396,8 @@ impl<X: Default> FlowTable<X> {
             app_proto_ts: f.app[0],
             app_proto_tc: f.app[1],
             tunnel_outer: f.tunnel_outer,
-            bypass: false,
+            bypass: islet_event::Bypass::None,
+            bypassed: [0; 4],
         }
     }
 

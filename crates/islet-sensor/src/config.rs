@@ -50,6 +50,11 @@ pub struct LiveSection {
     /// Stop inspecting a flow once its metadata is logged and its verdict allows it (it is
     /// still counted; `flow.bypass` is `local`).
     pub bypass: bool,
+    /// AF_XDP: keep bypassed flows in the kernel (the XDP program forwards them between the
+    /// ports, or passes them to the stack on a tap). `auto`: on, except inline on virtual
+    /// ports (veth), whose peers drop redirected frames unless they have GRO on and compute
+    /// their own checksums; `on`; `off` (software bypass only).
+    pub kernel_bypass: String,
     /// Bytes per ring block (a power of two, at least 128 KiB: a GSO frame fits one block).
     pub ring_block_size: u32,
     /// Blocks per ring (one ring per interface per worker).
@@ -76,6 +81,7 @@ impl Default for LiveSection {
             user: String::new(),
             stats_interval: 0,
             bypass: true,
+            kernel_bypass: "auto".into(),
             ring_block_size: 1 << 20,
             ring_blocks: 64,
             ring_block_timeout_ms: 10,
@@ -310,6 +316,12 @@ impl SensorConfig {
             return Err(ConfigError(format!(
                 "live.backend: {:?} is neither \"afpacket\" nor \"afxdp\"",
                 l.backend
+            )));
+        }
+        if !matches!(l.kernel_bypass.as_str(), "auto" | "on" | "off") {
+            return Err(ConfigError(format!(
+                "live.kernel_bypass: {:?} is not \"auto\", \"on\" or \"off\"",
+                l.kernel_bypass
             )));
         }
         if l.offload_max_rules == 0 {

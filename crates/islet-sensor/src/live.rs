@@ -17,14 +17,63 @@ use crate::worker::Worker;
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use islet_capture::Packet;
 use islet_capture::afpacket::{self, AfPacket, Frame, RingConfig, SocketOptions};
-use islet_capture::afxdp::{self, XdpProgram, Xsk, XskConfig, XskStats};
+use islet_capture::afxdp::{self, BypassMap, XdpProgram, Xsk, XskConfig, XskStats};
 use islet_capture::tc::{FlowMatch, RuleAction, Tc};
 use islet_event::Stats;
 use islet_event::eve::{self, EveOptions};
 use islet_event::json::Json;
 use std::io::Write;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Flows the XDP program keeps in the kernel at most (each takes two map entries).
+pub const KERNEL_BYPASS_FLOWS: u32 = 65_536;
+
+/// A flow kept in the kernel: its map keys (the direction of the packet that bypassed it
+/// first, then the other) and what was last read from them.
+#[derive(Debug)]
+struct KernelFlow {
+    flow_id: u64,
+    slot: u32,
+    keys: [[u8; 16]; 2],
+    /// Whether `keys[0]` is the client-to-server direction.
+    first_to_server: bool,
+    seen: [(u64, u64); 2],
+}
+
+/// If `frame` is an untagged IPv4 TCP/UDP packet without options, the two map keys of its
+/// flow (its own direction first), exactly as the XDP program builds them.
+fn kernel_keys(frame: &[u8]) -> Option<[[u8; 16]; 2]> {
+    if frame.len() < 38 || frame[12..14] != [0x08, 0x00] || frame[14] != 0x45 {
+        return None;
+    }
+    if u16::from_be_bytes([frame[20], frame[21]]) & 0x3FFF != 0 || !matches!(frame[23], 6 | 17) {
+        return None;
+    }
+    let ip = |o: usize| std::net::Ipv4Addr::new(frame[o], frame[o + 1], frame[o + 2], frame[o + 3]);
+    let port = |o: usize| u16::from_be_bytes([frame[o], frame[o + 1]]);
+    let (s, d, sp, dp, p) = (ip(26), ip(30), port(34), port(36), frame[23]);
+    Some([
+        afxdp::bypass_key(s, d, p, sp, dp),
+        afxdp::bypass_key(d, s, p, dp, sp),
+    ])
+}
+
+/// Read the counters of every kernel-bypassed flow and credit what is new to its flow.
+fn credit_kernel(map: &BypassMap, flows: &mut [KernelFlow], w: &mut Worker, now: u64) {
+    for k in flows.iter_mut() {
+        for i in 0..2 {
+            let Ok((p, b)) = map.counters(&k.keys[i]) else {
+                continue;
+            };
+            let (dp, db) = (p.saturating_sub(k.seen[i].0), b.saturating_sub(k.seen[i].1));
+            k.seen[i] = (p, b);
+            let to_server = k.first_to_server == (i == 0);
+            w.credit(k.slot, k.flow_id, to_server, dp, db, now);
+        }
+    }
+}
 
 /// Frames taken from one ring before looking at the others.
 const BATCH: usize = 256;
@@ -105,6 +154,8 @@ pub struct LiveConfig {
     pub offload: OffloadConfig,
     /// Stop inspecting flows whose metadata is logged and whose verdict allows them.
     pub bypass: bool,
+    /// AF_XDP: keep bypassed flows in the kernel (`None`: auto).
+    pub kernel_bypass: Option<bool>,
     /// How often a `stats` record is written (0: only at the end).
     pub stats_interval: Duration,
 }
@@ -180,6 +231,8 @@ pub struct Opened {
     tc: Option<Tc>,
     /// Attached while the sensor runs (the kernel detaches them when these close).
     xdp: Vec<XdpProgram>,
+    /// Flows kept in the kernel by the XDP program (AF_XDP with bypass on).
+    bypass_map: Option<BypassMap>,
     /// How the sockets capture, for the start-up line.
     pub describe: String,
 }
@@ -201,9 +254,23 @@ fn open_xdp(live: &LiveConfig, workers: usize, idx: &[u32]) -> Result<Opened, St
         .min()
         .unwrap_or(1);
     let n = workers.min(queues as usize).max(1);
+    // Redirected frames reach a veth peer only if it has NAPI (GRO on) and full checksums:
+    // inline on virtual ports, kernel bypass is on only when asked for.
+    let virtual_port = ifaces
+        .iter()
+        .any(|i| Path::new(&format!("/sys/devices/virtual/net/{i}")).exists());
+    let kernel = live.bypass && live.kernel_bypass.unwrap_or(!(inline && virtual_port));
+    let bypass_map = if kernel {
+        Some(
+            BypassMap::create(KERNEL_BYPASS_FLOWS * 2)
+                .map_err(|e| format!("the XDP bypass map: {e}"))?,
+        )
+    } else {
+        None
+    };
     let mut progs = Vec::new();
     for i in &ifaces {
-        progs.push(XdpProgram::attach(i, queues).map_err(|e| e.to_string())?);
+        progs.push(XdpProgram::attach(i, queues, bypass_map.as_ref()).map_err(|e| e.to_string())?);
     }
     let mut out = Vec::new();
     let mut zc = 0;
@@ -227,7 +294,7 @@ fn open_xdp(live: &LiveConfig, workers: usize, idx: &[u32]) -> Result<Opened, St
     }
     let total = n * ifaces.len();
     let describe = format!(
-        "AF_XDP ({} mode, XDP program in {} mode, {} queue{} per interface)",
+        "AF_XDP ({} mode, XDP program in {} mode, {} queue{} per interface, kernel bypass {})",
         if zc == total {
             "zero-copy"
         } else if zc == 0 {
@@ -237,12 +304,19 @@ fn open_xdp(live: &LiveConfig, workers: usize, idx: &[u32]) -> Result<Opened, St
         },
         progs.first().map(|p| p.mode_name()).unwrap_or("?"),
         n,
-        if n == 1 { "" } else { "s" }
+        if n == 1 { "" } else { "s" },
+        match (kernel, live.bypass) {
+            (true, _) => "on",
+            (false, false) => "off",
+            (false, true) if live.kernel_bypass == Some(false) => "off",
+            (false, true) => "off on virtual ports inline (live.kernel_bypass = \"on\" forces it)",
+        }
     );
     Ok(Opened {
         workers: out,
         tc: None,
         xdp: progs,
+        bypass_map,
         describe,
     })
 }
@@ -306,6 +380,7 @@ pub fn open(live: &LiveConfig, workers: usize) -> Result<Opened, String> {
         workers: out,
         tc: open_tc(live)?,
         xdp: Vec::new(),
+        bypass_map: None,
         describe,
     })
 }
@@ -334,6 +409,8 @@ pub struct Counters {
     pub forwarded: AtomicU64,
     pub blocked: AtomicU64,
     pub bypassed: AtomicU64,
+    /// Packets of flows the XDP program kept in the kernel (never seen by a worker).
+    pub kernel_bypassed: AtomicU64,
     pub send_errors: AtomicU64,
     pub kernel_packets: AtomicU64,
     pub kernel_drops: AtomicU64,
@@ -351,6 +428,7 @@ pub struct LiveStats {
     pub forwarded: u64,
     pub blocked: u64,
     pub bypassed: u64,
+    pub kernel_bypassed: u64,
     pub send_errors: u64,
     pub kernel_packets: u64,
     pub kernel_drops: u64,
@@ -365,16 +443,19 @@ pub struct LiveStats {
 impl LiveStats {
     /// Share of offered packets whose flow had a verdict and metadata: 1 − drops − uninspected.
     pub fn coverage(&self) -> f64 {
-        let offered = (self.packets - self.non_ip.min(self.packets)) + self.kernel_drops;
+        let offered = (self.packets - self.non_ip.min(self.packets))
+            + self.kernel_bypassed
+            + self.kernel_drops;
         if offered == 0 {
             return 1.0;
         }
-        self.covered as f64 / offered as f64
+        (self.covered + self.kernel_bypassed) as f64 / offered as f64
     }
 
     /// Protected packets per CPU-second.
     pub fn protected_per_cpu_second(&self) -> f64 {
-        self.covered as f64 / self.cpu_seconds.max(1e-6)
+        // /proc counts CPU time in 10 ms ticks: never divide by less than one.
+        (self.covered + self.kernel_bypassed) as f64 / self.cpu_seconds.max(0.01)
     }
 
     fn delta_rate(now: u64, before: u64, secs: f64) -> f64 {
@@ -386,13 +467,14 @@ impl LiveStats {
         let dt = (self.uptime.saturating_sub(prev.uptime)).as_secs_f64();
         let cpu = self.cpu_seconds - prev.cpu_seconds;
         format!(
-            "islet: {:.0} pkt/s inspected, {:.0} bypassed, {:.0} blocked, {} offload rules; drops {} kernel; cpu {:.2} s/s; {:.0} protected pkt per cpu-s; coverage {:.4}",
+            "islet: {:.0} pkt/s inspected, {:.0} bypassed, {:.0} kept in the kernel, {:.0} blocked, {} offload rules; drops {} kernel; cpu {:.2} s/s; {:.0} protected pkt per cpu-s; coverage {:.4}",
             Self::delta_rate(
                 self.packets - self.bypassed,
                 prev.packets - prev.bypassed,
                 dt
             ),
             Self::delta_rate(self.bypassed, prev.bypassed, dt),
+            Self::delta_rate(self.kernel_bypassed, prev.kernel_bypassed, dt),
             Self::delta_rate(self.blocked, prev.blocked, dt),
             self.offload_rules,
             self.kernel_drops,
@@ -542,6 +624,8 @@ pub fn run(
     let mode_name = live.mode.name();
     let backend = live.backend.name();
     let _xdp = opened.xdp;
+    let kmap = opened.bypass_map;
+    let kmap = kmap.as_ref();
     std::thread::scope(|s| {
         let (wtx, wrx): (Sender<Vec<u8>>, Receiver<Vec<u8>>) = bounded(n * 8 + 8);
         let writer = s.spawn(move || -> std::io::Result<()> {
@@ -564,7 +648,9 @@ pub fn run(
             let otx = otx.clone();
             let judges = judges.clone();
             handles.push(s.spawn(move || {
-                worker_loop(cfg, live, ws, judges, eve_opts, c, &wtx, otx, ctl, inline)
+                worker_loop(
+                    cfg, live, ws, judges, eve_opts, c, &wtx, otx, ctl, inline, kmap,
+                )
             }));
         }
         drop(otx);
@@ -582,6 +668,7 @@ pub fn run(
                 t.forwarded += c.forwarded.load(Ordering::Relaxed);
                 t.blocked += c.blocked.load(Ordering::Relaxed);
                 t.bypassed += c.bypassed.load(Ordering::Relaxed);
+                t.kernel_bypassed += c.kernel_bypassed.load(Ordering::Relaxed);
                 t.send_errors += c.send_errors.load(Ordering::Relaxed);
                 t.kernel_packets += c.kernel_packets.load(Ordering::Relaxed);
                 t.kernel_drops += c.kernel_drops.load(Ordering::Relaxed);
@@ -696,6 +783,7 @@ pub fn write_live_stats(b: &mut Vec<u8>, ts_ns: u64, st: &LiveStats, mode: &str,
     j.end_object();
     j.begin_object("flow_bypassed");
     j.u64("local_pkts", st.bypassed);
+    j.u64("pkts", st.kernel_bypassed);
     j.end_object();
     j.begin_object("offload");
     j.u64("rules", st.offload_rules);
@@ -739,7 +827,10 @@ fn worker_loop(
     otx: Option<Sender<Offload>>,
     ctl: &Control,
     inline: bool,
+    kmap: Option<&BypassMap>,
 ) -> std::io::Result<(Stats, WorkerTotals)> {
+    let mut kflows: Vec<KernelFlow> = Vec::new();
+    let kbudget = (KERNEL_BYPASS_FLOWS as usize / cfg.workers().max(1)).max(1);
     let mut dec = Decoder::new(cfg, eve_opts, judges.policy.clone());
     let mut w = Worker::new(
         cfg.flow_config(1),
@@ -767,6 +858,12 @@ fn worker_loop(
         for i in 0..ws.socks.len() {
             let (rx, mut tx) = pair(&mut ws.socks, i, ws.peer[i]);
             let ifindex = ws.ifindex[i];
+            // Where the flow's frames leave in the kernel: the other port (inline) or the
+            // stack (tap, 0): (this direction, the reverse).
+            let out_if = match ws.peer[i] {
+                Some(j) if inline => (ws.ifindex[j], ifindex),
+                _ => (0, 0),
+            };
             got += rx.drain(BATCH, &mut |fr: &Frame<'_>| {
                 cnt += 1;
                 last_ts = last_ts.max(fr.ts_ns);
@@ -803,6 +900,27 @@ fn worker_loop(
                                 flow_id: fate.flow_id,
                             });
                         }
+                        if fate.newly_bypassed
+                            && let Some(map) = kmap
+                            && kflows.len() < kbudget
+                            && let Some(keys) = kernel_keys(fr.data)
+                            && map.insert(&keys[0], out_if.0).is_ok()
+                        {
+                            if map.insert(&keys[1], out_if.1).is_ok()
+                                && w.mark_kernel_bypass(fate.slot, fate.flow_id)
+                            {
+                                kflows.push(KernelFlow {
+                                    flow_id: fate.flow_id,
+                                    slot: fate.slot,
+                                    keys,
+                                    first_to_server: fate.to_server,
+                                    seen: [(0, 0); 2],
+                                });
+                            } else {
+                                let _ = map.remove(&keys[0]);
+                                let _ = map.remove(&keys[1]);
+                            }
+                        }
                         if w.learns_names() && !bypassed && dns_response(d, f, &mut learned) {
                             for l in &learned {
                                 w.learn(ts, l);
@@ -835,6 +953,17 @@ fn worker_loop(
         for s in ws.socks.iter_mut() {
             s.flush();
         }
+        if let Some(map) = kmap
+            && !w.ended_kernel.is_empty()
+        {
+            for id in w.ended_kernel.drain(..) {
+                if let Some(pos) = kflows.iter().position(|k| k.flow_id == id) {
+                    let k = kflows.swap_remove(pos);
+                    let _ = map.remove(&k.keys[0]);
+                    let _ = map.remove(&k.keys[1]);
+                }
+            }
+        }
         if let Some(o) = &otx {
             for id in w.ended_denied.drain(..) {
                 let _ = o.send(Offload::Ended(id));
@@ -853,7 +982,19 @@ fn worker_loop(
         if last_stats.elapsed() >= Duration::from_secs(1) {
             last_stats = Instant::now();
             kernel_stats(&mut ws.socks, c);
+            if let Some(map) = kmap {
+                let before = w.bypassed_pkts;
+                credit_kernel(map, &mut kflows, &mut w, wall_ns().max(last_ts));
+                c.kernel_bypassed
+                    .fetch_add(w.bypassed_pkts - before, Ordering::Relaxed);
+            }
         }
+    }
+    if let Some(map) = kmap {
+        let before = w.bypassed_pkts;
+        credit_kernel(map, &mut kflows, &mut w, wall_ns().max(last_ts));
+        c.kernel_bypassed
+            .fetch_add(w.bypassed_pkts - before, Ordering::Relaxed);
     }
     kernel_stats(&mut ws.socks, c);
     let now = wall_ns().max(last_ts);

@@ -26,6 +26,9 @@ pub(crate) struct Ext {
     detect: u8,
     /// Inspection ended with an allowed verdict: later packets are counted, not parsed.
     bypass: bool,
+    /// The capture layer keeps the flow's packets (an XDP map); what it counted, as
+    /// `FlowRecord::bypassed`.
+    kernel: Option<Box<[u64; 4]>>,
 }
 
 /// What became of one packet's flow, for an inline sensor's forwarding decision.
@@ -39,7 +42,13 @@ pub(crate) struct Fate {
     pub(crate) judged: bool,
     /// The packet was not inspected: its flow is bypassed.
     pub(crate) bypassed: bool,
+    /// This packet's flow was bypassed just now (inspection over, verdict allow).
+    pub(crate) newly_bypassed: bool,
+    /// The packet goes from client to server.
+    pub(crate) to_server: bool,
     pub(crate) flow_id: u64,
+    /// The flow's slot in the table (for [`Worker::credit`]).
+    pub(crate) slot: u32,
 }
 
 /// How often (in capture time) idle flows are swept.
@@ -181,6 +190,8 @@ pub(crate) struct Worker {
     /// when `track_denied` is set: their offloaded rules go).
     pub(crate) ended_denied: Vec<u64>,
     pub(crate) track_denied: bool,
+    /// Ids of flows the capture layer kept that ended (their map entries go).
+    pub(crate) ended_kernel: Vec<u64>,
 }
 
 impl Worker {
@@ -211,6 +222,7 @@ impl Worker {
             flows_bypassed: 0,
             ended_denied: Vec::new(),
             track_denied: false,
+            ended_kernel: Vec::new(),
         }
     }
 
@@ -252,7 +264,9 @@ impl Worker {
             let fate = Fate {
                 judged: true,
                 bypassed: true,
+                to_server: dir == Dir::ToServer,
                 flow_id: f.flow_id,
+                slot: id,
                 ..Fate::default()
             };
             self.tick(ts);
@@ -277,8 +291,10 @@ impl Worker {
         }
         let f = self.table.flow_mut(id);
         let deny = f.ext.policy.denied();
+        let mut newly_bypassed = false;
         if self.bypass_enabled && !deny && f.ext.l7.as_ref().is_some_and(|l| l.inspection_done()) {
             f.ext.bypass = true;
+            newly_bypassed = true;
             self.flows_bypassed += 1;
         }
         let fate = Fate {
@@ -286,10 +302,47 @@ impl Worker {
             newly_denied: deny && !was_denied,
             judged: !self.policy.active() || f.ext.policy.judged(),
             bypassed: false,
+            newly_bypassed,
+            to_server: dir == Dir::ToServer,
             flow_id: f.flow_id,
+            slot: id,
         };
         self.tick(ts);
         fate
+    }
+
+    /// The capture layer now keeps the flow in `slot` (if it is still `flow_id`).
+    pub(crate) fn mark_kernel_bypass(&mut self, slot: u32, flow_id: u64) -> bool {
+        if !self.table.is_live(slot, flow_id) {
+            return false;
+        }
+        let f = self.table.flow_mut(slot);
+        f.ext.kernel.get_or_insert_with(Box::default);
+        true
+    }
+
+    /// What the capture layer counted for a kernel-bypassed flow since the last call: the
+    /// flow stays alive (its idle time restarts at `now`) and the counts go to its record.
+    pub(crate) fn credit(
+        &mut self,
+        slot: u32,
+        flow_id: u64,
+        to_server: bool,
+        pkts: u64,
+        bytes: u64,
+        now: u64,
+    ) {
+        if pkts == 0 || !self.table.is_live(slot, flow_id) {
+            return;
+        }
+        let f = self.table.flow_mut(slot);
+        f.last_ns = f.last_ns.max(now);
+        let k = f.ext.kernel.get_or_insert_with(Box::default);
+        let d = usize::from(!to_server);
+        k[d] += pkts;
+        k[2 + d] += bytes;
+        self.bypassed_pkts += pkts;
+        self.bypassed_bytes += bytes;
     }
 
     /// A name a DNS answer bound to an address (capture order: before the packets after it).
@@ -483,7 +536,15 @@ impl Worker {
                 }
                 r.alerted |= alerted;
             }
-            r.bypass = ext.bypass;
+            r.bypass = match (&ext.kernel, ext.bypass) {
+                (Some(k), _) => {
+                    r.bypassed = **k;
+                    self.ended_kernel.push(r.flow_id);
+                    islet_event::Bypass::Capture
+                }
+                (None, true) => islet_event::Bypass::Local,
+                (None, false) => islet_event::Bypass::None,
+            };
             if self.track_denied && ext.policy.denied() {
                 self.ended_denied.push(r.flow_id);
             }

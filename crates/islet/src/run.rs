@@ -119,6 +119,11 @@ fn live_config(cfg: &SensorConfig, a: &RunArgs) -> Result<LiveConfig, Failure> {
             skip_hw: l.offload_skip_hw,
         },
         bypass: l.bypass,
+        kernel_bypass: match l.kernel_bypass.as_str() {
+            "on" => Some(true),
+            "off" => Some(false),
+            _ => None,
+        },
         stats_interval: Duration::from_secs(a.stats_interval.unwrap_or(l.stats_interval)),
     })
 }
