@@ -184,17 +184,6 @@ pub(crate) fn run(a: &RunArgs) -> Result<(), Failure> {
             }
         }
     );
-    if !user.is_empty() {
-        let d = privs::drop_to(&user, &[privs::CAP_NET_ADMIN, privs::CAP_NET_RAW])
-            .map_err(|e| Failure::Runtime(format!("live.user: {e}")))?;
-        eprintln!(
-            "islet: now running as {} (uid {}, gid {}), keeping {}",
-            d.user,
-            d.uid,
-            d.gid,
-            d.kept.join(" and ")
-        );
-    }
     let target = if a.output == "-" {
         FileTarget::Stdout
     } else {
@@ -226,6 +215,18 @@ pub(crate) fn run(a: &RunArgs) -> Result<(), Failure> {
     .map_err(Failure::Input)?;
     out.write_all(&policy_events)
         .map_err(|e| Failure::Runtime(format!("{}: {e}", a.output)))?;
+    // The output (files, spool, metrics listener) is opened as started; then root goes.
+    if !user.is_empty() {
+        let d = privs::drop_to(&user, &[privs::CAP_NET_ADMIN, privs::CAP_NET_RAW])
+            .map_err(|e| Failure::Runtime(format!("live.user: {e}")))?;
+        eprintln!(
+            "islet: now running as {} (uid {}, gid {}), keeping {}",
+            d.user,
+            d.uid,
+            d.gid,
+            d.kept.join(" and ")
+        );
+    }
 
     let term = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));

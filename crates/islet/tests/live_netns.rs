@@ -408,12 +408,40 @@ fn inline(backend: &str, net: u8, tag: &str) {
         d.join("keys/sensor.key").to_str().expect("p"),
         "--stats-interval",
         "1",
+        "--user",
+        "nobody",
         "-o",
         eve.to_str().expect("p"),
     ]);
     wait_for("islet to open its ports", Duration::from_secs(20), || {
         err.lock().expect("lock").contains(" over AF_")
     });
+    // Root is gone once the sockets are open; only CAP_NET_ADMIN (12) and CAP_NET_RAW (13)
+    // remain (the tc rules below are added and removed with them).
+    wait_for("the privilege drop", Duration::from_secs(10), || {
+        err.lock().expect("lock").contains("now running as nobody")
+    });
+    let status = std::fs::read_to_string(format!("/proc/{}/status", lab.children[islet].id()))
+        .expect("status");
+    let field = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .map(|l| {
+                l[k.len()..]
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(field("Uid:"), "65534 65534 65534 65534", "{status}");
+    assert_eq!(field("CapEff:"), "0000000000003000", "{status}");
+    assert!(
+        err.lock()
+            .expect("lock")
+            .contains("keeping CAP_NET_ADMIN and CAP_NET_RAW")
+    );
     let b_ip = format!("10.77.{net}.2");
     let url = |port: u16, path: &str| format!("http://{b_ip}:{port}/{path}");
     // The servers start in the background: wait until the allowed one answers through islet.
