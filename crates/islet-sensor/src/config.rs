@@ -274,9 +274,24 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A TOML error as one line: `line L, column C: message` (the parser's own rendering draws
+/// the offending line over several).
+fn one_line(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {col}: {}", msg.trim())
+        }
+        None => msg.trim().to_owned(),
+    }
+}
+
 impl SensorConfig {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let c: SensorConfig = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        let c: SensorConfig = toml::from_str(text).map_err(|e| ConfigError(one_line(text, &e)))?;
         c.validate()?;
         Ok(c)
     }
