@@ -292,6 +292,26 @@ fn end_nest(buf: &mut [u8], at: usize) {
     buf[at..at + 2].copy_from_slice(&len.to_ne_bytes());
 }
 
+/// The head of a filter request on the ingress hook of `ifindex`: `struct tcmsg` (priority
+/// [`PRIORITY`], protocol `ethertype`) and `TCA_KIND`.
+fn filter_head(ifindex: u32, handle: u32, ethertype: u16, kind: Kind) -> Vec<u8> {
+    let info = ((PRIORITY as u32) << 16) | ethertype.to_be() as u32;
+    let mut b = Vec::with_capacity(256);
+    tcmsg(
+        &mut b,
+        ifindex,
+        handle,
+        TC_H_CLSACT & 0xFFFF_0000 | TC_H_MIN_INGRESS,
+        info,
+    );
+    let name: &[u8] = match kind {
+        Kind::Flower => b"flower\0",
+        Kind::Bpf => b"bpf\0",
+    };
+    attr(&mut b, TCA_KIND, name);
+    b
+}
+
 /// `struct tcmsg`.
 fn tcmsg(buf: &mut Vec<u8>, ifindex: u32, handle: u32, parent: u32, info: u32) {
     buf.push(libc::AF_UNSPEC as u8);
@@ -455,16 +475,7 @@ impl Tc {
                 Err(e) => return Err(e),
             }
         }
-        let info = ((PRIORITY as u32) << 16) | ethertype.to_be() as u32;
-        let mut b = Vec::with_capacity(256);
-        tcmsg(
-            &mut b,
-            ifindex,
-            handle,
-            TC_H_CLSACT & 0xFFFF_0000 | TC_H_MIN_INGRESS,
-            info,
-        );
-        attr(&mut b, TCA_KIND, b"bpf\0");
+        let mut b = filter_head(ifindex, handle, ethertype, Kind::Bpf);
         let opts = nest(&mut b, TCA_OPTIONS);
         let hit = match action {
             RuleAction::Drop => TC_ACT_SHOT as u32,
@@ -505,16 +516,7 @@ impl Tc {
         action: RuleAction,
     ) -> io::Result<Vec<u8>> {
         let ethertype: u16 = if m.src.is_ipv4() { 0x0800 } else { 0x86DD };
-        let info = ((PRIORITY as u32) << 16) | ethertype.to_be() as u32;
-        let mut b = Vec::with_capacity(256);
-        tcmsg(
-            &mut b,
-            ifindex,
-            handle,
-            TC_H_CLSACT & 0xFFFF_0000 | TC_H_MIN_INGRESS,
-            info,
-        );
-        attr(&mut b, TCA_KIND, b"flower\0");
+        let mut b = filter_head(ifindex, handle, ethertype, Kind::Flower);
         let opts = nest(&mut b, TCA_OPTIONS);
         attr(&mut b, TCA_FLOWER_KEY_ETH_TYPE, &ethertype.to_be_bytes());
         attr(&mut b, TCA_FLOWER_KEY_IP_PROTO, &[m.proto]);
@@ -573,16 +575,7 @@ impl Tc {
             return Ok(());
         };
         let (_, _, ethertype, kind) = self.filters.swap_remove(i);
-        let info = ((PRIORITY as u32) << 16) | ethertype.to_be() as u32;
-        let mut b = Vec::with_capacity(64);
-        tcmsg(
-            &mut b,
-            ifindex,
-            handle,
-            TC_H_CLSACT & 0xFFFF_0000 | TC_H_MIN_INGRESS,
-            info,
-        );
-        attr(&mut b, TCA_KIND, format!("{}\0", kind.name()).as_bytes());
+        let b = filter_head(ifindex, handle, ethertype, kind);
         match self.request(RTM_DELTFILTER, 0, &b) {
             // Gone already (the interface went away, or someone removed it).
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV)) => Ok(()),

@@ -79,37 +79,12 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
         None => (None, None),
     };
     let (policy, policy_events) = crate::policy::for_read(a, &cfg.policy)?;
-    let mut destinations: Vec<Vec<String>> = a
-        .forward
-        .iter()
-        .map(|d| d.split(',').map(str::to_string).collect())
-        .collect();
-    if destinations.is_empty() && !cfg.forward.servers.is_empty() {
-        destinations.push(cfg.forward.servers.clone());
-    }
-    let target = if a.output == "-" {
-        FileTarget::Stdout
-    } else {
-        FileTarget::Path(a.output.clone().into())
-    };
-    let metrics = Arc::new(Metrics::default());
-    let _metrics_server = match cfg.output.metrics.as_str() {
-        "" => None,
-        addr => Some(
-            MetricsServer::start(addr, metrics.clone())
-                .map_err(|e| Failure::Runtime(format!("metrics on {addr}: {e}")))?,
-        ),
-    };
-    let mut out = build_output(
-        &cfg.output,
-        &cfg.forward,
-        &destinations,
-        target,
-        metrics.clone(),
-    )
-    .map_err(Failure::Input)?;
-    out.write_all(&policy_events)
-        .map_err(|e| Failure::Runtime(format!("{}: {e}", a.output)))?;
+    let OpenedOutput {
+        mut out,
+        destinations,
+        metrics,
+        _server,
+    } = open_output(&cfg, &a.output, &a.forward, &policy_events)?;
     let bar = (!a.quiet && std::io::stderr().is_terminal()).then(|| {
         let b = ProgressBar::new(0);
         b.set_style(
@@ -169,6 +144,62 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
         }
         Err(e @ RunError::Output(_)) => Err(Failure::Runtime(e.to_string())),
     }
+}
+
+/// Where records go, opened: the output stage, its Forward destinations (each a failover
+/// list), the metrics registry and its endpoint (kept alive by holding it).
+pub(crate) struct OpenedOutput {
+    pub out: islet_sink::Output,
+    pub destinations: Vec<Vec<String>>,
+    pub metrics: Arc<Metrics>,
+    pub _server: Option<MetricsServer>,
+}
+
+/// Open the output stage for `output` (`-`: stdout) and the `--forward` destinations (else
+/// `forward.servers`), start the metrics endpoint, and write `first` (records that precede
+/// the run's, such as a rejected policy bundle's).
+pub(crate) fn open_output(
+    cfg: &SensorConfig,
+    output: &str,
+    forward: &[String],
+    first: &[u8],
+) -> Result<OpenedOutput, Failure> {
+    let mut destinations: Vec<Vec<String>> = forward
+        .iter()
+        .map(|d| d.split(',').map(str::to_string).collect())
+        .collect();
+    if destinations.is_empty() && !cfg.forward.servers.is_empty() {
+        destinations.push(cfg.forward.servers.clone());
+    }
+    let target = if output == "-" {
+        FileTarget::Stdout
+    } else {
+        FileTarget::Path(output.into())
+    };
+    let metrics = Arc::new(Metrics::default());
+    let server = match cfg.output.metrics.as_str() {
+        "" => None,
+        addr => Some(
+            MetricsServer::start(addr, metrics.clone())
+                .map_err(|e| Failure::Runtime(format!("metrics on {addr}: {e}")))?,
+        ),
+    };
+    let mut out = build_output(
+        &cfg.output,
+        &cfg.forward,
+        &destinations,
+        target,
+        metrics.clone(),
+    )
+    .map_err(Failure::Input)?;
+    out.write_all(first)
+        .map_err(|e| Failure::Runtime(format!("{output}: {e}")))?;
+    Ok(OpenedOutput {
+        out,
+        destinations,
+        metrics,
+        _server: server,
+    })
 }
 
 /// The pipeline's totals into the metrics registry.

@@ -7,9 +7,6 @@ use islet_capture::afpacket::RingConfig;
 use islet_capture::privs;
 use islet_sensor::SensorConfig;
 use islet_sensor::live::{self, Backend, Control, LiveConfig, LiveStats, Mode, OffloadConfig};
-use islet_sensor::output::{FileTarget, build_output};
-use islet_sink::metrics::{Metrics, MetricsServer};
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -184,37 +181,12 @@ pub(crate) fn run(a: &RunArgs) -> Result<(), Failure> {
             }
         }
     );
-    let target = if a.output == "-" {
-        FileTarget::Stdout
-    } else {
-        FileTarget::Path(a.output.clone().into())
-    };
-    let mut destinations: Vec<Vec<String>> = a
-        .forward
-        .iter()
-        .map(|d| d.split(',').map(str::to_string).collect())
-        .collect();
-    if destinations.is_empty() && !cfg.forward.servers.is_empty() {
-        destinations.push(cfg.forward.servers.clone());
-    }
-    let metrics = Arc::new(Metrics::default());
-    let _metrics_server = match cfg.output.metrics.as_str() {
-        "" => None,
-        addr => Some(
-            MetricsServer::start(addr, metrics.clone())
-                .map_err(|e| Failure::Runtime(format!("metrics on {addr}: {e}")))?,
-        ),
-    };
-    let mut out = build_output(
-        &cfg.output,
-        &cfg.forward,
-        &destinations,
-        target,
-        metrics.clone(),
-    )
-    .map_err(Failure::Input)?;
-    out.write_all(&policy_events)
-        .map_err(|e| Failure::Runtime(format!("{}: {e}", a.output)))?;
+    let crate::read::OpenedOutput {
+        mut out,
+        destinations,
+        metrics,
+        _server,
+    } = crate::read::open_output(&cfg, &a.output, &a.forward, &policy_events)?;
     // The output (files, spool, metrics listener) is opened as started; then root goes.
     if !user.is_empty() {
         let d = privs::drop_to(&user, &[privs::CAP_NET_ADMIN, privs::CAP_NET_RAW])
