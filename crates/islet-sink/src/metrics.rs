@@ -51,6 +51,10 @@ pub struct Metrics {
     pub chain_seq: AtomicU64,
     pub checkpoints: AtomicU64,
     pub forwarders: Mutex<Vec<(String, Arc<ForwardStats>)>>,
+    /// Figures a caller publishes by name (the live sensor's, every 200 ms): name → (help,
+    /// type, value). Written by one thread, read by the scrape.
+    pub published:
+        Mutex<std::collections::BTreeMap<&'static str, (&'static str, &'static str, f64)>>,
 }
 
 impl Metrics {
@@ -67,6 +71,13 @@ impl Metrics {
             })
             .unwrap_or(EVENT_TYPES.len() - 1);
         self.events[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Publish a figure: `kind` is `counter` or `gauge`.
+    pub fn publish(&self, name: &'static str, help: &'static str, kind: &'static str, v: f64) {
+        if let Ok(mut m) = self.published.lock() {
+            m.insert(name, (help, kind, v));
+        }
     }
 
     pub fn add_forwarder(&self, name: &str, s: Arc<ForwardStats>) {
@@ -204,6 +215,11 @@ impl Metrics {
             "Signed checkpoints written.",
             g(&self.checkpoints),
         );
+        if let Ok(m) = self.published.lock() {
+            for (name, (help, kind, v)) in m.iter() {
+                let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+            }
+        }
         if fw.is_empty() {
             return o;
         }

@@ -220,9 +220,7 @@ pub(crate) fn run(a: &RunArgs) -> Result<(), Failure> {
     let mut prev = LiveStats::default();
     let quiet = a.quiet;
     let mut tick = |st: &LiveStats| {
-        metrics
-            .packets
-            .store(st.packets, std::sync::atomic::Ordering::Relaxed);
+        publish(&metrics, st);
         if term.load(Ordering::Relaxed) {
             ctl.stop.store(true, Ordering::Relaxed);
         }
@@ -297,6 +295,83 @@ pub(crate) fn run(a: &RunArgs) -> Result<(), Failure> {
         st.coverage()
     );
     Ok(())
+}
+
+/// The live figures and the performance-to-protection ratio as Prometheus metrics.
+fn publish(m: &islet_sink::metrics::Metrics, st: &LiveStats) {
+    m.packets.store(st.packets, Ordering::Relaxed);
+    m.bytes.store(st.bytes, Ordering::Relaxed);
+    let c = "counter";
+    for (name, help, kind, v) in [
+        (
+            "islet_live_inspected_packets_total",
+            "Packets inspected (not bypassed).",
+            c,
+            st.packets.saturating_sub(st.bypassed) as f64,
+        ),
+        (
+            "islet_live_bypassed_packets_total",
+            "Packets of bypassed flows that still reached islet (counted, not parsed).",
+            c,
+            st.bypassed as f64,
+        ),
+        (
+            "islet_live_kernel_bypassed_packets_total",
+            "Packets of flows the XDP program kept in the kernel.",
+            c,
+            st.kernel_bypassed as f64,
+        ),
+        (
+            "islet_live_forwarded_packets_total",
+            "Frames sent on by the inline bridge.",
+            c,
+            st.forwarded as f64,
+        ),
+        (
+            "islet_live_blocked_packets_total",
+            "Frames of denied flows dropped inline.",
+            c,
+            st.blocked as f64,
+        ),
+        (
+            "islet_live_kernel_drops_total",
+            "Frames the kernel dropped before islet (ring full).",
+            c,
+            st.kernel_drops as f64,
+        ),
+        (
+            "islet_offload_rules",
+            "tc rules in place for denied flows.",
+            "gauge",
+            st.offload_rules as f64,
+        ),
+        (
+            "islet_offload_rules_installed_total",
+            "tc rules added.",
+            c,
+            st.offload_installed as f64,
+        ),
+        (
+            "islet_cpu_seconds_total",
+            "CPU time islet used (user + system).",
+            c,
+            st.cpu_seconds,
+        ),
+        (
+            "islet_protected_packets_per_cpu_second",
+            "Covered packets per CPU-second: the performance-to-protection ratio.",
+            "gauge",
+            st.protected_per_cpu_second(),
+        ),
+        (
+            "islet_coverage_ratio",
+            "Share of offered IP packets whose flow had a verdict and metadata.",
+            "gauge",
+            st.coverage(),
+        ),
+    ] {
+        m.publish(name, help, kind, v);
+    }
 }
 
 fn describe(m: &Mode) -> String {

@@ -173,6 +173,26 @@ impl Lab {
         (i, err)
     }
 
+    /// Start tcpdump in `ns` and wait until it says it is listening (frames sent before that
+    /// would not be in its capture).
+    fn tcpdump(&mut self, ns: &str, args: &[&str]) -> usize {
+        let mut v = vec!["tcpdump"];
+        v.extend_from_slice(args);
+        let i = self.spawn(ns, &v, Stdio::null());
+        let pipe = self.children[i].stderr.take().expect("stderr");
+        let said = Arc::new(Mutex::new(String::new()));
+        let s = said.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                s.lock().expect("lock").push_str(&line);
+            }
+        });
+        wait_for("tcpdump to listen", Duration::from_secs(20), || {
+            said.lock().expect("lock").contains("listening on")
+        });
+        i
+    }
+
     /// Send `sig` to the child `i` (through `ip netns exec`, which execs the program).
     fn signal(&self, i: usize, sig: &str) {
         ok(&["kill", sig, &self.children[i].id().to_string()]);
@@ -410,6 +430,8 @@ fn inline(backend: &str, net: u8, tag: &str) {
         "1",
         "--user",
         "nobody",
+        "--metrics",
+        "127.0.0.1:9911",
         "-o",
         eve.to_str().expect("p"),
     ]);
@@ -576,6 +598,31 @@ fn inline(backend: &str, net: u8, tag: &str) {
         "islet kept running"
     );
 
+    // The performance-to-protection figures on the metrics endpoint (the sensor's loopback).
+    let scrape = ok(&[
+        "ip",
+        "netns",
+        "exec",
+        lab.s(),
+        "curl",
+        "-s",
+        "--max-time",
+        "5",
+        "http://127.0.0.1:9911/metrics",
+    ]);
+    let metric = |name: &str| -> f64 {
+        scrape
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from the metrics:\n{scrape}"))
+    };
+    assert!(metric("islet_live_forwarded_packets_total") > 100.0);
+    assert!(metric("islet_live_blocked_packets_total") > 0.0);
+    assert!(metric("islet_coverage_ratio") > 0.99);
+    assert!(metric("islet_protected_packets_per_cpu_second") > 0.0);
+    assert!(metric("islet_cpu_seconds_total") > 0.0);
+
     // 6. SIGTERM drains.
     lab.signal(islet, "-TERM");
     let status = lab.wait(islet, Duration::from_secs(30));
@@ -717,10 +764,9 @@ fn tagged_frames_pass_unchanged(lab: &mut Lab, net: u8) {
     ])
     .trim()
     .replace(':', "");
-    let dump = lab.spawn(
+    let dump = lab.tcpdump(
         &b,
         &[
-            "tcpdump",
             "-i",
             "eth0",
             "-U",
@@ -729,9 +775,7 @@ fn tagged_frames_pass_unchanged(lab: &mut Lab, net: u8) {
             "-w",
             pcap.to_str().expect("p"),
         ],
-        Stdio::null(),
     );
-    std::thread::sleep(Duration::from_millis(800));
     let script = format!(
         r#"
 import socket, struct
@@ -851,10 +895,9 @@ fn tap_sees_what_an_offline_read_of_the_same_traffic_sees() {
         lab.curl(&format!("http://{b_ip}:8080/"), "2").1 == "200"
     });
     let pcap = d.join("tap.pcap");
-    let tcpdump = lab.spawn(
+    let tcpdump = lab.tcpdump(
         &s,
         &[
-            "tcpdump",
             "-i",
             "sa",
             "-s",
@@ -866,7 +909,6 @@ fn tap_sees_what_an_offline_read_of_the_same_traffic_sees() {
             "-w",
             pcap.to_str().expect("p"),
         ],
-        Stdio::null(),
     );
     let eve = d.join("tap.json");
     let (islet, err) = lab.islet(&[
