@@ -114,6 +114,15 @@ pub fn drop_to(user: &str, caps: &[u32]) -> io::Result<Dropped> {
     })
 }
 
+/// Whether `user` exists (so `drop_to` can become it).
+pub fn user_exists(user: &str) -> bool {
+    let Ok(c) = CString::new(user) else {
+        return false;
+    };
+    // SAFETY: getpwnam with a valid C string; only the pointer is tested.
+    !unsafe { libc::getpwnam(c.as_ptr()) }.is_null()
+}
+
 /// Whether this process holds `cap` in its effective set.
 pub fn has_cap(cap: u32) -> bool {
     let mut hdr = CapHeader {

@@ -134,13 +134,18 @@ pub(crate) fn run(a: &RunArgs) -> Result<(), Failure> {
     for i in live.mode.interfaces() {
         islet_capture::afpacket::ifindex(&i).map_err(|e| Failure::Input(e.to_string()))?;
     }
+    let user = a.user.clone().unwrap_or_else(|| cfg.live.user.clone());
+    if !user.is_empty() && !privs::user_exists(&user) {
+        return Err(Failure::Input(format!(
+            "live.user: user {user:?} does not exist"
+        )));
+    }
     if !privs::has_cap(privs::CAP_NET_RAW) {
         return Err(Failure::Input(
             "capturing needs root or CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode and tc)"
                 .into(),
         ));
     }
-    let user = a.user.clone().unwrap_or_else(|| cfg.live.user.clone());
     let intel = crate::intel::for_read(&cfg.intel, &ra.intel, &ra.warninglists, a.quiet)?;
     let (intel, sightings) = match intel {
         Some((rt, q)) => (Some(rt), q),
@@ -177,7 +182,7 @@ pub(crate) fn run(a: &RunArgs) -> Result<(), Failure> {
                 "checksum and segmentation left to the kernel via virtio_net_hdr on receive and send"
             }
             (true, Backend::AfXdp) => {
-                "the XDP hook turns GSO off on the ports' peers; frames arrive MTU-sized"
+                "frames as the wire carries them (XDP turns a veth peer's GSO off); partial checksums completed"
             }
         }
     );

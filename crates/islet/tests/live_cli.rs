@@ -65,6 +65,10 @@ fn bad_invocations_fail_with_one_line_and_status_2() {
         (vec!["-c", &bad_ring, "--tap", "lo"], "live.ring_block_size"),
         (vec!["-c", &bad_key, "--tap", "lo"], "rings"),
         (vec!["-c", &no_pairs], "live.pairs"),
+        (
+            vec!["--tap", "lo", "--user", "islet-no-such-user"],
+            "live.user",
+        ),
     ];
     for (args, want) in cases {
         let (code, err) = run(&args);
