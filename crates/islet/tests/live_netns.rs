@@ -174,9 +174,10 @@ impl Lab {
     }
 
     /// Start tcpdump in `ns` and wait until it says it is listening (frames sent before that
-    /// would not be in its capture).
+    /// would not be in its capture). Immediate mode: libpcap otherwise holds frames in a ring
+    /// block for up to a second, and frames still there when tcpdump is stopped are lost.
     fn tcpdump(&mut self, ns: &str, args: &[&str]) -> usize {
-        let mut v = vec!["tcpdump"];
+        let mut v = vec!["tcpdump", "--immediate-mode"];
         v.extend_from_slice(args);
         let i = self.spawn(ns, &v, Stdio::null());
         let pipe = self.children[i].stderr.take().expect("stderr");
