@@ -21,8 +21,12 @@ enum Command {
     Run(Box<RunArgs>),
     /// Write synthetic scenario traffic to a pcap file.
     Synth(SynthArgs),
-    /// Run the main job on embedded defaults: synthesise a scenario, analyse it, report.
+    /// Run the main job on embedded defaults: synthesise scenarios, analyse them like a sensor,
+    /// forward the evidence to the console, and serve it (prints the URL and a token).
     Demo(DemoArgs),
+    /// The investigation console: ingest EVE over the Forward protocol or from files into the
+    /// store, triage alerts into cases, the time-travel map, TheHive/MISP export, API and web UI.
+    Serve(Box<ServeArgs>),
     /// Threat intelligence: import MISP/STIX/lists into a snapshot, describe it, check values.
     #[command(subcommand)]
     Intel(IntelCommand),
@@ -450,6 +454,105 @@ pub(crate) struct DemoArgs {
     /// Number of flows in the scenario.
     #[arg(long, default_value_t = 3000)]
     pub flows: u64,
+    /// The console's address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Exit once the evidence is in the console, instead of serving it until Ctrl-C.
+    #[arg(long)]
+    pub exit: bool,
+}
+
+/// Arguments of `islet serve`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct ServeArgs {
+    #[command(subcommand)]
+    pub command: Option<ServeCommand>,
+    /// The console's data directory (the SQLite store).
+    #[arg(long, default_value = "islet-data")]
+    pub data: PathBuf,
+    /// Address of the console (API and web UI).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Address of the Forward receiver ("off": none).
+    #[arg(long = "forward-listen", default_value = "127.0.0.1:24224")]
+    pub forward_listen: String,
+    /// Require the Forward shared-key handshake with this key (the PING hostname then names
+    /// the sensor).
+    #[arg(long = "forward-shared-key")]
+    pub forward_shared_key: Option<String>,
+    /// PEM certificate chain: the console and the Forward receiver speak TLS.
+    #[arg(long = "tls-cert")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long = "tls-key")]
+    pub tls_key: Option<PathBuf>,
+    /// EVE files to ingest (each file's stem names its sensor).
+    #[arg(long)]
+    pub ingest: Vec<PathBuf>,
+    /// Keep reading --ingest files as they grow (rotation is followed).
+    #[arg(long)]
+    pub follow: bool,
+    /// Workload inventory (islet TOML or a Kubernetes pod list): names and labels of the ends.
+    #[arg(long)]
+    pub inventory: Option<PathBuf>,
+    /// A critical asset (CIDR, address, namespace/name or label=value); repeatable.
+    #[arg(long)]
+    pub critical: Vec<String>,
+    /// A sensor's public key, NAME=PATH: its checkpoints are verified; repeatable.
+    #[arg(long = "sensor-key")]
+    pub sensor_keys: Vec<String>,
+    /// Alerts sharing an observable within this many seconds share a case.
+    #[arg(long = "case-window", default_value_t = 3600)]
+    pub case_window: u64,
+    /// Configuration file: [console] with thehive, misp and retention (docs/CONSOLE.md).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Exit once the --ingest files are read (no following).
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServeCommand {
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Create a token and print it on stdout (shown once; the store keeps its argon2 hash).
+    Create(TokenCreateArgs),
+    /// List tokens (id, role, name, created, revoked).
+    List(TokenListArgs),
+    /// Revoke a token by id.
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TokenCreateArgs {
+    #[arg(long, default_value = "islet-data")]
+    pub data: PathBuf,
+    /// viewer (read), analyst (triage), admin (tokens and configuration).
+    #[arg(long)]
+    pub role: String,
+    /// Who holds it (shown in the audit log).
+    #[arg(long, default_value = "")]
+    pub name: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TokenListArgs {
+    #[arg(long, default_value = "islet-data")]
+    pub data: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TokenRevokeArgs {
+    #[arg(long, default_value = "islet-data")]
+    pub data: PathBuf,
+    pub id: String,
 }
 
 pub(crate) fn main() -> Result<(), Failure> {
@@ -469,6 +572,7 @@ pub(crate) fn main() -> Result<(), Failure> {
         Command::Run(a) => crate::run::run(&a),
         Command::Synth(a) => crate::synth::run(&a),
         Command::Demo(a) => crate::demo::run(&a),
+        Command::Serve(a) => crate::serve::run(&a),
         Command::Intel(IntelCommand::Import(a)) => crate::intel::import(&a),
         Command::Intel(IntelCommand::Stats(a)) => crate::intel::stats(&a),
         Command::Intel(IntelCommand::Check(a)) => crate::intel::check(&a),

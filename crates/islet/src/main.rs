@@ -10,6 +10,7 @@ mod log;
 mod policy;
 mod read;
 mod run;
+mod serve;
 mod suggest;
 mod synth;
 

@@ -65,6 +65,9 @@ pub struct Event {
 pub struct Batch {
     pub events: Vec<Event>,
     pub chunk: Option<Value>,
+    /// The client's hostname from its PING (connections with a shared key only): which
+    /// sensor sent the batch.
+    pub client: Option<String>,
 }
 
 /// Why a connection was closed.
@@ -102,8 +105,12 @@ impl std::fmt::Display for Refusal {
 
 #[derive(Debug)]
 enum State {
-    AwaitPing { nonce: Vec<u8>, auth_salt: Vec<u8> },
-    Ready,
+    AwaitPing {
+        nonce: Vec<u8>,
+        auth_salt: Vec<u8>,
+    },
+    /// Handshake done (or none needed), with the client's hostname if it sent a PING.
+    Ready(Option<String>),
 }
 
 /// The per-connection protocol state; bytes in, replies and batches out.
@@ -149,7 +156,7 @@ impl ServerCodec {
             let _ = rmp::encode::write_bool(&mut h, true);
             (State::AwaitPing { nonce, auth_salt }, Some(h))
         } else {
-            (State::Ready, None)
+            (State::Ready(None), None)
         };
         (
             ServerCodec {
@@ -200,12 +207,12 @@ impl ServerCodec {
             self.buf.drain(..len);
             match &self.state {
                 State::AwaitPing { nonce, auth_salt } => {
-                    let r = ping(&self.cfg, nonce, auth_salt, &msg, reply);
-                    r?;
-                    self.state = State::Ready;
+                    let host = ping(&self.cfg, nonce, auth_salt, &msg, reply)?;
+                    self.state = State::Ready(Some(host));
                 }
-                State::Ready => {
-                    let batch = decode_message(&self.cfg, msg)?;
+                State::Ready(client) => {
+                    let mut batch = decode_message(&self.cfg, msg)?;
+                    batch.client.clone_from(client);
                     let chunk = batch.chunk.clone();
                     if !keep(batch) {
                         return Err(Refusal::NotKept);
@@ -236,7 +243,7 @@ fn ping(
     auth_salt: &[u8],
     msg: &Value,
     reply: &mut Vec<u8>,
-) -> Result<(), Refusal> {
+) -> Result<String, Refusal> {
     let key = cfg.shared_key.as_deref().unwrap_or("");
     let a = msg.as_array().map(Vec::as_slice).unwrap_or(&[]);
     if a.len() != 6 || as_bytes(&a[0]) != Some(b"PING") {
@@ -274,7 +281,7 @@ fn ping(
     }
     let mine = shared_key_digest(salt, &cfg.self_hostname, nonce, key);
     pong(reply, true, "", &cfg.self_hostname, &mine);
-    Ok(())
+    Ok(hostname.into_owned())
 }
 
 fn pong(reply: &mut Vec<u8>, ok: bool, reason: &str, hostname: &str, digest: &str) {
@@ -325,6 +332,7 @@ pub fn decode_message(cfg: &ServerConfig, msg: Value) -> Result<Batch, Refusal> 
                 record,
             }],
             chunk: chunk_of(option.as_ref())?,
+            client: None,
         });
     }
     let option = if a.len() == 3 { a.pop() } else { None };
@@ -350,7 +358,11 @@ pub fn decode_message(cfg: &ServerConfig, msg: Value) -> Result<Batch, Refusal> 
         Some(Value::String(s)) => packed(cfg, &tag, s.as_bytes(), option.as_ref(), &mut events)?,
         _ => return bad("entries are neither an array nor packed bytes"),
     }
-    Ok(Batch { events, chunk })
+    Ok(Batch {
+        events,
+        chunk,
+        client: None,
+    })
 }
 
 fn chunk_of(option: Option<&Value>) -> Result<Option<Value>, Refusal> {

@@ -1,0 +1,339 @@
+//! Running the console: the ingest writer, the Forward receiver, file ingest, the exporter,
+//! background retention, and the HTTP server (plain or TLS) on a tokio runtime of its own.
+
+use crate::export::{ExportConfig, Exporter};
+use crate::identify::Identify;
+use crate::ingest::{Ingest, IngestConfig};
+use islet_store::{Retention, Store as _};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// What `islet serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data: PathBuf,
+    /// The console (HTTP API and UI).
+    pub listen: String,
+    /// The Forward receiver; none: no network ingest.
+    pub forward_listen: Option<String>,
+    /// Require the Forward shared-key handshake with this key.
+    pub forward_shared_key: Option<String>,
+    /// PEM certificate chain and key: the console and the Forward receiver speak TLS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// EVE files to ingest, and whether to follow them as they grow.
+    pub ingest: Vec<PathBuf>,
+    pub follow: bool,
+    /// Workload inventory (islet TOML or a Kubernetes pod list).
+    pub inventory: Option<PathBuf>,
+    /// Critical assets: CIDRs, addresses, `namespace/name`, `label=value`.
+    pub critical: Vec<String>,
+    /// Sensors' public keys (`name` → `sensor.pub`): their checkpoints are verified.
+    pub sensor_keys: Vec<(String, PathBuf)>,
+    /// Alerts sharing an observable within this many seconds share a case.
+    pub case_window_s: u64,
+    pub retention: Retention,
+    /// Seconds between retention passes.
+    pub prune_interval_s: u64,
+    pub export: ExportConfig,
+}
+
+impl ServeConfig {
+    pub fn new(data: PathBuf) -> ServeConfig {
+        ServeConfig {
+            data,
+            listen: "127.0.0.1:8080".into(),
+            forward_listen: Some("127.0.0.1:24224".into()),
+            forward_shared_key: None,
+            tls_cert: None,
+            tls_key: None,
+            ingest: Vec::new(),
+            follow: false,
+            inventory: None,
+            critical: Vec::new(),
+            sensor_keys: Vec::new(),
+            case_window_s: 3600,
+            retention: crate::default_retention(),
+            prune_interval_s: 300,
+            export: ExportConfig {
+                source: "islet".into(),
+                ..ExportConfig::default()
+            },
+        }
+    }
+}
+
+/// A running console.
+pub struct Running {
+    pub http: SocketAddr,
+    pub forward: Option<SocketAddr>,
+    pub tls: bool,
+    stop: Arc<AtomicBool>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    http_thread: Option<std::thread::JoinHandle<()>>,
+    receiver: Option<islet_sink::forward::Receiver>,
+    files: Vec<std::thread::JoinHandle<()>>,
+    pruner: Option<std::thread::JoinHandle<()>>,
+    ingest: Ingest,
+    exporter: Exporter,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("http", &self.http)
+            .finish_non_exhaustive()
+    }
+}
+
+fn tls_config(cert: &PathBuf, key: &PathBuf) -> Result<Arc<rustls::ServerConfig>, String> {
+    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let certs = rustls_pemfile::certs(&mut read(cert)?.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    let key_der = rustls_pemfile::private_key(&mut read(key)?.as_slice())
+        .map_err(|e| format!("{}: {e}", key.display()))?
+        .ok_or_else(|| format!("{}: no private key", key.display()))?;
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(certs, key_der)
+    .map_err(|e| format!("TLS: {e}"))?;
+    Ok(Arc::new(cfg))
+}
+
+/// TLS in front of a TCP listener, for axum.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (s, a) = match self.tcp.accept().await {
+                Ok(x) => x,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            // A handshake that stalls is cut after 10 s.
+            if let Ok(Ok(t)) =
+                tokio::time::timeout(Duration::from_secs(10), self.acceptor.accept(s)).await
+            {
+                return (t, a);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// Start everything; returns once the listeners are bound.
+pub fn start(cfg: ServeConfig) -> Result<Running, String> {
+    let store = crate::open_store(&cfg.data)?;
+    let inventory = match &cfg.inventory {
+        Some(p) => Some(islet_policy::identity::Inventory::from_path(p)?),
+        None => None,
+    };
+    let mut keys = HashMap::new();
+    for (name, p) in &cfg.sensor_keys {
+        keys.insert(name.clone(), islet_sink::chain::read_public_key(p)?);
+    }
+    let ingest = Ingest::start(
+        store,
+        IngestConfig {
+            case_window_ms: (cfg.case_window_s as i64).saturating_mul(1000),
+            identify: Identify::new(inventory, &cfg.critical)?,
+            keys,
+            clock: crate::ingest::now_ms,
+        },
+    )?;
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => Some(tls_config(c, k)?),
+        (None, None) => None,
+        _ => return Err("TLS needs both a certificate and a key".into()),
+    };
+    let receiver = match &cfg.forward_listen {
+        Some(addr) => Some(
+            islet_sink::forward::Receiver::start(
+                addr,
+                islet_sink::forward::ServerConfig {
+                    shared_key: cfg.forward_shared_key.clone(),
+                    self_hostname: "islet-console".into(),
+                    ..islet_sink::forward::ServerConfig::default()
+                },
+                tls.clone(),
+                crate::ingest::forward_handler(ingest.submitter()),
+            )
+            .map_err(|e| format!("forward listen {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    let exporter = Exporter::start(
+        crate::open_store(&cfg.data)?,
+        cfg.export.clone(),
+        crate::ingest::now_ms,
+    );
+    let app = crate::app(
+        &cfg.data,
+        ingest.stats.clone(),
+        exporter.stats.clone(),
+        cfg.export.clone(),
+        Some(exporter.waker()),
+        tls.is_some(),
+    )?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut files = Vec::new();
+    for p in &cfg.ingest {
+        let (p, sub, follow, stop) = (p.clone(), ingest.submitter(), cfg.follow, stop.clone());
+        let sensor = crate::follow::sensor_of(&p);
+        files.push(
+            std::thread::Builder::new()
+                .name("console-file".into())
+                .spawn(
+                    move || match crate::follow::ingest_file(&p, &sensor, &sub, follow, &stop) {
+                        Ok(n) => eprintln!("islet serve: {}: {n} records ingested", p.display()),
+                        Err(e) => eprintln!("islet serve: {}: {e}", p.display()),
+                    },
+                )
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let pruner = {
+        let (stop, data, r, every) = (
+            stop.clone(),
+            cfg.data.clone(),
+            cfg.retention.clone(),
+            cfg.prune_interval_s.max(1),
+        );
+        std::thread::Builder::new()
+            .name("console-retention".into())
+            .spawn(move || {
+                let Ok(mut s) = crate::open_store(&data) else {
+                    return;
+                };
+                let mut last = std::time::Instant::now();
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    if last.elapsed() >= Duration::from_secs(every) {
+                        last = std::time::Instant::now();
+                        if let Err(e) = s.prune(&r, crate::ingest::now_ms()) {
+                            eprintln!("islet serve: retention: {e}");
+                        }
+                    }
+                }
+            })
+            .ok()
+    };
+    let std_listener = std::net::TcpListener::bind(&cfg.listen)
+        .map_err(|e| format!("listen {}: {e}", cfg.listen))?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(|e| e.to_string())?;
+    let http = std_listener.local_addr().map_err(|e| e.to_string())?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let router = crate::router(app);
+    let tls_http = tls.clone();
+    let http_thread = std::thread::Builder::new()
+        .name("console-http".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .max_blocking_threads(16)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("islet serve: runtime: {e}");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let Ok(tcp) = tokio::net::TcpListener::from_std(std_listener) else {
+                    return;
+                };
+                let shutdown = async {
+                    let _ = rx.await;
+                };
+                let r = match tls_http {
+                    Some(t) => {
+                        let l = TlsListener {
+                            tcp,
+                            acceptor: tokio_rustls::TlsAcceptor::from(t),
+                        };
+                        axum::serve(l, router)
+                            .with_graceful_shutdown(shutdown)
+                            .await
+                    }
+                    None => {
+                        axum::serve(tcp, router)
+                            .with_graceful_shutdown(shutdown)
+                            .await
+                    }
+                };
+                if let Err(e) = r {
+                    eprintln!("islet serve: http: {e}");
+                }
+            });
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(Running {
+        http,
+        forward: receiver
+            .as_ref()
+            .map(islet_sink::forward::Receiver::local_addr),
+        tls: tls.is_some(),
+        stop,
+        shutdown: Some(tx),
+        http_thread: Some(http_thread),
+        receiver,
+        files,
+        pruner,
+        ingest,
+        exporter,
+    })
+}
+
+impl Running {
+    /// The file ingest threads are done (they never are when following).
+    pub fn files_done(&self) -> bool {
+        self.files.iter().all(std::thread::JoinHandle::is_finished)
+    }
+
+    /// Stop: no new connections; what was committed stays, what was not is not acknowledged.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(r) = self.receiver.take() {
+            r.stop();
+        }
+        for f in self.files.drain(..) {
+            let _ = f.join();
+        }
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.http_thread.take() {
+            let _ = t.join();
+        }
+        self.ingest.stop();
+        self.exporter.stop();
+        if let Some(p) = self.pruner.take() {
+            let _ = p.join();
+        }
+    }
+}

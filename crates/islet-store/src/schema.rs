@@ -1,0 +1,206 @@
+//! The SQLite schema, as numbered migrations. `PRAGMA user_version` records how many have been
+//! applied; opening a store applies the rest in one transaction each. A migration is never
+//! edited once released: a change is a new migration.
+
+/// Migrations in order; index + 1 is the version each one brings the database to.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    r#"
+CREATE TABLE sensors (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    events INTEGER NOT NULL DEFAULT 0,
+    duplicates INTEGER NOT NULL DEFAULT 0,
+    next_seq INTEGER NOT NULL DEFAULT 0,
+    prev TEXT NOT NULL DEFAULT '',
+    chain TEXT NOT NULL DEFAULT 'unchained',
+    chain_detail TEXT NOT NULL DEFAULT '',
+    drops INTEGER NOT NULL DEFAULT 0,
+    eps REAL NOT NULL DEFAULT 0,
+    ratio REAL,
+    stats TEXT NOT NULL DEFAULT '{}',
+    stats_ts INTEGER NOT NULL DEFAULT 0,
+    stats_events INTEGER NOT NULL DEFAULT 0
+);
+-- (sensor, seq, digest prefix): a record already kept.
+CREATE TABLE seen (
+    sensor INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    digest INTEGER NOT NULL,
+    PRIMARY KEY (sensor, seq, digest)
+) WITHOUT ROWID;
+CREATE TABLE workloads (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    critical INTEGER NOT NULL DEFAULT 0,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL
+);
+CREATE TABLE flows (
+    id INTEGER PRIMARY KEY,
+    sensor INTEGER NOT NULL,
+    flow_id INTEGER,
+    ts_start INTEGER NOT NULL,
+    ts_end INTEGER NOT NULL,
+    src_ip TEXT NOT NULL,
+    src_port INTEGER NOT NULL,
+    dest_ip TEXT NOT NULL,
+    dest_port INTEGER NOT NULL,
+    proto TEXT NOT NULL,
+    app_proto TEXT,
+    pkts INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    verdict TEXT,
+    alerted INTEGER NOT NULL,
+    community_id TEXT,
+    src_wl INTEGER NOT NULL,
+    dest_wl INTEGER NOT NULL,
+    -- the ends' labels as they were at the flow's start (NULL: as the workload has them)
+    src_labels TEXT,
+    dest_labels TEXT
+);
+CREATE INDEX flows_src_ip ON flows (src_ip, ts_start);
+CREATE INDEX flows_dest_ip ON flows (dest_ip, ts_start);
+CREATE INDEX flows_src_wl ON flows (src_wl, ts_start);
+CREATE INDEX flows_dest_wl ON flows (dest_wl, ts_start);
+CREATE INDEX flows_ts ON flows (ts_start);
+CREATE INDEX flows_flow_id ON flows (flow_id);
+-- protocol events, anomalies and alerts as the sensor wrote them
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    sensor INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    event_type TEXT NOT NULL,
+    flow_id INTEGER,
+    record TEXT NOT NULL
+);
+CREATE INDEX events_flow_id ON events (flow_id);
+CREATE INDEX events_ts ON events (ts);
+-- names seen (DNS queries, TLS SNI, HTTP Host), for "who resolved or connected to Z"
+CREATE TABLE names (
+    name TEXT NOT NULL,
+    via TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    src_ip TEXT NOT NULL,
+    dest_ip TEXT NOT NULL,
+    flow_id INTEGER,
+    sensor INTEGER NOT NULL,
+    event INTEGER NOT NULL
+);
+CREATE INDEX names_name ON names (name, ts);
+CREATE INDEX names_ts ON names (ts);
+CREATE TABLE edges (
+    minute INTEGER NOT NULL,
+    src INTEGER NOT NULL,
+    dest INTEGER NOT NULL,
+    service TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    alerted INTEGER NOT NULL,
+    flows INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    PRIMARY KEY (minute, src, dest, service, verdict)
+) WITHOUT ROWID;
+CREATE TABLE cases (
+    id INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    status TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    assignee TEXT,
+    tags TEXT NOT NULL DEFAULT '[]',
+    tlp INTEGER NOT NULL DEFAULT 2,
+    pap INTEGER NOT NULL DEFAULT 2,
+    reasons TEXT NOT NULL DEFAULT '[]',
+    techniques TEXT NOT NULL DEFAULT '[]',
+    misp TEXT NOT NULL DEFAULT '[]',
+    critical INTEGER NOT NULL DEFAULT 0,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    merged_into INTEGER
+);
+CREATE INDEX cases_updated ON cases (status, last_seen);
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL UNIQUE,
+    detection TEXT NOT NULL,
+    sensor INTEGER NOT NULL,
+    signature_id INTEGER NOT NULL,
+    signature TEXT NOT NULL,
+    category TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    src_ip TEXT,
+    dest_ip TEXT,
+    flow_id INTEGER,
+    techniques TEXT NOT NULL,
+    misp TEXT,
+    count INTEGER NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    case_id INTEGER,
+    record TEXT NOT NULL
+);
+CREATE INDEX alerts_case ON alerts (case_id);
+CREATE INDEX alerts_last_seen ON alerts (last_seen);
+CREATE TABLE observables (
+    id INTEGER PRIMARY KEY,
+    case_id INTEGER NOT NULL,
+    data_type TEXT NOT NULL,
+    data TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    ioc INTEGER NOT NULL,
+    sighted INTEGER NOT NULL DEFAULT 0,
+    count INTEGER NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    UNIQUE (case_id, data_type, data)
+);
+CREATE INDEX observables_data ON observables (data_type, data);
+CREATE TABLE notes (
+    id INTEGER PRIMARY KEY,
+    case_id INTEGER NOT NULL,
+    author TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX notes_case ON notes (case_id);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    case_id INTEGER,
+    detail TEXT NOT NULL
+);
+CREATE INDEX audit_case ON audit (case_id);
+CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    revoked INTEGER
+);
+CREATE TABLE exports (
+    id INTEGER PRIMARY KEY,
+    target TEXT NOT NULL,
+    case_id INTEGER,
+    alert_id INTEGER,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL,
+    last_error TEXT,
+    created INTEGER NOT NULL,
+    done_at INTEGER
+);
+CREATE INDEX exports_due ON exports (state, next_at);
+"#,
+];

@@ -1,0 +1,1757 @@
+//! The SQLite backend: one writer connection, any number of read-only ones (WAL lets readers
+//! run beside the writer). Ingest is one transaction per batch with cached statements;
+//! workloads' last-seen times and per-minute edges are summed in memory over the batch and
+//! written once each at its end.
+
+use crate::triage::{AlertFacts, case_severity, parse_ts};
+use crate::types::*;
+use crate::{Result, Store, StoreError};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+/// Durability of a commit: `Full` survives power loss, `Normal` survives a crash of islet
+/// (WAL), not of the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sync {
+    #[default]
+    Full,
+    Normal,
+}
+
+/// The SQLite store.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    sensor_ids: HashMap<String, i64>,
+    /// Workload key → (id, last_seen written).
+    workload_ids: HashMap<String, (i64, i64)>,
+}
+
+fn json_str<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+fn parse_vec(s: &str) -> Vec<String> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+impl SqliteStore {
+    /// Open (creating and migrating) the database at `path` for writing.
+    pub fn open(path: &Path, sync: Sync) -> Result<SqliteStore> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            match sync {
+                Sync::Full => "FULL",
+                Sync::Normal => "NORMAL",
+            },
+        )?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "cache_size", -65536)?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+            sensor_ids: HashMap::new(),
+            workload_ids: HashMap::new(),
+        })
+    }
+
+    /// A read-only connection to the same database (queries only; writes are refused).
+    pub fn reader(&self) -> Result<SqliteStore> {
+        SqliteStore::open_reader(&self.path)
+    }
+
+    pub fn open_reader(path: &Path) -> Result<SqliteStore> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "cache_size", -32768)?;
+        Ok(SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+            sensor_ids: HashMap::new(),
+            workload_ids: HashMap::new(),
+        })
+    }
+
+    /// The schema version (number of migrations applied).
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let have: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let have = usize::try_from(have).unwrap_or(0);
+    if have > crate::schema::MIGRATIONS.len() {
+        return Err(StoreError::Invalid(format!(
+            "the database is at schema version {have}, newer than this islet ({})",
+            crate::schema::MIGRATIONS.len()
+        )));
+    }
+    for (i, m) in crate::schema::MIGRATIONS.iter().enumerate().skip(have) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(m)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Sums kept over one batch and written at its end.
+#[derive(Default)]
+struct BatchSums {
+    workloads_seen: HashMap<i64, (i64, i64)>,
+    edges: HashMap<(i64, i64, i64, String, String), (bool, u64, u64)>,
+    sensors: HashMap<i64, (i64, u64, u64)>,
+}
+
+fn sensor_id(
+    tx: &Transaction<'_>,
+    cache: &mut HashMap<String, i64>,
+    name: &str,
+    ts: i64,
+) -> Result<i64> {
+    if let Some(&id) = cache.get(name) {
+        return Ok(id);
+    }
+    tx.execute(
+        "INSERT INTO sensors (name, first_seen, last_seen) VALUES (?1, ?2, ?2) ON CONFLICT(name) DO NOTHING",
+        params![name, ts],
+    )?;
+    let id: i64 = tx.query_row("SELECT id FROM sensors WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })?;
+    cache.insert(name.to_string(), id);
+    Ok(id)
+}
+
+fn workload_id(
+    tx: &Transaction<'_>,
+    cache: &mut HashMap<String, (i64, i64)>,
+    e: &Endpoint,
+    ts: i64,
+) -> Result<i64> {
+    if let Some(&(id, _)) = cache.get(&e.key) {
+        return Ok(id);
+    }
+    let found: Option<i64> = tx
+        .prepare_cached("SELECT id FROM workloads WHERE key = ?1")?
+        .query_row([&e.key], |r| r.get(0))
+        .optional()?;
+    let id = match found {
+        Some(id) => id,
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO workloads (key, kind, name, namespace, labels, critical, first_seen, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            )?
+            .execute(params![
+                e.key,
+                e.kind,
+                e.name,
+                e.namespace,
+                json_str(&e.labels),
+                e.critical,
+                ts
+            ])?;
+            tx.last_insert_rowid()
+        }
+    };
+    cache.insert(e.key.clone(), (id, ts));
+    Ok(id)
+}
+
+fn ip_endpoint(ip: &str) -> Endpoint {
+    Endpoint {
+        key: ip.to_string(),
+        kind: "ip".into(),
+        name: ip.to_string(),
+        namespace: String::new(),
+        labels: BTreeMap::new(),
+        critical: false,
+    }
+}
+
+impl SqliteStore {
+    fn ingest_flow(
+        tx: &Transaction<'_>,
+        wl: &mut HashMap<String, (i64, i64)>,
+        sums: &mut BatchSums,
+        sensor: i64,
+        rec: &Record,
+    ) -> Result<()> {
+        let v = &rec.value;
+        let f = &v["flow"];
+        let start = f["start"].as_str().and_then(parse_ts).unwrap_or(rec.ts_ms);
+        let end = f["end"].as_str().and_then(parse_ts).unwrap_or(start);
+        let src_ip = v["src_ip"].as_str().unwrap_or("");
+        let dest_ip = v["dest_ip"].as_str().unwrap_or("");
+        let src = rec.src.clone().unwrap_or_else(|| ip_endpoint(src_ip));
+        let dest = rec.dest.clone().unwrap_or_else(|| ip_endpoint(dest_ip));
+        let src_wl = workload_id(tx, wl, &src, start)?;
+        let dest_wl = workload_id(tx, wl, &dest, start)?;
+        for id in [src_wl, dest_wl] {
+            let e = sums.workloads_seen.entry(id).or_insert((start, end));
+            e.0 = e.0.min(start);
+            e.1 = e.1.max(end);
+        }
+        let pkts =
+            f["pkts_toserver"].as_u64().unwrap_or(0) + f["pkts_toclient"].as_u64().unwrap_or(0);
+        let bytes =
+            f["bytes_toserver"].as_u64().unwrap_or(0) + f["bytes_toclient"].as_u64().unwrap_or(0);
+        let verdict = v["policy"]["verdict"].as_str();
+        let alerted = f["alerted"].as_bool().unwrap_or(false);
+        let proto = v["proto"].as_str().unwrap_or("");
+        let dport = v["dest_port"].as_u64().unwrap_or(0);
+        let labels = |e: &Endpoint| (!e.labels.is_empty()).then(|| json_str(&e.labels));
+        tx.prepare_cached(
+            "INSERT INTO flows (sensor, flow_id, ts_start, ts_end, src_ip, src_port, dest_ip, dest_port,
+               proto, app_proto, pkts, bytes, verdict, alerted, community_id, src_wl, dest_wl,
+               src_labels, dest_labels)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+        )?
+        .execute(params![
+            sensor,
+            v["flow_id"].as_i64(),
+            start,
+            end,
+            src_ip,
+            v["src_port"].as_u64().unwrap_or(0) as i64,
+            dest_ip,
+            dport as i64,
+            proto,
+            v["app_proto"].as_str(),
+            pkts as i64,
+            bytes as i64,
+            verdict,
+            alerted,
+            v["community_id"].as_str(),
+            src_wl,
+            dest_wl,
+            labels(&src),
+            labels(&dest),
+        ])?;
+        let service = match proto {
+            "TCP" | "UDP" | "SCTP" => format!("{}/{dport}", proto.to_ascii_lowercase()),
+            p => p.to_ascii_lowercase(),
+        };
+        let e = sums
+            .edges
+            .entry((
+                start.div_euclid(60_000),
+                src_wl,
+                dest_wl,
+                service,
+                verdict.unwrap_or("none").to_string(),
+            ))
+            .or_default();
+        e.0 |= alerted;
+        e.1 += 1;
+        e.2 += bytes;
+        Ok(())
+    }
+
+    fn ingest_event(
+        tx: &Transaction<'_>,
+        sensor: i64,
+        rec: &Record,
+        event_type: &str,
+    ) -> Result<i64> {
+        let v = &rec.value;
+        tx.prepare_cached(
+            "INSERT INTO events (sensor, ts, event_type, flow_id, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![sensor, rec.ts_ms, event_type, v["flow_id"].as_i64(), v.to_string()])?;
+        let id = tx.last_insert_rowid();
+        let mut names: Vec<(&str, &str)> = Vec::new();
+        match event_type {
+            "dns" => {
+                let d = &v["dns"];
+                if let Some(n) = d["rrname"].as_str() {
+                    names.push((n, "dns"));
+                }
+                for q in d["queries"].as_array().into_iter().flatten() {
+                    if let Some(n) = q["rrname"].as_str() {
+                        names.push((n, "dns"));
+                    }
+                }
+            }
+            "tls" | "quic" => {
+                if let Some(n) = v[event_type]["sni"].as_str() {
+                    names.push((n, "tls"));
+                }
+            }
+            "http" => {
+                if let Some(n) = v["http"]["hostname"].as_str() {
+                    names.push((n, "http"));
+                }
+            }
+            _ => {}
+        }
+        names.truncate(16);
+        for (n, via) in names {
+            let n = n.trim_end_matches('.').to_ascii_lowercase();
+            if n.is_empty() || n.len() > 255 {
+                continue;
+            }
+            tx.prepare_cached(
+                "INSERT INTO names (name, via, ts, src_ip, dest_ip, flow_id, sensor, event)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                n,
+                via,
+                rec.ts_ms,
+                v["src_ip"].as_str().unwrap_or(""),
+                v["dest_ip"].as_str().unwrap_or(""),
+                v["flow_id"].as_i64(),
+                sensor,
+                id
+            ])?;
+        }
+        Ok(id)
+    }
+
+    fn ingest_stats(tx: &Transaction<'_>, sensor: i64, rec: &Record) -> Result<()> {
+        let s = &rec.value["stats"];
+        let drops: u64 = ["decode", "flow_table", "buffer", "sink"]
+            .iter()
+            .map(|k| s["output"]["drops"][k].as_u64().unwrap_or(0))
+            .sum::<u64>()
+            + s["capture"]["kernel_drops"].as_u64().unwrap_or(0)
+            + s["live"]["ring_drops"].as_u64().unwrap_or(0);
+        let events: u64 = s["output"]["events"]
+            .as_object()
+            .map(|m| m.values().filter_map(Value::as_u64).sum())
+            .unwrap_or(0);
+        let ratio = s["protection"]["protected_pkts_per_cpu_s"]
+            .as_f64()
+            .or_else(|| s["protection"]["ratio"].as_f64());
+        let prev: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT stats_ts, stats_events FROM sensors WHERE id = ?1",
+                [sensor],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let eps = match prev {
+            Some((pts, pev)) if pts > 0 && rec.ts_ms > pts && events as i64 >= pev => {
+                (events as i64 - pev) as f64 * 1000.0 / (rec.ts_ms - pts) as f64
+            }
+            _ => s["uptime"]
+                .as_f64()
+                .filter(|u| *u > 0.0)
+                .map_or(0.0, |u| events as f64 / u),
+        };
+        tx.execute(
+            "UPDATE sensors SET drops = ?2, eps = ?3, ratio = ?4, stats = ?5, stats_ts = ?6, stats_events = ?7
+             WHERE id = ?1",
+            params![sensor, drops as i64, eps, ratio, s.to_string(), rec.ts_ms, events as i64],
+        )?;
+        Ok(())
+    }
+
+    fn triage(
+        tx: &Transaction<'_>,
+        sensor: i64,
+        sensor_name: &str,
+        rec: &Record,
+        event_id: i64,
+        window: i64,
+        now: i64,
+        report: &mut IngestReport,
+    ) -> Result<()> {
+        let _ = event_id;
+        let f = AlertFacts::from_record(sensor_name, &rec.value);
+        let ts = rec.ts_ms;
+        let critical = rec.src.as_ref().is_some_and(|e| e.critical)
+            || rec.dest.as_ref().is_some_and(|e| e.critical);
+        let existing: Option<(i64, Option<i64>)> = tx
+            .prepare_cached("SELECT id, case_id FROM alerts WHERE fingerprint = ?1")?
+            .query_row([&f.fingerprint], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((id, case)) = existing {
+            tx.prepare_cached(
+                "UPDATE alerts SET count = count + 1, last_seen = max(last_seen, ?2),
+                   first_seen = min(first_seen, ?2), record = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id, ts, rec.value.to_string()])?;
+            if let Some(c) = case {
+                tx.execute(
+                    "UPDATE cases SET last_seen = max(last_seen, ?2), updated = ?3 WHERE id = ?1",
+                    params![c, ts, now],
+                )?;
+            }
+            report.alerts_repeated += 1;
+            return Ok(());
+        }
+        // Open cases that share an observable within the window, with what they share.
+        let mut shared: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        {
+            let mut q = tx.prepare_cached(
+                "SELECT o.case_id FROM observables o JOIN cases c ON c.id = o.case_id
+                 WHERE o.data_type = ?1 AND o.data = ?2 AND c.status IN ('New', 'InProgress')
+                   AND c.merged_into IS NULL AND c.last_seen >= ?3 AND c.first_seen <= ?4",
+            )?;
+            for o in &f.observables {
+                let rows = q.query_map(
+                    params![
+                        o.data_type,
+                        o.data,
+                        ts.saturating_sub(window),
+                        ts.saturating_add(window)
+                    ],
+                    |r| r.get::<_, i64>(0),
+                )?;
+                for c in rows {
+                    shared
+                        .entry(c?)
+                        .or_default()
+                        .push(format!("{} {}", o.kind, o.data));
+                }
+            }
+        }
+        let best = shared
+            .iter()
+            .max_by_key(|(id, why)| (why.len(), -**id))
+            .map(|(id, why)| (*id, why.clone()));
+        let sev = case_severity(f.severity, critical);
+        let case_id = match &best {
+            Some((id, _)) => *id,
+            None => {
+                tx.execute(
+                    "INSERT INTO cases (title, status, severity, critical, first_seen, last_seen, created, updated)
+                     VALUES (?1, 'New', ?2, ?3, ?4, ?4, ?5, ?5)",
+                    params![f.signature, sev, critical, ts, now],
+                )?;
+                report.cases_new += 1;
+                tx.last_insert_rowid()
+            }
+        };
+        tx.prepare_cached(
+            "INSERT INTO alerts (fingerprint, detection, sensor, signature_id, signature, category,
+               severity, action, src_ip, dest_ip, flow_id, techniques, misp, count, first_seen,
+               last_seen, case_id, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1, ?14, ?14, ?15, ?16)",
+        )?
+        .execute(params![
+            f.fingerprint,
+            f.detection,
+            sensor,
+            f.signature_id,
+            f.signature,
+            f.category,
+            f.severity,
+            f.action,
+            f.src_ip,
+            f.dest_ip,
+            f.flow_id,
+            json_str(&f.techniques),
+            f.misp.as_ref().map(json_str),
+            ts,
+            case_id,
+            rec.value.to_string()
+        ])?;
+        let alert_id = tx.last_insert_rowid();
+        report.alerts_new += 1;
+        for o in &f.observables {
+            tx.prepare_cached(
+                "INSERT INTO observables (case_id, data_type, data, kind, ioc, count, first_seen, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)
+                 ON CONFLICT (case_id, data_type, data) DO UPDATE SET count = count + 1,
+                   ioc = max(ioc, excluded.ioc), last_seen = max(last_seen, excluded.last_seen),
+                   first_seen = min(first_seen, excluded.first_seen)",
+            )?
+            .execute(params![case_id, o.data_type, o.data, o.kind, o.ioc, ts])?;
+        }
+        let (mut reasons, mut techniques, mut misp, cur_sev, title): (
+            Vec<String>,
+            Vec<String>,
+            Vec<MispContext>,
+            u8,
+            String,
+        ) = tx.query_row(
+            "SELECT reasons, techniques, misp, severity, title FROM cases WHERE id = ?1",
+            [case_id],
+            |r| {
+                Ok((
+                    parse_vec(&r.get::<_, String>(0)?),
+                    parse_vec(&r.get::<_, String>(1)?),
+                    serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
+                    r.get(3)?,
+                    r.get(4)?,
+                ))
+            },
+        )?;
+        reasons.push(match &best {
+            Some((_, why)) => format!(
+                "alert {alert_id} ({}) shares {}",
+                f.detection,
+                why.join(", ")
+            ),
+            None => format!("opened by alert {alert_id} ({})", f.detection),
+        });
+        if reasons.len() > 200 {
+            reasons.drain(..reasons.len() - 200);
+        }
+        for t in &f.techniques {
+            if !techniques.contains(t) {
+                techniques.push(t.clone());
+            }
+        }
+        if let Some(m) = &f.misp
+            && !misp.iter().any(|x| x == m)
+            && misp.len() < 100
+        {
+            misp.push(m.clone());
+        }
+        let title = if sev > cur_sev {
+            f.signature.clone()
+        } else {
+            title
+        };
+        tx.execute(
+            "UPDATE cases SET reasons = ?2, techniques = ?3, misp = ?4, severity = max(severity, ?5),
+               critical = max(critical, ?6), title = ?7, first_seen = min(first_seen, ?8),
+               last_seen = max(last_seen, ?8), updated = ?9 WHERE id = ?1",
+            params![
+                case_id,
+                json_str(&reasons),
+                json_str(&techniques),
+                json_str(&misp),
+                sev,
+                critical,
+                title,
+                ts,
+                now
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+const SUMMARY_COLS: &str = "c.id, c.title, c.status, c.severity, c.assignee, c.tags, c.tlp, c.pap,
+    (SELECT count(*) FROM alerts a WHERE a.case_id = c.id),
+    (SELECT count(*) FROM observables o WHERE o.case_id = c.id),
+    c.techniques, c.first_seen, c.last_seen, c.created, c.updated";
+
+fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseSummary> {
+    Ok(CaseSummary {
+        id: r.get(0)?,
+        title: r.get(1)?,
+        status: Status::parse(&r.get::<_, String>(2)?).unwrap_or(Status::New),
+        severity: r.get(3)?,
+        assignee: r.get(4)?,
+        tags: parse_vec(&r.get::<_, String>(5)?),
+        tlp: r.get(6)?,
+        pap: r.get(7)?,
+        alerts: r.get::<_, i64>(8)? as u64,
+        observables: r.get::<_, i64>(9)? as u64,
+        techniques: parse_vec(&r.get::<_, String>(10)?),
+        first_seen: r.get(11)?,
+        last_seen: r.get(12)?,
+        created: r.get(13)?,
+        updated: r.get(14)?,
+    })
+}
+
+const ALERT_COLS: &str = "a.id, a.fingerprint, a.detection, s.name, a.signature_id, a.signature,
+    a.category, a.severity, a.action, a.src_ip, a.dest_ip, a.flow_id, a.techniques, a.misp,
+    a.count, a.first_seen, a.last_seen, a.case_id, a.record";
+
+fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRow> {
+    Ok(AlertRow {
+        id: r.get(0)?,
+        fingerprint: r.get(1)?,
+        detection: r.get(2)?,
+        sensor: r.get(3)?,
+        signature_id: r.get(4)?,
+        signature: r.get(5)?,
+        category: r.get(6)?,
+        severity: r.get(7)?,
+        action: r.get(8)?,
+        src_ip: r.get(9)?,
+        dest_ip: r.get(10)?,
+        flow_id: r.get(11)?,
+        techniques: parse_vec(&r.get::<_, String>(12)?),
+        misp: r
+            .get::<_, Option<String>>(13)?
+            .and_then(|m| serde_json::from_str(&m).ok()),
+        count: r.get::<_, i64>(14)? as u64,
+        first_seen: r.get(15)?,
+        last_seen: r.get(16)?,
+        case_id: r.get(17)?,
+        record: serde_json::from_str(&r.get::<_, String>(18)?).unwrap_or(Value::Null),
+    })
+}
+
+const FLOW_COLS: &str = "f.id, s.name, f.flow_id, f.ts_start, f.ts_end, f.src_ip, f.src_port,
+    f.dest_ip, f.dest_port, f.proto, f.app_proto, f.pkts, f.bytes, f.verdict, f.alerted,
+    f.community_id, ws.key, ws.kind, ws.name, ws.namespace, coalesce(f.src_labels, ws.labels),
+    ws.critical, wd.key, wd.kind, wd.name, wd.namespace, coalesce(f.dest_labels, wd.labels),
+    wd.critical";
+const FLOW_FROM: &str = "flows f JOIN sensors s ON s.id = f.sensor
+    JOIN workloads ws ON ws.id = f.src_wl JOIN workloads wd ON wd.id = f.dest_wl";
+
+fn flow_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FlowRow> {
+    let ep = |i: usize| -> rusqlite::Result<Endpoint> {
+        Ok(Endpoint {
+            key: r.get(i)?,
+            kind: r.get(i + 1)?,
+            name: r.get(i + 2)?,
+            namespace: r.get(i + 3)?,
+            labels: serde_json::from_str(&r.get::<_, String>(i + 4)?).unwrap_or_default(),
+            critical: r.get(i + 5)?,
+        })
+    };
+    Ok(FlowRow {
+        id: r.get(0)?,
+        sensor: r.get(1)?,
+        flow_id: r.get(2)?,
+        start: r.get(3)?,
+        end: r.get(4)?,
+        src_ip: r.get(5)?,
+        src_port: r.get::<_, i64>(6)? as u16,
+        dest_ip: r.get(7)?,
+        dest_port: r.get::<_, i64>(8)? as u16,
+        proto: r.get(9)?,
+        app_proto: r.get(10)?,
+        pkts: r.get::<_, i64>(11)? as u64,
+        bytes: r.get::<_, i64>(12)? as u64,
+        verdict: r.get(13)?,
+        alerted: r.get(14)?,
+        community_id: r.get(15)?,
+        src: ep(16)?,
+        dest: ep(22)?,
+    })
+}
+
+fn node_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MapNode> {
+    Ok(MapNode {
+        key: r.get(0)?,
+        kind: r.get(1)?,
+        name: r.get(2)?,
+        namespace: r.get(3)?,
+        labels: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+        critical: r.get(5)?,
+        first_seen: r.get(6)?,
+        last_seen: r.get(7)?,
+    })
+}
+
+const EXPORT_COLS: &str =
+    "id, target, case_id, alert_id, body, state, attempts, next_at, last_error, created, done_at";
+
+fn export_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExportRow> {
+    Ok(ExportRow {
+        id: r.get(0)?,
+        target: r.get(1)?,
+        case_id: r.get(2)?,
+        alert_id: r.get(3)?,
+        body: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or(Value::Null),
+        state: r.get(5)?,
+        attempts: r.get::<_, i64>(6)? as u32,
+        next_at: r.get(7)?,
+        last_error: r.get(8)?,
+        created: r.get(9)?,
+        done_at: r.get(10)?,
+    })
+}
+
+/// A WHERE clause built from optional filters, with its parameters.
+#[derive(Default)]
+struct Filter {
+    clauses: Vec<String>,
+    params: Vec<rusqlite::types::Value>,
+}
+
+impl Filter {
+    /// Every `?` of `clause` names this one parameter.
+    fn add(&mut self, clause: &str, v: impl Into<rusqlite::types::Value>) {
+        self.params.push(v.into());
+        let n = self.params.len();
+        self.clauses.push(clause.replace('?', &format!("?{n}")));
+    }
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+}
+
+impl SqliteStore {
+    fn page<T>(
+        &self,
+        from: &str,
+        cols: &str,
+        f: &Filter,
+        order: &str,
+        page: &PageReq,
+        map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Page<T>> {
+        let total: i64 = self.conn.query_row(
+            &format!("SELECT count(*) FROM {from}{}", f.sql()),
+            rusqlite::params_from_iter(f.params.iter()),
+            |r| r.get(0),
+        )?;
+        let n = f.params.len();
+        let sql = format!(
+            "SELECT {cols} FROM {from}{} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
+            f.sql(),
+            n + 1,
+            n + 2
+        );
+        let mut params = f.params.clone();
+        params.push(page.limit().into());
+        params.push(page.offset().into());
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let items = st
+            .query_map(rusqlite::params_from_iter(params.iter()), map)?
+            .collect::<rusqlite::Result<Vec<T>>>()?;
+        Ok(Page {
+            items,
+            total: total as u64,
+            offset: page.offset,
+            limit: page.limit() as u32,
+        })
+    }
+
+    fn workload_by_key(&self, key: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row("SELECT id FROM workloads WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    fn case_exists(&self, id: i64) -> Result<Status> {
+        let s: Option<String> = self
+            .conn
+            .query_row("SELECT status FROM cases WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?;
+        s.and_then(|s| Status::parse(&s))
+            .ok_or_else(|| StoreError::NotFound(format!("case {id}")))
+    }
+
+    fn audit_tx(
+        tx: &Transaction<'_>,
+        actor: &str,
+        action: &str,
+        case: Option<i64>,
+        detail: &str,
+        now: i64,
+    ) -> Result<()> {
+        tx.execute(
+            "INSERT INTO audit (ts, actor, action, case_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![now, actor, action, case, detail],
+        )?;
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    fn ingest(&mut self, batch: &IngestBatch) -> Result<IngestReport> {
+        let mut report = IngestReport::default();
+        let tx = self.conn.transaction()?;
+        let mut sums = BatchSums::default();
+        let mut sensor_cache = self.sensor_ids.clone();
+        let mut wl_cache = self.workload_ids.clone();
+        for rec in &batch.records {
+            let sensor = sensor_id(&tx, &mut sensor_cache, &rec.sensor, rec.ts_ms)?;
+            let digest = i64::from_le_bytes(rec.digest[..8].try_into().unwrap_or([0; 8]));
+            let fresh = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO seen (sensor, seq, digest) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![sensor, rec.seq.map_or(-1, |s| s as i64), digest])?;
+            let s = sums.sensors.entry(sensor).or_insert((rec.ts_ms, 0, 0));
+            s.0 = s.0.max(rec.ts_ms);
+            if fresh == 0 {
+                s.2 += 1;
+                report.duplicates += 1;
+                continue;
+            }
+            s.1 += 1;
+            report.stored += 1;
+            let et = rec.value["event_type"].as_str().unwrap_or("");
+            match et {
+                "flow" | "netflow" => {
+                    Self::ingest_flow(&tx, &mut wl_cache, &mut sums, sensor, rec)?;
+                    report.flows += 1;
+                }
+                "alert" => {
+                    let ev = Self::ingest_event(&tx, sensor, rec, et)?;
+                    Self::triage(
+                        &tx,
+                        sensor,
+                        &rec.sensor,
+                        rec,
+                        ev,
+                        batch.case_window_ms,
+                        batch.now_ms,
+                        &mut report,
+                    )?;
+                }
+                "stats" => {
+                    Self::ingest_stats(&tx, sensor, rec)?;
+                    Self::ingest_event(&tx, sensor, rec, et)?;
+                }
+                "" => {
+                    Self::ingest_event(&tx, sensor, rec, "unknown")?;
+                }
+                _ => {
+                    Self::ingest_event(&tx, sensor, rec, et)?;
+                }
+            }
+        }
+        for (id, (first, last)) in &sums.workloads_seen {
+            tx.prepare_cached(
+                "UPDATE workloads SET first_seen = min(first_seen, ?2), last_seen = max(last_seen, ?3) WHERE id = ?1",
+            )?
+            .execute(params![id, first, last])?;
+        }
+        for ((minute, src, dest, service, verdict), (alerted, flows, bytes)) in &sums.edges {
+            tx.prepare_cached(
+                "INSERT INTO edges (minute, src, dest, service, verdict, alerted, flows, bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (minute, src, dest, service, verdict) DO UPDATE SET
+                   alerted = max(alerted, excluded.alerted), flows = flows + excluded.flows,
+                   bytes = bytes + excluded.bytes",
+            )?
+            .execute(params![
+                minute,
+                src,
+                dest,
+                service,
+                verdict,
+                alerted,
+                *flows as i64,
+                *bytes as i64
+            ])?;
+        }
+        for (id, (last, stored, dups)) in &sums.sensors {
+            tx.prepare_cached(
+                "UPDATE sensors SET last_seen = max(last_seen, ?2), events = events + ?3,
+                   duplicates = duplicates + ?4 WHERE id = ?1",
+            )?
+            .execute(params![id, last, *stored as i64, *dups as i64])?;
+        }
+        for h in &batch.heads {
+            let id = sensor_id(&tx, &mut sensor_cache, &h.sensor, batch.now_ms)?;
+            tx.execute(
+                "UPDATE sensors SET next_seq = ?2, prev = ?3, chain = ?4, chain_detail = ?5 WHERE id = ?1",
+                params![id, h.next_seq as i64, h.prev, h.chain, h.detail],
+            )?;
+        }
+        tx.commit()?;
+        self.sensor_ids = sensor_cache;
+        self.workload_ids = wl_cache;
+        Ok(report)
+    }
+
+    fn sensor_heads(&self) -> Result<Vec<SensorHead>> {
+        let mut st = self.conn.prepare(
+            "SELECT name, next_seq, prev, chain, chain_detail FROM sensors ORDER BY name",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(SensorHead {
+                sensor: r.get(0)?,
+                next_seq: r.get::<_, i64>(1)? as u64,
+                prev: r.get(2)?,
+                chain: r.get(3)?,
+                detail: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn cases(&self, q: &CaseQuery) -> Result<Page<CaseSummary>> {
+        let mut f = Filter::default();
+        f.clauses.push("c.merged_into IS NULL".into());
+        if let Some(s) = q.status {
+            f.add("c.status = ?", s.name().to_string());
+        }
+        if let Some(s) = q.min_severity {
+            f.add("c.severity >= ?", i64::from(s));
+        }
+        self.page(
+            "cases c",
+            SUMMARY_COLS,
+            &f,
+            "c.last_seen DESC, c.id DESC",
+            &q.page,
+            summary_row,
+        )
+    }
+
+    fn case(&self, id: i64) -> Result<CaseDetail> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {SUMMARY_COLS}, c.reasons, c.misp, c.merged_into FROM cases c WHERE c.id = ?1"),
+                [id],
+                |r| {
+                    Ok((
+                        summary_row(r)?,
+                        parse_vec(&r.get::<_, String>(15)?),
+                        serde_json::from_str::<Vec<MispContext>>(&r.get::<_, String>(16)?)
+                            .unwrap_or_default(),
+                        r.get::<_, Option<i64>>(17)?,
+                    ))
+                },
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("case {id}")))?;
+        let (summary, reasons, misp, merged_into) = row;
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, data_type, data, kind, ioc, sighted, count, first_seen, last_seen
+             FROM observables WHERE case_id = ?1 ORDER BY data_type, data LIMIT 1000",
+        )?;
+        let observables = st
+            .query_map([id], |r| {
+                Ok(Observable {
+                    id: r.get(0)?,
+                    data_type: r.get(1)?,
+                    data: r.get(2)?,
+                    kind: r.get(3)?,
+                    ioc: r.get(4)?,
+                    sighted: r.get(5)?,
+                    count: r.get::<_, i64>(6)? as u64,
+                    first_seen: r.get(7)?,
+                    last_seen: r.get(8)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {ALERT_COLS} FROM alerts a JOIN sensors s ON s.id = a.sensor
+             WHERE a.case_id = ?1 ORDER BY a.first_seen, a.id LIMIT 1000"
+        ))?;
+        let alerts = st
+            .query_map([id], alert_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, author, ts, text FROM notes WHERE case_id = ?1 ORDER BY ts, id",
+        )?;
+        let notes = st
+            .query_map([id], |r| {
+                Ok(Note {
+                    id: r.get(0)?,
+                    author: r.get(1)?,
+                    ts: r.get(2)?,
+                    text: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut timeline: Vec<TimelineEntry> = alerts
+            .iter()
+            .map(|a| TimelineEntry {
+                ts: a.first_seen,
+                kind: "alert".into(),
+                text: if a.count > 1 {
+                    format!("{} (×{}, last {})", a.signature, a.count, a.last_seen)
+                } else {
+                    a.signature.clone()
+                },
+                actor: Some(a.sensor.clone()),
+            })
+            .collect();
+        let mut st = self.conn.prepare_cached(
+            "SELECT ts, action, detail, actor FROM audit WHERE case_id = ?1 ORDER BY ts, id LIMIT 1000",
+        )?;
+        for e in st.query_map([id], |r| {
+            Ok(TimelineEntry {
+                ts: r.get(0)?,
+                kind: r.get(1)?,
+                text: r.get(2)?,
+                actor: Some(r.get(3)?),
+            })
+        })? {
+            timeline.push(e?);
+        }
+        timeline.sort_by_key(|e| e.ts);
+        Ok(CaseDetail {
+            summary,
+            reasons,
+            misp,
+            observables,
+            alerts,
+            notes,
+            timeline,
+            merged_into,
+        })
+    }
+
+    fn alerts(&self, q: &AlertQuery) -> Result<Page<AlertRow>> {
+        let mut f = Filter::default();
+        if let Some(c) = q.case {
+            f.add("a.case_id = ?", c);
+        }
+        if let Some(d) = &q.detection {
+            f.add("a.detection = ?", d.clone());
+        }
+        if let Some(s) = &q.sensor {
+            f.add("s.name = ?", s.clone());
+        }
+        if let Some(ip) = &q.ip {
+            f.add("(a.src_ip = ? OR a.dest_ip = ?)", ip.clone());
+        }
+        if q.intel == Some(true) {
+            f.clauses.push("a.misp IS NOT NULL".into());
+        } else if q.intel == Some(false) {
+            f.clauses.push("a.misp IS NULL".into());
+        }
+        if let Some(s) = q.max_severity {
+            f.add("a.severity <= ?", i64::from(s));
+        }
+        if let Some(t) = q.from {
+            f.add("a.last_seen >= ?", t);
+        }
+        if let Some(t) = q.to {
+            f.add("a.first_seen < ?", t);
+        }
+        self.page(
+            "alerts a JOIN sensors s ON s.id = a.sensor",
+            ALERT_COLS,
+            &f,
+            "a.last_seen DESC, a.id DESC",
+            &q.page,
+            alert_row,
+        )
+    }
+
+    fn flows(&self, q: &FlowQuery) -> Result<Page<FlowRow>> {
+        let mut f = Filter::default();
+        if let Some(ip) = &q.ip {
+            f.add("(f.src_ip = ? OR f.dest_ip = ?)", ip.clone());
+        }
+        if let Some(k) = &q.identity {
+            let Some(id) = self.workload_by_key(k)? else {
+                return Ok(Page {
+                    items: Vec::new(),
+                    total: 0,
+                    offset: q.page.offset,
+                    limit: q.page.limit() as u32,
+                });
+            };
+            match &q.peer {
+                Some(p) => {
+                    let pid = self.workload_by_key(p)?.unwrap_or(-1);
+                    f.add("f.src_wl = ?", id);
+                    f.add("f.dest_wl = ?", pid);
+                }
+                None => f.add("(f.src_wl = ? OR f.dest_wl = ?)", id),
+            }
+        }
+        if let Some(p) = q.port {
+            f.add("(f.dest_port = ? OR f.src_port = ?)", i64::from(p));
+        }
+        if let Some(a) = &q.app_proto {
+            f.add("f.app_proto = ?", a.clone());
+        }
+        if let Some(t) = q.from {
+            f.add("f.ts_start >= ?", t);
+        }
+        if let Some(t) = q.to {
+            f.add("f.ts_start < ?", t);
+        }
+        self.page(
+            FLOW_FROM,
+            FLOW_COLS,
+            &f,
+            "f.ts_start DESC, f.id DESC",
+            &q.page,
+            flow_row,
+        )
+    }
+
+    fn observable_links(&self, data_type: &str, data: &str, page: &PageReq) -> Result<Links> {
+        let mut flows = Vec::new();
+        let mut flow_ids: Vec<i64> = Vec::new();
+        match data_type {
+            "ip" => {
+                flows = self
+                    .flows(&FlowQuery {
+                        ip: Some(data.to_string()),
+                        page: *page,
+                        ..FlowQuery::default()
+                    })?
+                    .items;
+            }
+            "other" => {
+                flows = self
+                    .flows(&FlowQuery {
+                        identity: Some(data.to_string()),
+                        page: *page,
+                        ..FlowQuery::default()
+                    })?
+                    .items;
+            }
+            "domain" => {
+                let hits = self.search_name(data, i64::MIN, i64::MAX, page)?;
+                flow_ids.extend(hits.items.iter().filter_map(|h| h.flow_id));
+            }
+            _ => {}
+        }
+        flow_ids.extend(flows.iter().filter_map(|f| f.flow_id));
+        flow_ids.sort_unstable();
+        flow_ids.dedup();
+        flow_ids.truncate(page.limit() as usize);
+        if data_type == "domain" {
+            let mut st = self.conn.prepare_cached(&format!(
+                "SELECT {FLOW_COLS} FROM {FLOW_FROM} WHERE f.flow_id = ?1 LIMIT 4"
+            ))?;
+            for id in &flow_ids {
+                for r in st.query_map([id], flow_row)? {
+                    flows.push(r?);
+                }
+            }
+        }
+        let mut events = Vec::new();
+        let mut st = self.conn.prepare_cached(
+            "SELECT e.id, s.name, e.ts, e.event_type, e.flow_id, e.record FROM events e
+             JOIN sensors s ON s.id = e.sensor WHERE e.flow_id = ?1 ORDER BY e.ts LIMIT 50",
+        )?;
+        let ev = |r: &rusqlite::Row<'_>| {
+            Ok(EventRow {
+                id: r.get(0)?,
+                sensor: r.get(1)?,
+                ts: r.get(2)?,
+                event_type: r.get(3)?,
+                flow_id: r.get(4)?,
+                record: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or(Value::Null),
+            })
+        };
+        for id in &flow_ids {
+            for r in st.query_map([id], ev)? {
+                events.push(r?);
+                if events.len() >= page.limit() as usize {
+                    break;
+                }
+            }
+        }
+        if data_type == "hash" {
+            // Fingerprints are in protocol records only: the alerts of the cases that hold it.
+            let mut st = self.conn.prepare_cached(
+                "SELECT e.id, s.name, e.ts, e.event_type, e.flow_id, e.record FROM events e
+                 JOIN sensors s ON s.id = e.sensor
+                 WHERE e.event_type IN ('tls', 'alert', 'quic') AND instr(e.record, ?1) > 0
+                 ORDER BY e.ts DESC LIMIT ?2",
+            )?;
+            for r in st.query_map(params![data, page.limit()], ev)? {
+                events.push(r?);
+            }
+        }
+        Ok(Links { flows, events })
+    }
+
+    fn map(&self, from: i64, to: i64, max_edges: usize) -> Result<MapView> {
+        let (m0, m1) = (
+            from.div_euclid(60_000),
+            to.saturating_add(59_999).div_euclid(60_000),
+        );
+        let mut st = self.conn.prepare_cached(
+            "SELECT ws.key, wd.key, e.service, e.verdict, max(e.alerted), sum(e.flows), sum(e.bytes),
+                    min(e.minute), max(e.minute), e.src, e.dest
+             FROM edges e JOIN workloads ws ON ws.id = e.src JOIN workloads wd ON wd.id = e.dest
+             WHERE e.minute >= ?1 AND e.minute < ?2
+             GROUP BY e.src, e.dest, e.service, e.verdict
+             ORDER BY max(e.alerted) DESC, sum(e.flows) DESC LIMIT ?3",
+        )?;
+        let mut ids = Vec::new();
+        let mut edges = Vec::new();
+        for r in st.query_map(params![m0, m1, max_edges as i64 + 1], |r| {
+            Ok((
+                MapEdge {
+                    src: r.get(0)?,
+                    dest: r.get(1)?,
+                    service: r.get(2)?,
+                    verdict: r.get(3)?,
+                    alerted: r.get(4)?,
+                    flows: r.get::<_, i64>(5)? as u64,
+                    bytes: r.get::<_, i64>(6)? as u64,
+                    first_seen: r.get::<_, i64>(7)? * 60_000,
+                    last_seen: r.get::<_, i64>(8)? * 60_000 + 59_999,
+                },
+                r.get::<_, i64>(9)?,
+                r.get::<_, i64>(10)?,
+            ))
+        })? {
+            let (e, s, d) = r?;
+            edges.push(e);
+            ids.push(s);
+            ids.push(d);
+        }
+        let truncated = edges.len() > max_edges;
+        if truncated {
+            edges.truncate(max_edges);
+            ids.truncate(max_edges * 2);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let mut st = self.conn.prepare_cached(
+            "SELECT key, kind, name, namespace, labels, critical, first_seen, last_seen FROM workloads WHERE id = ?1",
+        )?;
+        let mut nodes = Vec::with_capacity(ids.len());
+        for id in ids {
+            nodes.push(st.query_row([id], node_row)?);
+        }
+        Ok(MapView {
+            from,
+            to,
+            nodes,
+            edges,
+            truncated,
+        })
+    }
+
+    fn search_name(&self, name: &str, from: i64, to: i64, page: &PageReq) -> Result<Page<NameHit>> {
+        let mut f = Filter::default();
+        f.add(
+            "n.name = ?",
+            name.trim_end_matches('.').to_ascii_lowercase(),
+        );
+        f.add("n.ts >= ?", from);
+        f.add("n.ts < ?", to);
+        self.page(
+            "names n JOIN sensors s ON s.id = n.sensor",
+            "n.name, n.via, n.ts, n.src_ip, n.dest_ip, n.flow_id, s.name",
+            &f,
+            "n.ts DESC",
+            page,
+            |r| {
+                Ok(NameHit {
+                    name: r.get(0)?,
+                    via: r.get(1)?,
+                    ts: r.get(2)?,
+                    src_ip: r.get(3)?,
+                    dest_ip: r.get(4)?,
+                    flow_id: r.get(5)?,
+                    sensor: r.get(6)?,
+                })
+            },
+        )
+    }
+
+    fn sensors(&self) -> Result<Vec<SensorRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT name, first_seen, last_seen, events, duplicates, next_seq, chain, chain_detail,
+                    drops, eps, ratio, stats FROM sensors ORDER BY name",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(SensorRow {
+                name: r.get(0)?,
+                first_seen: r.get(1)?,
+                last_seen: r.get(2)?,
+                events: r.get::<_, i64>(3)? as u64,
+                duplicates: r.get::<_, i64>(4)? as u64,
+                next_seq: r.get::<_, i64>(5)? as u64,
+                chain: r.get(6)?,
+                chain_detail: r.get(7)?,
+                drops: r.get::<_, i64>(8)? as u64,
+                events_per_sec: r.get(9)?,
+                protection_ratio: r.get(10)?,
+                last_stats: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or(Value::Null),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn workloads(&self, q: &WorkloadQuery) -> Result<Page<WorkloadRow>> {
+        let mut f = Filter::default();
+        if let Some(k) = &q.key {
+            f.add("w.key = ?", k.clone());
+        }
+        if let Some(t) = q.from {
+            f.add("w.last_seen >= ?", t);
+        }
+        if let Some(t) = q.to {
+            f.add("w.first_seen < ?", t);
+        }
+        self.page(
+            "workloads w",
+            "w.key, w.kind, w.name, w.namespace, w.labels, w.critical, w.first_seen, w.last_seen,
+             (SELECT count(*) FROM flows f WHERE f.src_wl = w.id) + (SELECT count(*) FROM flows f WHERE f.dest_wl = w.id)",
+            &f,
+            "w.last_seen DESC",
+            &q.page,
+            |r| {
+                Ok(WorkloadRow {
+                    node: node_row(r)?,
+                    flows: r.get::<_, i64>(8)? as u64,
+                })
+            },
+        )
+    }
+
+    fn update_case(
+        &mut self,
+        id: i64,
+        c: &CaseChange,
+        actor: &str,
+        now: i64,
+    ) -> Result<CaseDetail> {
+        let before = self.case_exists(id)?;
+        for (name, v) in [("tlp", c.tlp), ("pap", c.pap)] {
+            if v.is_some_and(|v| v > 3) {
+                return Err(StoreError::Invalid(format!(
+                    "{name} is 0 (white) to 3 (red)"
+                )));
+            }
+        }
+        let tx = self.conn.transaction()?;
+        let mut what = Vec::new();
+        if let Some(s) = c.status {
+            tx.execute(
+                "UPDATE cases SET status = ?2 WHERE id = ?1",
+                params![id, s.name()],
+            )?;
+            Self::audit_tx(
+                &tx,
+                actor,
+                "status",
+                Some(id),
+                &format!("status {} -> {}", before.name(), s.name()),
+                now,
+            )?;
+        }
+        if let Some(a) = &c.assignee {
+            let a = (!a.is_empty()).then_some(a.as_str());
+            tx.execute(
+                "UPDATE cases SET assignee = ?2 WHERE id = ?1",
+                params![id, a],
+            )?;
+            what.push(format!("assignee {}", a.unwrap_or("(none)")));
+        }
+        if let Some(t) = &c.tags {
+            tx.execute(
+                "UPDATE cases SET tags = ?2 WHERE id = ?1",
+                params![id, json_str(t)],
+            )?;
+            what.push(format!("tags {}", t.join(",")));
+        }
+        if let Some(t) = c.tlp {
+            tx.execute("UPDATE cases SET tlp = ?2 WHERE id = ?1", params![id, t])?;
+            what.push(format!("tlp {t}"));
+        }
+        if let Some(t) = c.pap {
+            tx.execute("UPDATE cases SET pap = ?2 WHERE id = ?1", params![id, t])?;
+            what.push(format!("pap {t}"));
+        }
+        if let Some(t) = &c.title {
+            tx.execute("UPDATE cases SET title = ?2 WHERE id = ?1", params![id, t])?;
+            what.push(format!("title {t}"));
+        }
+        if !what.is_empty() {
+            Self::audit_tx(&tx, actor, "update", Some(id), &what.join("; "), now)?;
+        }
+        tx.execute(
+            "UPDATE cases SET updated = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+        tx.commit()?;
+        self.case(id)
+    }
+
+    fn add_note(&mut self, id: i64, text: &str, actor: &str, now: i64) -> Result<CaseDetail> {
+        self.case_exists(id)?;
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO notes (case_id, author, ts, text) VALUES (?1, ?2, ?3, ?4)",
+            params![id, actor, now, text],
+        )?;
+        let short: String = text.chars().take(200).collect();
+        Self::audit_tx(&tx, actor, "note", Some(id), &short, now)?;
+        tx.execute(
+            "UPDATE cases SET updated = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+        tx.commit()?;
+        self.case(id)
+    }
+
+    fn merge_cases(&mut self, into: i64, from: i64, actor: &str, now: i64) -> Result<CaseDetail> {
+        if into == from {
+            return Err(StoreError::Invalid(
+                "a case cannot be merged into itself".into(),
+            ));
+        }
+        self.case_exists(into)?;
+        self.case_exists(from)?;
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE alerts SET case_id = ?1 WHERE case_id = ?2",
+            params![into, from],
+        )?;
+        tx.execute(
+            "INSERT INTO observables (case_id, data_type, data, kind, ioc, sighted, count, first_seen, last_seen)
+             SELECT ?1, data_type, data, kind, ioc, sighted, count, first_seen, last_seen FROM observables WHERE case_id = ?2
+             ON CONFLICT (case_id, data_type, data) DO UPDATE SET count = count + excluded.count,
+               ioc = max(ioc, excluded.ioc), sighted = max(sighted, excluded.sighted),
+               first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)",
+            params![into, from],
+        )?;
+        tx.execute("DELETE FROM observables WHERE case_id = ?1", [from])?;
+        tx.execute(
+            "UPDATE notes SET case_id = ?1 WHERE case_id = ?2",
+            params![into, from],
+        )?;
+        let (r, t, m, sev, crit, fs, ls): (String, String, String, i64, bool, i64, i64) = tx.query_row(
+            "SELECT reasons, techniques, misp, severity, critical, first_seen, last_seen FROM cases WHERE id = ?1",
+            [from],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+        )?;
+        let (r0, t0, m0): (String, String, String) = tx.query_row(
+            "SELECT reasons, techniques, misp FROM cases WHERE id = ?1",
+            [into],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let mut reasons = parse_vec(&r0);
+        reasons.push(format!("merged case {from} by {actor}"));
+        reasons.extend(parse_vec(&r));
+        let mut techniques = parse_vec(&t0);
+        for x in parse_vec(&t) {
+            if !techniques.contains(&x) {
+                techniques.push(x);
+            }
+        }
+        let mut misp: Vec<MispContext> = serde_json::from_str(&m0).unwrap_or_default();
+        for x in serde_json::from_str::<Vec<MispContext>>(&m).unwrap_or_default() {
+            if !misp.contains(&x) {
+                misp.push(x);
+            }
+        }
+        tx.execute(
+            "UPDATE cases SET reasons = ?2, techniques = ?3, misp = ?4, severity = max(severity, ?5),
+               critical = max(critical, ?6), first_seen = min(first_seen, ?7), last_seen = max(last_seen, ?8),
+               updated = ?9 WHERE id = ?1",
+            params![into, json_str(&reasons), json_str(&techniques), json_str(&misp), sev, crit, fs, ls, now],
+        )?;
+        tx.execute(
+            "UPDATE cases SET status = 'Duplicated', merged_into = ?2, updated = ?3 WHERE id = ?1",
+            params![from, into, now],
+        )?;
+        Self::audit_tx(
+            &tx,
+            actor,
+            "merge",
+            Some(into),
+            &format!("case {from} merged into {into}"),
+            now,
+        )?;
+        Self::audit_tx(
+            &tx,
+            actor,
+            "merge",
+            Some(from),
+            &format!("merged into case {into}"),
+            now,
+        )?;
+        tx.commit()?;
+        self.case(into)
+    }
+
+    fn detach_alert(&mut self, alert: i64, actor: &str, now: i64) -> Result<CaseDetail> {
+        let row: Option<(Option<i64>, String, String, String, i64, i64, i64)> = self
+            .conn
+            .query_row(
+                "SELECT a.case_id, a.signature, a.record, s.name, a.severity, a.first_seen, a.last_seen
+                 FROM alerts a JOIN sensors s ON s.id = a.sensor WHERE a.id = ?1",
+                [alert],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+            )
+            .optional()?;
+        let Some((old, signature, record, sensor, sev, first, last)) = row else {
+            return Err(StoreError::NotFound(format!("alert {alert}")));
+        };
+        let value: Value = serde_json::from_str(&record).unwrap_or(Value::Null);
+        let facts = AlertFacts::from_record(&sensor, &value);
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO cases (title, status, severity, reasons, techniques, misp, first_seen, last_seen, created, updated)
+             VALUES (?1, 'New', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+            params![
+                signature,
+                case_severity(sev.clamp(0, 255) as u8, false),
+                json_str(&vec![format!("alert {alert} detached from case {} by {actor}", old.unwrap_or(0))]),
+                json_str(&facts.techniques),
+                json_str(&facts.misp.iter().collect::<Vec<_>>()),
+                first,
+                last,
+                now
+            ],
+        )?;
+        let new = tx.last_insert_rowid();
+        tx.execute(
+            "UPDATE alerts SET case_id = ?2 WHERE id = ?1",
+            params![alert, new],
+        )?;
+        for o in &facts.observables {
+            tx.execute(
+                "INSERT OR IGNORE INTO observables (case_id, data_type, data, kind, ioc, count, first_seen, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7)",
+                params![new, o.data_type, o.data, o.kind, o.ioc, first, last],
+            )?;
+        }
+        if let Some(o) = old {
+            Self::audit_tx(
+                &tx,
+                actor,
+                "detach",
+                Some(o),
+                &format!("alert {alert} detached into case {new}"),
+                now,
+            )?;
+            tx.execute(
+                "UPDATE cases SET updated = ?2 WHERE id = ?1",
+                params![o, now],
+            )?;
+        }
+        Self::audit_tx(
+            &tx,
+            actor,
+            "detach",
+            Some(new),
+            &format!("opened from alert {alert} of case {}", old.unwrap_or(0)),
+            now,
+        )?;
+        tx.commit()?;
+        self.case(new)
+    }
+
+    fn audit(&self, page: &PageReq) -> Result<Page<AuditRow>> {
+        self.page(
+            "audit a",
+            "a.id, a.ts, a.actor, a.action, a.case_id, a.detail",
+            &Filter::default(),
+            "a.id DESC",
+            page,
+            |r| {
+                Ok(AuditRow {
+                    id: r.get(0)?,
+                    ts: r.get(1)?,
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    case_id: r.get(4)?,
+                    detail: r.get(5)?,
+                })
+            },
+        )
+    }
+
+    fn record_audit(
+        &mut self,
+        actor: &str,
+        action: &str,
+        case: Option<i64>,
+        detail: &str,
+        now: i64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO audit (ts, actor, action, case_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![now, actor, action, case, detail],
+        )?;
+        Ok(())
+    }
+
+    fn create_token(&mut self, t: &NewToken, now: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO tokens (id, hash, role, name, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![t.id, t.hash, t.role.name(), t.name, now],
+        )?;
+        Ok(())
+    }
+
+    fn token(&self, id: &str) -> Result<Option<TokenRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, hash, role, name, created, revoked FROM tokens WHERE id = ?1",
+                [id],
+                token_row,
+            )
+            .optional()?)
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, hash, role, name, created, revoked FROM tokens ORDER BY created",
+        )?;
+        let rows = st.query_map([], token_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn revoke_token(&mut self, id: &str, now: i64) -> Result<()> {
+        let n = self.conn.execute(
+            "UPDATE tokens SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
+            params![id, now],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("token {id}")));
+        }
+        Ok(())
+    }
+
+    fn enqueue_export(&mut self, e: &NewExport, now: i64) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO exports (target, case_id, alert_id, body, state, next_at, created)
+             VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?5)",
+            params![e.target, e.case_id, e.alert_id, e.body.to_string(), now],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn due_exports(&self, now: i64, limit: usize) -> Result<Vec<ExportRow>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {EXPORT_COLS} FROM exports WHERE state = 'queued' AND next_at <= ?1 ORDER BY next_at, id LIMIT ?2"
+        ))?;
+        let rows = st.query_map(params![now, limit as i64], export_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn export_outcome(&mut self, id: i64, o: &ExportOutcome, now: i64) -> Result<()> {
+        let n = match o {
+            ExportOutcome::Sent => self.conn.execute(
+                "UPDATE exports SET state = 'sent', attempts = attempts + 1, done_at = ?2, last_error = NULL WHERE id = ?1",
+                params![id, now],
+            )?,
+            ExportOutcome::Retry { at_ms, error } => self.conn.execute(
+                "UPDATE exports SET attempts = attempts + 1, next_at = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, at_ms, error],
+            )?,
+            ExportOutcome::Failed { error } => self.conn.execute(
+                "UPDATE exports SET state = 'failed', attempts = attempts + 1, done_at = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, now, error],
+            )?,
+        };
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("export {id}")));
+        }
+        Ok(())
+    }
+
+    fn exports(&self, page: &PageReq) -> Result<Page<ExportRow>> {
+        self.page(
+            "exports",
+            EXPORT_COLS,
+            &Filter::default(),
+            "id DESC",
+            page,
+            export_row,
+        )
+    }
+
+    fn prune(&mut self, r: &Retention, now: i64) -> Result<PruneReport> {
+        let mut rep = PruneReport::default();
+        let tx = self.conn.transaction()?;
+        if r.flows_age_ms > 0 {
+            rep.flows += tx.execute(
+                "DELETE FROM flows WHERE ts_start < ?1",
+                [now - r.flows_age_ms],
+            )? as u64;
+        }
+        if r.flows_rows > 0 {
+            rep.flows += tx.execute(
+                "DELETE FROM flows WHERE id <= (SELECT max(id) FROM flows) - ?1",
+                [r.flows_rows as i64],
+            )? as u64;
+        }
+        if r.events_age_ms > 0 {
+            let cut = now - r.events_age_ms;
+            rep.events += tx.execute("DELETE FROM events WHERE ts < ?1", [cut])? as u64;
+            tx.execute("DELETE FROM names WHERE ts < ?1", [cut])?;
+        }
+        if r.events_rows > 0 {
+            rep.events += tx.execute(
+                "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1",
+                [r.events_rows as i64],
+            )? as u64;
+            tx.execute(
+                "DELETE FROM names WHERE event NOT IN (SELECT id FROM events)",
+                [],
+            )?;
+        }
+        if r.edges_age_ms > 0 {
+            rep.edges += tx.execute(
+                "DELETE FROM edges WHERE minute < ?1",
+                [(now - r.edges_age_ms).div_euclid(60_000)],
+            )? as u64;
+        }
+        if r.alerts_age_ms > 0 {
+            // Alerts of open cases stay: an analyst is working on them.
+            rep.alerts += tx.execute(
+                "DELETE FROM alerts WHERE last_seen < ?1 AND (case_id IS NULL OR case_id IN
+                   (SELECT id FROM cases WHERE status NOT IN ('New', 'InProgress')))",
+                [now - r.alerts_age_ms],
+            )? as u64;
+        }
+        tx.commit()?;
+        Ok(rep)
+    }
+
+    fn usage(&self) -> Result<Usage> {
+        let mut rows = BTreeMap::new();
+        for t in [
+            "flows",
+            "events",
+            "names",
+            "edges",
+            "alerts",
+            "cases",
+            "observables",
+            "workloads",
+            "notes",
+            "audit",
+            "exports",
+            "sensors",
+            "seen",
+        ] {
+            let n: i64 = self
+                .conn
+                .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))?;
+            rows.insert(t.to_string(), n as u64);
+        }
+        let page_count: i64 = self
+            .conn
+            .pragma_query_value(None, "page_count", |r| r.get(0))?;
+        let page_size: i64 = self
+            .conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let wal = std::fs::metadata(self.path.with_extension("sqlite-wal")).map_or(0, |m| m.len());
+        Ok(Usage {
+            rows,
+            bytes: (page_count * page_size) as u64 + wal,
+        })
+    }
+}
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        id: r.get(0)?,
+        hash: r.get(1)?,
+        role: Role::parse(&r.get::<_, String>(2)?).unwrap_or(Role::Viewer),
+        name: r.get(3)?,
+        created: r.get(4)?,
+        revoked: r.get(5)?,
+    })
+}
