@@ -3,6 +3,9 @@
 //! elsewhere. Login stores the token in an HttpOnly, SameSite=Strict cookie; forms post back
 //! to the same origin, and writes that carry only the cookie must come from it.
 
+// Page helpers return the finished error page as their `Err`: one per request, never hot.
+#![allow(clippy::result_large_err)]
+
 use crate::App;
 use crate::api::authorize;
 use crate::auth::Principal;

@@ -3,13 +3,15 @@
 //! workloads' last-seen times and per-minute edges are summed in memory over the batch and
 //! written once each at its end.
 
-use crate::triage::{AlertFacts, case_severity, parse_ts};
+use crate::triage::{AlertFacts, case_severity};
 use crate::types::*;
 use crate::{Result, Store, StoreError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+
+mod ingest;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -115,11 +117,16 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
+/// (minute, src, dest, service, verdict).
+type EdgeKey = (i64, i64, i64, String, String);
+/// (case, signature, record, sensor, severity, first seen, last seen) of a detached alert.
+type DetachRow = (Option<i64>, String, String, String, i64, i64, i64);
+
 /// Sums kept over one batch and written at its end.
 #[derive(Default)]
 struct BatchSums {
     workloads_seen: HashMap<i64, (i64, i64)>,
-    edges: HashMap<(i64, i64, i64, String, String), (bool, u64, u64)>,
+    edges: HashMap<EdgeKey, (bool, u64, u64)>,
     sensors: HashMap<i64, (i64, u64, u64)>,
 }
 
@@ -187,364 +194,6 @@ fn ip_endpoint(ip: &str) -> Endpoint {
         namespace: String::new(),
         labels: BTreeMap::new(),
         critical: false,
-    }
-}
-
-impl SqliteStore {
-    fn ingest_flow(
-        tx: &Transaction<'_>,
-        wl: &mut HashMap<String, (i64, i64)>,
-        sums: &mut BatchSums,
-        sensor: i64,
-        rec: &Record,
-    ) -> Result<()> {
-        let v = &rec.value;
-        let f = &v["flow"];
-        let start = f["start"].as_str().and_then(parse_ts).unwrap_or(rec.ts_ms);
-        let end = f["end"].as_str().and_then(parse_ts).unwrap_or(start);
-        let src_ip = v["src_ip"].as_str().unwrap_or("");
-        let dest_ip = v["dest_ip"].as_str().unwrap_or("");
-        let src = rec.src.clone().unwrap_or_else(|| ip_endpoint(src_ip));
-        let dest = rec.dest.clone().unwrap_or_else(|| ip_endpoint(dest_ip));
-        let src_wl = workload_id(tx, wl, &src, start)?;
-        let dest_wl = workload_id(tx, wl, &dest, start)?;
-        for id in [src_wl, dest_wl] {
-            let e = sums.workloads_seen.entry(id).or_insert((start, end));
-            e.0 = e.0.min(start);
-            e.1 = e.1.max(end);
-        }
-        let pkts =
-            f["pkts_toserver"].as_u64().unwrap_or(0) + f["pkts_toclient"].as_u64().unwrap_or(0);
-        let bytes =
-            f["bytes_toserver"].as_u64().unwrap_or(0) + f["bytes_toclient"].as_u64().unwrap_or(0);
-        let verdict = v["policy"]["verdict"].as_str();
-        let alerted = f["alerted"].as_bool().unwrap_or(false);
-        let proto = v["proto"].as_str().unwrap_or("");
-        let dport = v["dest_port"].as_u64().unwrap_or(0);
-        let labels = |e: &Endpoint| (!e.labels.is_empty()).then(|| json_str(&e.labels));
-        tx.prepare_cached(
-            "INSERT INTO flows (sensor, flow_id, ts_start, ts_end, src_ip, src_port, dest_ip, dest_port,
-               proto, app_proto, pkts, bytes, verdict, alerted, community_id, src_wl, dest_wl,
-               src_labels, dest_labels)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-        )?
-        .execute(params![
-            sensor,
-            v["flow_id"].as_i64(),
-            start,
-            end,
-            src_ip,
-            v["src_port"].as_u64().unwrap_or(0) as i64,
-            dest_ip,
-            dport as i64,
-            proto,
-            v["app_proto"].as_str(),
-            pkts as i64,
-            bytes as i64,
-            verdict,
-            alerted,
-            v["community_id"].as_str(),
-            src_wl,
-            dest_wl,
-            labels(&src),
-            labels(&dest),
-        ])?;
-        let service = match proto {
-            "TCP" | "UDP" | "SCTP" => format!("{}/{dport}", proto.to_ascii_lowercase()),
-            p => p.to_ascii_lowercase(),
-        };
-        let e = sums
-            .edges
-            .entry((
-                start.div_euclid(60_000),
-                src_wl,
-                dest_wl,
-                service,
-                verdict.unwrap_or("none").to_string(),
-            ))
-            .or_default();
-        e.0 |= alerted;
-        e.1 += 1;
-        e.2 += bytes;
-        Ok(())
-    }
-
-    fn ingest_event(
-        tx: &Transaction<'_>,
-        sensor: i64,
-        rec: &Record,
-        event_type: &str,
-    ) -> Result<i64> {
-        let v = &rec.value;
-        tx.prepare_cached(
-            "INSERT INTO events (sensor, ts, event_type, flow_id, record) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![sensor, rec.ts_ms, event_type, v["flow_id"].as_i64(), v.to_string()])?;
-        let id = tx.last_insert_rowid();
-        let mut names: Vec<(&str, &str)> = Vec::new();
-        match event_type {
-            "dns" => {
-                let d = &v["dns"];
-                if let Some(n) = d["rrname"].as_str() {
-                    names.push((n, "dns"));
-                }
-                for q in d["queries"].as_array().into_iter().flatten() {
-                    if let Some(n) = q["rrname"].as_str() {
-                        names.push((n, "dns"));
-                    }
-                }
-            }
-            "tls" | "quic" => {
-                if let Some(n) = v[event_type]["sni"].as_str() {
-                    names.push((n, "tls"));
-                }
-            }
-            "http" => {
-                if let Some(n) = v["http"]["hostname"].as_str() {
-                    names.push((n, "http"));
-                }
-            }
-            _ => {}
-        }
-        names.truncate(16);
-        for (n, via) in names {
-            let n = n.trim_end_matches('.').to_ascii_lowercase();
-            if n.is_empty() || n.len() > 255 {
-                continue;
-            }
-            tx.prepare_cached(
-                "INSERT INTO names (name, via, ts, src_ip, dest_ip, flow_id, sensor, event)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                n,
-                via,
-                rec.ts_ms,
-                v["src_ip"].as_str().unwrap_or(""),
-                v["dest_ip"].as_str().unwrap_or(""),
-                v["flow_id"].as_i64(),
-                sensor,
-                id
-            ])?;
-        }
-        Ok(id)
-    }
-
-    fn ingest_stats(tx: &Transaction<'_>, sensor: i64, rec: &Record) -> Result<()> {
-        let s = &rec.value["stats"];
-        let drops: u64 = ["decode", "flow_table", "buffer", "sink"]
-            .iter()
-            .map(|k| s["output"]["drops"][k].as_u64().unwrap_or(0))
-            .sum::<u64>()
-            + s["capture"]["kernel_drops"].as_u64().unwrap_or(0)
-            + s["live"]["ring_drops"].as_u64().unwrap_or(0);
-        let events: u64 = s["output"]["events"]
-            .as_object()
-            .map(|m| m.values().filter_map(Value::as_u64).sum())
-            .unwrap_or(0);
-        let ratio = s["protection"]["protected_pkts_per_cpu_s"]
-            .as_f64()
-            .or_else(|| s["protection"]["ratio"].as_f64());
-        let prev: Option<(i64, i64)> = tx
-            .query_row(
-                "SELECT stats_ts, stats_events FROM sensors WHERE id = ?1",
-                [sensor],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let eps = match prev {
-            Some((pts, pev)) if pts > 0 && rec.ts_ms > pts && events as i64 >= pev => {
-                (events as i64 - pev) as f64 * 1000.0 / (rec.ts_ms - pts) as f64
-            }
-            _ => s["uptime"]
-                .as_f64()
-                .filter(|u| *u > 0.0)
-                .map_or(0.0, |u| events as f64 / u),
-        };
-        tx.execute(
-            "UPDATE sensors SET drops = ?2, eps = ?3, ratio = ?4, stats = ?5, stats_ts = ?6, stats_events = ?7
-             WHERE id = ?1",
-            params![sensor, drops as i64, eps, ratio, s.to_string(), rec.ts_ms, events as i64],
-        )?;
-        Ok(())
-    }
-
-    fn triage(
-        tx: &Transaction<'_>,
-        sensor: i64,
-        sensor_name: &str,
-        rec: &Record,
-        event_id: i64,
-        window: i64,
-        now: i64,
-        report: &mut IngestReport,
-    ) -> Result<()> {
-        let _ = event_id;
-        let f = AlertFacts::from_record(sensor_name, &rec.value);
-        let ts = rec.ts_ms;
-        let critical = rec.src.as_ref().is_some_and(|e| e.critical)
-            || rec.dest.as_ref().is_some_and(|e| e.critical);
-        let existing: Option<(i64, Option<i64>)> = tx
-            .prepare_cached("SELECT id, case_id FROM alerts WHERE fingerprint = ?1")?
-            .query_row([&f.fingerprint], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        if let Some((id, case)) = existing {
-            tx.prepare_cached(
-                "UPDATE alerts SET count = count + 1, last_seen = max(last_seen, ?2),
-                   first_seen = min(first_seen, ?2), record = ?3 WHERE id = ?1",
-            )?
-            .execute(params![id, ts, rec.value.to_string()])?;
-            if let Some(c) = case {
-                tx.execute(
-                    "UPDATE cases SET last_seen = max(last_seen, ?2), updated = ?3 WHERE id = ?1",
-                    params![c, ts, now],
-                )?;
-            }
-            report.alerts_repeated += 1;
-            return Ok(());
-        }
-        // Open cases that share an observable within the window, with what they share.
-        let mut shared: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-        {
-            let mut q = tx.prepare_cached(
-                "SELECT o.case_id FROM observables o JOIN cases c ON c.id = o.case_id
-                 WHERE o.data_type = ?1 AND o.data = ?2 AND c.status IN ('New', 'InProgress')
-                   AND c.merged_into IS NULL AND c.last_seen >= ?3 AND c.first_seen <= ?4",
-            )?;
-            for o in &f.observables {
-                let rows = q.query_map(
-                    params![
-                        o.data_type,
-                        o.data,
-                        ts.saturating_sub(window),
-                        ts.saturating_add(window)
-                    ],
-                    |r| r.get::<_, i64>(0),
-                )?;
-                for c in rows {
-                    shared
-                        .entry(c?)
-                        .or_default()
-                        .push(format!("{} {}", o.kind, o.data));
-                }
-            }
-        }
-        let best = shared
-            .iter()
-            .max_by_key(|(id, why)| (why.len(), -**id))
-            .map(|(id, why)| (*id, why.clone()));
-        let sev = case_severity(f.severity, critical);
-        let case_id = match &best {
-            Some((id, _)) => *id,
-            None => {
-                tx.execute(
-                    "INSERT INTO cases (title, status, severity, critical, first_seen, last_seen, created, updated)
-                     VALUES (?1, 'New', ?2, ?3, ?4, ?4, ?5, ?5)",
-                    params![f.signature, sev, critical, ts, now],
-                )?;
-                report.cases_new += 1;
-                tx.last_insert_rowid()
-            }
-        };
-        tx.prepare_cached(
-            "INSERT INTO alerts (fingerprint, detection, sensor, signature_id, signature, category,
-               severity, action, src_ip, dest_ip, flow_id, techniques, misp, count, first_seen,
-               last_seen, case_id, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1, ?14, ?14, ?15, ?16)",
-        )?
-        .execute(params![
-            f.fingerprint,
-            f.detection,
-            sensor,
-            f.signature_id,
-            f.signature,
-            f.category,
-            f.severity,
-            f.action,
-            f.src_ip,
-            f.dest_ip,
-            f.flow_id,
-            json_str(&f.techniques),
-            f.misp.as_ref().map(json_str),
-            ts,
-            case_id,
-            rec.value.to_string()
-        ])?;
-        let alert_id = tx.last_insert_rowid();
-        report.alerts_new += 1;
-        for o in &f.observables {
-            tx.prepare_cached(
-                "INSERT INTO observables (case_id, data_type, data, kind, ioc, count, first_seen, last_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)
-                 ON CONFLICT (case_id, data_type, data) DO UPDATE SET count = count + 1,
-                   ioc = max(ioc, excluded.ioc), last_seen = max(last_seen, excluded.last_seen),
-                   first_seen = min(first_seen, excluded.first_seen)",
-            )?
-            .execute(params![case_id, o.data_type, o.data, o.kind, o.ioc, ts])?;
-        }
-        let (mut reasons, mut techniques, mut misp, cur_sev, title): (
-            Vec<String>,
-            Vec<String>,
-            Vec<MispContext>,
-            u8,
-            String,
-        ) = tx.query_row(
-            "SELECT reasons, techniques, misp, severity, title FROM cases WHERE id = ?1",
-            [case_id],
-            |r| {
-                Ok((
-                    parse_vec(&r.get::<_, String>(0)?),
-                    parse_vec(&r.get::<_, String>(1)?),
-                    serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
-                    r.get(3)?,
-                    r.get(4)?,
-                ))
-            },
-        )?;
-        reasons.push(match &best {
-            Some((_, why)) => format!(
-                "alert {alert_id} ({}) shares {}",
-                f.detection,
-                why.join(", ")
-            ),
-            None => format!("opened by alert {alert_id} ({})", f.detection),
-        });
-        if reasons.len() > 200 {
-            reasons.drain(..reasons.len() - 200);
-        }
-        for t in &f.techniques {
-            if !techniques.contains(t) {
-                techniques.push(t.clone());
-            }
-        }
-        if let Some(m) = &f.misp
-            && !misp.iter().any(|x| x == m)
-            && misp.len() < 100
-        {
-            misp.push(m.clone());
-        }
-        let title = if sev > cur_sev {
-            f.signature.clone()
-        } else {
-            title
-        };
-        tx.execute(
-            "UPDATE cases SET reasons = ?2, techniques = ?3, misp = ?4, severity = max(severity, ?5),
-               critical = max(critical, ?6), title = ?7, first_seen = min(first_seen, ?8),
-               last_seen = max(last_seen, ?8), updated = ?9 WHERE id = ?1",
-            params![
-                case_id,
-                json_str(&reasons),
-                json_str(&techniques),
-                json_str(&misp),
-                sev,
-                critical,
-                title,
-                ts,
-                now
-            ],
-        )?;
-        Ok(())
     }
 }
 
@@ -801,17 +450,8 @@ impl Store for SqliteStore {
                     report.flows += 1;
                 }
                 "alert" => {
-                    let ev = Self::ingest_event(&tx, sensor, rec, et)?;
-                    Self::triage(
-                        &tx,
-                        sensor,
-                        &rec.sensor,
-                        rec,
-                        ev,
-                        batch.case_window_ms,
-                        batch.now_ms,
-                        &mut report,
-                    )?;
+                    Self::ingest_event(&tx, sensor, rec, et)?;
+                    Self::triage(&tx, sensor, rec, batch, &mut report)?;
                 }
                 "stats" => {
                     Self::ingest_stats(&tx, sensor, rec)?;
@@ -1472,7 +1112,7 @@ impl Store for SqliteStore {
     }
 
     fn detach_alert(&mut self, alert: i64, actor: &str, now: i64) -> Result<CaseDetail> {
-        let row: Option<(Option<i64>, String, String, String, i64, i64, i64)> = self
+        let row: Option<DetachRow> = self
             .conn
             .query_row(
                 "SELECT a.case_id, a.signature, a.record, s.name, a.severity, a.first_seen, a.last_seen

@@ -137,8 +137,68 @@ fn attacks(a: &DemoArgs) -> Result<(), Failure> {
             }
         }
     }
+    console(a)
+}
+
+/// The investigation side: start the console, have a sensor forward the scenario and the
+/// attacks to it over the Forward protocol, and serve it (until Ctrl-C, or exit with --exit).
+fn console(a: &DemoArgs) -> Result<(), Failure> {
+    let data = a.dir.join("console");
+    let mut cfg = islet_console::serve::ServeConfig::new(data.clone());
+    cfg.listen.clone_from(&a.listen);
+    cfg.forward_listen = Some("127.0.0.1:0".into());
+    let running = islet_console::serve::start(cfg).map_err(Failure::Runtime)?;
+    let forward = running
+        .forward
+        .map(|f| f.to_string())
+        .ok_or_else(|| Failure::Runtime("the console has no Forward receiver".into()))?;
+    let mut pcaps = vec![a.dir.join("scenario.pcap")];
+    pcaps.extend(
+        ["lateral", "slp", "scan"]
+            .iter()
+            .map(|p| a.dir.join(format!("attack-{p}.pcap"))),
+    );
+    for pcap in pcaps {
+        let args = ReadArgs {
+            pcaps: vec![pcap],
+            output: "/dev/null".into(),
+            quiet: true,
+            forward: vec![forward.clone()],
+            ..ReadArgs::default()
+        };
+        crate::read::run(&args)?;
+    }
+    let token = crate::serve::create_token(&data, islet_store::Role::Analyst, "demo")?;
     println!();
-    println!("Next: `islet read PCAP -o -` on your own captures; docs/CONFIG.md for settings.");
+    println!(
+        "islet demo: the sensor forwarded its evidence to the console (Forward protocol, acked after commit)."
+    );
+    println!(
+        "islet demo: console at http://{}/ — sign in with this analyst token:",
+        running.http
+    );
+    println!("  {token}");
+    println!(
+        "  (API: curl -H 'Authorization: Bearer {token}' http://{}/api/cases)",
+        running.http
+    );
+    if a.exit {
+        running.stop();
+        return Ok(());
+    }
+    println!(
+        "islet demo: serving until Ctrl-C. Next: `islet serve --data {}` to reopen it; `islet read PCAP -o -` on your own captures.",
+        data.display()
+    );
+    let term = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, term.clone())
+            .map_err(|e| Failure::Runtime(e.to_string()))?;
+    }
+    while !term.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    running.stop();
     Ok(())
 }
 

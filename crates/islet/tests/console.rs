@@ -25,7 +25,14 @@ impl Drop for Serve {
 
 fn serve(data: &Path, forward: &str, extra: &[&str]) -> Serve {
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--forward-listen", forward, "--data"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--forward-listen",
+            forward,
+            "--data",
+        ])
         .arg(data)
         .args(extra)
         .stderr(Stdio::piped())
@@ -35,7 +42,10 @@ fn serve(data: &Path, forward: &str, extra: &[&str]) -> Serve {
     let mut lines = BufReader::new(err).lines();
     let (mut http, mut fwd) = (String::new(), String::new());
     while http.is_empty() || (fwd.is_empty() && forward != "off") {
-        let l = lines.next().expect("serve printed its addresses").expect("line");
+        let l = lines
+            .next()
+            .expect("serve printed its addresses")
+            .expect("line");
         if let Some(a) = l.strip_prefix("islet serve: console on http://") {
             http = a.trim_end_matches('/').to_string();
         }
@@ -43,7 +53,11 @@ fn serve(data: &Path, forward: &str, extra: &[&str]) -> Serve {
             fwd = a.to_string();
         }
     }
-    std::thread::spawn(move || for l in lines.map_while(Result::ok) { eprintln!("[serve] {l}") });
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            eprintln!("[serve] {l}")
+        }
+    });
     Serve {
         child,
         http,
@@ -53,11 +67,17 @@ fn serve(data: &Path, forward: &str, extra: &[&str]) -> Serve {
 
 fn token(data: &Path, role: &str) -> String {
     let out = Command::new(BIN)
-        .args(["serve", "token", "create", "--role", role, "--name", role, "--data"])
+        .args([
+            "serve", "token", "create", "--role", role, "--name", role, "--data",
+        ])
         .arg(data)
         .output()
         .expect("token create");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -86,7 +106,11 @@ fn synth(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
         .args(args)
         .output()
         .expect("synth");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     p
 }
 
@@ -98,13 +122,20 @@ fn read_forward(pcap: &Path, forward: &str, extra: &[&str]) {
         .args(extra)
         .output()
         .expect("islet read");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
-        assert!(t.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -134,9 +165,16 @@ fn sensors_forward_scenarios_and_the_console_shows_cases_and_the_map() {
         .to_string(),
     )
     .expect("write");
-    read_forward(&mixed, &s.forward, &["--intel", event.to_str().expect("utf8")]);
+    read_forward(
+        &mixed,
+        &s.forward,
+        &["--intel", event.to_str().expect("utf8")],
+    );
     wait_for("both scenarios' cases", || {
-        get(&s, &viewer, "/api/alerts?limit=1000")["total"].as_u64().unwrap_or(0) >= 6
+        get(&s, &viewer, "/api/alerts?limit=1000")["total"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 6
     });
 
     let cases = get(&s, &viewer, "/api/cases");
@@ -144,7 +182,11 @@ fn sensors_forward_scenarios_and_the_console_shows_cases_and_the_map() {
     // One case for the chain, with its hosts as observables.
     let chain: Vec<&Value> = items
         .iter()
-        .filter(|c| c["techniques"].as_array().is_some_and(|t| t.iter().any(|x| x == "T1210")))
+        .filter(|c| {
+            c["techniques"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x == "T1210"))
+        })
         .collect();
     assert_eq!(chain.len(), 1, "one case for the lateral chain: {cases:#}");
     let id = chain[0]["id"].as_i64().expect("id");
@@ -157,7 +199,10 @@ fn sensors_forward_scenarios_and_the_console_shows_cases_and_the_map() {
         .filter_map(|o| o["data"].as_str())
         .collect();
     for host in ["10.0.2.21", "10.0.3.30", "10.0.3.40", "10.0.3.50"] {
-        assert!(data_values.contains(&host), "{host} missing from {data_values:?}");
+        assert!(
+            data_values.contains(&host),
+            "{host} missing from {data_values:?}"
+        );
     }
     let detections: Vec<&str> = detail["alerts"]
         .as_array()
@@ -165,17 +210,30 @@ fn sensors_forward_scenarios_and_the_console_shows_cases_and_the_map() {
         .iter()
         .filter_map(|a| a["detection"].as_str())
         .collect();
-    assert!(detections.contains(&"lateral_movement_chain"), "{detections:?}");
+    assert!(
+        detections.contains(&"lateral_movement_chain"),
+        "{detections:?}"
+    );
     assert!(detections.contains(&"smb_remote_exec"), "{detections:?}");
-    assert_eq!(detail["severity"], 3, "high: the chain alert is Suricata severity 1");
+    assert_eq!(
+        detail["severity"], 3,
+        "high: the chain alert is Suricata severity 1"
+    );
     // The IoC case carries the MISP context.
     let ioc: Vec<&Value> = items
         .iter()
-        .filter(|c| c["title"].as_str().is_some_and(|t| t.contains("svc-1.prod.cluster.local")))
+        .filter(|c| {
+            c["title"]
+                .as_str()
+                .is_some_and(|t| t.contains("svc-1.prod.cluster.local"))
+        })
         .collect();
     assert_eq!(ioc.len(), 1, "one IoC case: {cases:#}");
     let ioc = get(&s, &viewer, &format!("/api/cases/{}", ioc[0]["id"]));
-    assert_eq!(ioc["misp"][0]["event_uuid"], "5f0c1b2a-0000-4000-8000-00000000e001");
+    assert_eq!(
+        ioc["misp"][0]["event_uuid"],
+        "5f0c1b2a-0000-4000-8000-00000000e001"
+    );
     assert_eq!(ioc["misp"][0]["event_info"], "islet test: staging C2");
     assert!(
         ioc["observables"]
@@ -187,10 +245,17 @@ fn sensors_forward_scenarios_and_the_console_shows_cases_and_the_map() {
     );
     // A repeat of the same alert updates it instead of adding one.
     let again = get(&s, &viewer, &format!("/api/alerts?case={id}"));
-    assert_eq!(again["total"].as_u64(), detail["alerts"].as_array().map(|a| a.len() as u64));
+    assert_eq!(
+        again["total"].as_u64(),
+        detail["alerts"].as_array().map(|a| a.len() as u64)
+    );
 
     // The map at the scenario's time shows the chain's edges…
-    let map = get(&s, &viewer, &format!("/api/map?from={}&to={}", LATERAL_T, LATERAL_T + 180_000));
+    let map = get(
+        &s,
+        &viewer,
+        &format!("/api/map?from={}&to={}", LATERAL_T, LATERAL_T + 180_000),
+    );
     let edge = |m: &Value, a: &str, b: &str| {
         m["edges"]
             .as_array()
@@ -217,7 +282,15 @@ fn sensors_forward_scenarios_and_the_console_shows_cases_and_the_map() {
     assert!(edge(&later, "10.0.3.30", "10.0.3.40"), "{later:#}");
 
     // Flows: who talked to X in a window.
-    let flows = get(&s, &viewer, &format!("/api/flows?ip=10.0.3.30&from={}&to={}", LATERAL_T, LATERAL_T + 3_600_000));
+    let flows = get(
+        &s,
+        &viewer,
+        &format!(
+            "/api/flows?ip=10.0.3.30&from={}&to={}",
+            LATERAL_T,
+            LATERAL_T + 3_600_000
+        ),
+    );
     assert!(flows["total"].as_u64().unwrap_or(0) >= 2, "{flows:#}");
     for f in flows["items"].as_array().expect("items") {
         assert!(f["src_ip"] == "10.0.3.30" || f["dest_ip"] == "10.0.3.30");
@@ -236,7 +309,14 @@ fn sensors_forward_scenarios_and_the_console_shows_cases_and_the_map() {
     // Roles: no token, a wrong token, a viewer writing, an analyst minting tokens.
     let url = format!("http://{}/api/cases/{id}", s.http);
     assert_eq!(status(ureq::get(&url).call()), 401);
-    assert_eq!(status(ureq::get(&url).set("Authorization", "Bearer islet_0000000000000000_x").call()), 401);
+    assert_eq!(
+        status(
+            ureq::get(&url)
+                .set("Authorization", "Bearer islet_0000000000000000_x")
+                .call()
+        ),
+        401
+    );
     assert_eq!(
         status(
             ureq::request("PATCH", &url)
@@ -254,7 +334,10 @@ fn sensors_forward_scenarios_and_the_console_shows_cases_and_the_map() {
         ),
         403
     );
-    assert_eq!(status(ureq::get(&format!("http://{}/healthz", s.http)).call()), 200);
+    assert_eq!(
+        status(ureq::get(&format!("http://{}/healthz", s.http)).call()),
+        200
+    );
     // Triage: status, note, audit.
     let r: Value = ureq::request("PATCH", &url)
         .set("Authorization", &format!("Bearer {analyst}"))
@@ -285,8 +368,17 @@ fn sensors_forward_scenarios_and_the_console_shows_cases_and_the_map() {
     );
     // The OpenAPI document is served and names the routes scripts rely on.
     let doc = get(&s, &viewer, "/api/openapi.json");
-    for p in ["/api/cases", "/api/cases/{id}", "/api/alerts", "/api/flows", "/api/map"] {
-        assert!(doc["paths"][p].is_object(), "{p} missing from the OpenAPI document");
+    for p in [
+        "/api/cases",
+        "/api/cases/{id}",
+        "/api/alerts",
+        "/api/flows",
+        "/api/map",
+    ] {
+        assert!(
+            doc["paths"][p].is_object(),
+            "{p} missing from the OpenAPI document"
+        );
     }
 }
 
@@ -337,8 +429,101 @@ fn killed_console_loses_no_acknowledged_record_and_stores_none_twice() {
             >= lines
     });
     let s = &get(&second, &tok, "/api/sensors")[0];
-    assert_eq!(s["events"].as_u64(), Some(lines), "every record once: {s:#}");
+    assert_eq!(
+        s["events"].as_u64(),
+        Some(lines),
+        "every record once: {s:#}"
+    );
     assert_eq!(s["next_seq"].as_u64(), Some(lines + 1), "{s:#}");
     assert_ne!(s["chain"], "broken", "{s:#}");
     assert_ne!(s["chain"], "gap", "{s:#}");
+}
+
+/// schemathesis (from PyPI) against the served OpenAPI document: no request it makes gets a
+/// 500, and the console keeps answering.
+#[test]
+fn schemathesis_finds_no_server_error() {
+    let have = Command::new("schemathesis")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var_os("ISLET_REQUIRE_TOOLS").is_none(),
+            "schemathesis is required here (ISLET_REQUIRE_TOOLS): pip install schemathesis"
+        );
+        eprintln!("skipping: schemathesis not installed (pip install schemathesis)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let admin = token(&data, "admin");
+    let s = serve(&data, "127.0.0.1:0", &[]);
+    let lateral = synth(dir.path(), "lateral", &["--profile", "lateral"]);
+    read_forward(&lateral, &s.forward, &[]);
+    let out = Command::new("schemathesis")
+        .arg("run")
+        .arg(format!("http://{}/api/openapi.json", s.http))
+        .args(["-H", &format!("Authorization: Bearer {admin}")])
+        .args([
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "40",
+            "--seed",
+            "1",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("run schemathesis");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found failures:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        status(ureq::get(&format!("http://{}/healthz", s.http)).call()),
+        200
+    );
+}
+
+/// `islet demo` runs the whole path: synth → sensor → Forward → console, and prints the URL
+/// and a token that the API accepts.
+#[test]
+fn demo_forwards_to_the_console_and_prints_its_url() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = Command::new(BIN)
+        .args([
+            "demo",
+            "--exit",
+            "--flows",
+            "300",
+            "--listen",
+            "127.0.0.1:0",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("demo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("islet demo: console at http://127.0.0.1:"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.trim().starts_with("islet_")),
+        "{text}"
+    );
+    // The evidence is in the store the console reopens.
+    let data = dir.path().join("console");
+    let s = serve(&data, "off", &[]);
+    let tok = token(&data, "viewer");
+    let cases = get(&s, &tok, "/api/cases");
+    assert!(cases["total"].as_u64().unwrap_or(0) >= 2, "{cases:#}");
 }
