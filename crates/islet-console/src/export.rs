@@ -26,9 +26,18 @@ pub struct TheHiveConfig {
     /// Sent as `X-Organisation`.
     #[serde(default)]
     pub organisation: Option<String>,
-    /// Cases at or above this severity (1–4) are exported as they open; 0: only on demand.
+    /// Cases at or above this severity (1–4) are exported once they have settled; 0: only on
+    /// demand.
     #[serde(default)]
     pub auto_min_severity: u8,
+    /// Seconds a case must go unchanged before it is exported automatically (so that the
+    /// alerts that join it in a burst travel together).
+    #[serde(default = "default_settle")]
+    pub auto_settle_s: u64,
+}
+
+fn default_settle() -> u64 {
+    60
 }
 
 /// MISP.
@@ -302,6 +311,50 @@ pub fn enqueue_case(
     Ok(ids)
 }
 
+/// Queue what is exported without being asked: settled cases to TheHive, sightings of
+/// indicator hits to MISP.
+fn auto_enqueue(store: &mut SqliteStore, cfg: &ExportConfig, now: i64) {
+    if let Some(h) = &cfg.thehive
+        && h.auto_min_severity > 0
+    {
+        let settled = now - (h.auto_settle_s as i64).saturating_mul(1000);
+        for id in store
+            .unexported_cases("thehive", h.auto_min_severity, settled, 64)
+            .unwrap_or_default()
+        {
+            if let Ok(c) = store.case(id) {
+                let _ = enqueue_case(store, cfg, &c, "thehive", now);
+                let _ = store.record_audit(
+                    "islet",
+                    "export",
+                    Some(id),
+                    "export to thehive queued (automatic)",
+                    now,
+                );
+            }
+        }
+    }
+    if cfg.misp.as_ref().is_some_and(|m| m.sightings) {
+        for a in store.unsighted_alerts(256).unwrap_or_default() {
+            let Some(m) = &a.misp else { continue };
+            let body = json!({
+                "values": [m.value],
+                "source": cfg.source,
+                "timestamp": (a.last_seen / 1000).to_string(),
+            });
+            let _ = store.enqueue_export(
+                &NewExport {
+                    target: "misp-sighting".into(),
+                    case_id: a.case_id,
+                    alert_id: Some(a.id),
+                    body,
+                },
+                now,
+            );
+        }
+    }
+}
+
 /// What the sender counted.
 #[derive(Debug, Default)]
 pub struct ExportStats {
@@ -401,8 +454,13 @@ impl Exporter {
         let thread = std::thread::Builder::new()
             .name("console-export".into())
             .spawn(move || {
+                let mut last_auto = 0i64;
                 while !s.load(Ordering::SeqCst) {
                     let now = clock();
+                    if now - last_auto >= 1000 {
+                        last_auto = now;
+                        auto_enqueue(&mut store, &cfg, now);
+                    }
                     let due = store.due_exports(now, 32).unwrap_or_default();
                     for row in &due {
                         if s.load(Ordering::SeqCst) {
@@ -475,5 +533,88 @@ impl Exporter {
 impl Drop for Exporter {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use islet_store::Store as _;
+
+    fn now() -> i64 {
+        crate::ingest::now_ms()
+    }
+
+    /// Retries are bounded: a server that never answers ends as `failed` after the configured
+    /// attempts, and the row stays in the queue with the last error.
+    #[test]
+    fn retries_stop_at_the_bound_and_the_export_stays_visible() {
+        let d = tempfile::tempdir().expect("tmp");
+        let p = d.path().join("s.sqlite");
+        let mut store = SqliteStore::open(&p, islet_store::Sync::Normal).expect("open");
+        // A port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let id = store
+            .enqueue_export(
+                &NewExport {
+                    target: "thehive".into(),
+                    case_id: Some(1),
+                    alert_id: None,
+                    body: json!({"title": "t"}),
+                },
+                now(),
+            )
+            .expect("enqueue");
+        let cfg = ExportConfig {
+            thehive: Some(TheHiveConfig {
+                url: format!("http://127.0.0.1:{port}"),
+                api_key: Some("k".into()),
+                api_key_env: None,
+                organisation: None,
+                auto_min_severity: 0,
+                auto_settle_s: 60,
+            }),
+            misp: None,
+            retry: RetryPolicy {
+                max_attempts: 3,
+                base_ms: 10,
+                cap_ms: 50,
+                timeout: Duration::from_secs(1),
+            },
+            source: "t".into(),
+        };
+        let mut ex = Exporter::start(
+            SqliteStore::open(&p, islet_store::Sync::Normal).expect("open"),
+            cfg,
+            now,
+        );
+        let t = std::time::Instant::now();
+        loop {
+            let rows = store
+                .exports(&islet_store::PageReq::default())
+                .expect("rows");
+            let row = rows.items.iter().find(|r| r.id == id).expect("row");
+            if row.state == "failed" {
+                assert_eq!(row.attempts, 3);
+                assert!(
+                    row.last_error
+                        .as_deref()
+                        .is_some_and(|e| e.contains("127.0.0.1"))
+                );
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "never gave up: {row:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(ex.stats.retried.load(Ordering::Relaxed), 2);
+        assert_eq!(ex.stats.failed.load(Ordering::Relaxed), 1);
+        ex.stop();
     }
 }

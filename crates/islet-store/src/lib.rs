@@ -109,6 +109,17 @@ pub trait Store: Send {
     fn due_exports(&self, now_ms: i64, limit: usize) -> Result<Vec<ExportRow>>;
     fn export_outcome(&mut self, id: i64, outcome: &ExportOutcome, now_ms: i64) -> Result<()>;
     fn exports(&self, page: &PageReq) -> Result<Page<ExportRow>>;
+    /// Cases at or above `min_severity`, unchanged since `settled_before`, never queued for
+    /// `target` (automatic export).
+    fn unexported_cases(
+        &self,
+        target: &str,
+        min_severity: u8,
+        settled_before: i64,
+        limit: usize,
+    ) -> Result<Vec<i64>>;
+    /// Indicator-hit alerts never queued as a sighting (`misp-sighting`).
+    fn unsighted_alerts(&self, limit: usize) -> Result<Vec<AlertRow>>;
 
     /// Enforce retention: delete what is older than each table's age limit, then the oldest
     /// rows of tables over their row budget.

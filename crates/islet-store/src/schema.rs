@@ -149,6 +149,7 @@ CREATE TABLE alerts (
 );
 CREATE INDEX alerts_case ON alerts (case_id);
 CREATE INDEX alerts_last_seen ON alerts (last_seen);
+CREATE INDEX alerts_flow_id ON alerts (flow_id);
 CREATE TABLE observables (
     id INTEGER PRIMARY KEY,
     case_id INTEGER NOT NULL,
@@ -202,5 +203,7 @@ CREATE TABLE exports (
     done_at INTEGER
 );
 CREATE INDEX exports_due ON exports (state, next_at);
+CREATE INDEX exports_case ON exports (case_id, target);
+CREATE INDEX exports_alert ON exports (alert_id, target);
 "#,
 ];

@@ -127,7 +127,8 @@ type DetachRow = (Option<i64>, String, String, String, i64, i64, i64);
 struct BatchSums {
     workloads_seen: HashMap<i64, (i64, i64)>,
     edges: HashMap<EdgeKey, (bool, u64, u64)>,
-    sensors: HashMap<i64, (i64, u64, u64)>,
+    /// Sensor → (first seen, last seen, stored, duplicates).
+    sensors: HashMap<i64, (i64, i64, u64, u64)>,
 }
 
 fn sensor_id(
@@ -434,14 +435,18 @@ impl Store for SqliteStore {
                     "INSERT OR IGNORE INTO seen (sensor, seq, digest) VALUES (?1, ?2, ?3)",
                 )?
                 .execute(params![sensor, rec.seq.map_or(-1, |s| s as i64), digest])?;
-            let s = sums.sensors.entry(sensor).or_insert((rec.ts_ms, 0, 0));
-            s.0 = s.0.max(rec.ts_ms);
+            let s = sums
+                .sensors
+                .entry(sensor)
+                .or_insert((rec.ts_ms, rec.ts_ms, 0, 0));
+            s.0 = s.0.min(rec.ts_ms);
+            s.1 = s.1.max(rec.ts_ms);
             if fresh == 0 {
-                s.2 += 1;
+                s.3 += 1;
                 report.duplicates += 1;
                 continue;
             }
-            s.1 += 1;
+            s.2 += 1;
             report.stored += 1;
             let et = rec.value["event_type"].as_str().unwrap_or("");
             match et {
@@ -451,7 +456,7 @@ impl Store for SqliteStore {
                 }
                 "alert" => {
                     Self::ingest_event(&tx, sensor, rec, et)?;
-                    Self::triage(&tx, sensor, rec, batch, &mut report)?;
+                    Self::triage(&tx, sensor, rec, batch, &mut sums, &mut report)?;
                 }
                 "stats" => {
                     Self::ingest_stats(&tx, sensor, rec)?;
@@ -490,12 +495,12 @@ impl Store for SqliteStore {
                 *bytes as i64
             ])?;
         }
-        for (id, (last, stored, dups)) in &sums.sensors {
+        for (id, (first, last, stored, dups)) in &sums.sensors {
             tx.prepare_cached(
-                "UPDATE sensors SET last_seen = max(last_seen, ?2), events = events + ?3,
-                   duplicates = duplicates + ?4 WHERE id = ?1",
+                "UPDATE sensors SET first_seen = min(first_seen, ?5), last_seen = max(last_seen, ?2),
+                   events = events + ?3, duplicates = duplicates + ?4 WHERE id = ?1",
             )?
-            .execute(params![id, last, *stored as i64, *dups as i64])?;
+            .execute(params![id, last, *stored as i64, *dups as i64, first])?;
         }
         for h in &batch.heads {
             let id = sensor_id(&tx, &mut sensor_cache, &h.sensor, batch.now_ms)?;
@@ -1299,6 +1304,36 @@ impl Store for SqliteStore {
             page,
             export_row,
         )
+    }
+
+    fn unexported_cases(
+        &self,
+        target: &str,
+        min_severity: u8,
+        settled_before: i64,
+        limit: usize,
+    ) -> Result<Vec<i64>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT c.id FROM cases c WHERE c.merged_into IS NULL AND c.severity >= ?2 AND c.updated < ?3
+               AND NOT EXISTS (SELECT 1 FROM exports e WHERE e.case_id = c.id AND e.target = ?1)
+             ORDER BY c.id LIMIT ?4",
+        )?;
+        let rows = st.query_map(
+            params![target, min_severity, settled_before, limit as i64],
+            |r| r.get(0),
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn unsighted_alerts(&self, limit: usize) -> Result<Vec<AlertRow>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {ALERT_COLS} FROM alerts a JOIN sensors s ON s.id = a.sensor
+             WHERE a.misp IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM exports e WHERE e.alert_id = a.id AND e.target = 'misp-sighting')
+             ORDER BY a.id LIMIT ?1"
+        ))?;
+        let rows = st.query_map([limit as i64], alert_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn prune(&mut self, r: &Retention, now: i64) -> Result<PruneReport> {

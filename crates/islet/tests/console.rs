@@ -527,3 +527,132 @@ fn demo_forwards_to_the_console_and_prints_its_url() {
     let cases = get(&s, &tok, "/api/cases");
     assert!(cases["total"].as_u64().unwrap_or(0) >= 2, "{cases:#}");
 }
+
+fn sensor_row(s: &Serve, tok: &str, name: &str) -> Value {
+    get(s, tok, "/api/sensors")
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["name"] == name).cloned())
+        .unwrap_or(Value::Null)
+}
+
+/// A log altered or cut on its way in: the console says so as alerts, and the sensor's chain
+/// status names the first break.
+#[test]
+fn an_altered_record_and_a_removed_one_become_chain_alerts() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pcap = synth(dir.path(), "lateral", &["--profile", "lateral"]);
+    let eve = dir.path().join("sensor-a.json");
+    let out = Command::new(BIN)
+        .arg("read")
+        .arg(&pcap)
+        .args(["-q", "--workers", "1", "-o"])
+        .arg(&eve)
+        .output()
+        .expect("read");
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&eve).expect("eve");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    assert!(lines.len() > 40);
+    // Record 10 altered (its successor's prev no longer matches), record 30 removed.
+    lines[9] = lines[9].replacen("\"TCP\"", "\"UDP\"", 1);
+    lines.remove(29);
+    let tampered = dir.path().join("tampered.json");
+    std::fs::write(&tampered, lines.join("\n") + "\n").expect("write");
+    let data = dir.path().join("data");
+    let tok = token(&data, "viewer");
+    let s = serve(
+        &data,
+        "off",
+        &["--ingest", tampered.to_str().expect("utf8")],
+    );
+    wait_for("ingest", || {
+        sensor_row(&s, &tok, "tampered")["events"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 40
+    });
+    let alerts = get(&s, &tok, "/api/alerts?detection=chain_broken");
+    assert!(
+        alerts["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|a| a["signature"]
+                .as_str()
+                .is_some_and(|x| x.contains("record 11 does not follow record 10"))),
+        "{alerts:#}"
+    );
+    let gaps = get(&s, &tok, "/api/alerts?detection=chain_gap");
+    assert!(
+        gaps["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|a| a["signature"]
+                .as_str()
+                .is_some_and(|x| x.contains("records 30..30 never arrived"))),
+        "{gaps:#}"
+    );
+    // The untouched log of the same sensor checks clean.
+    let data2 = dir.path().join("data2");
+    let tok2 = token(&data2, "viewer");
+    let clean = serve(&data2, "off", &["--ingest", eve.to_str().expect("utf8")]);
+    wait_for("ingest", || {
+        sensor_row(&clean, &tok2, "sensor-a")["events"].as_u64()
+            == Some(text.lines().count() as u64)
+    });
+    assert_eq!(sensor_row(&clean, &tok2, "sensor-a")["chain"], "ok");
+    assert_eq!(
+        get(&clean, &tok2, "/api/alerts?detection=chain_broken")["total"],
+        0
+    );
+}
+
+/// A followed file: lines appended later (one in two writes) are picked up, and after
+/// rotation the new file is read from its start.
+#[test]
+fn a_followed_file_is_read_as_it_grows_and_across_rotation() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pcap = synth(dir.path(), "lateral", &["--profile", "lateral"]);
+    let eve = dir.path().join("full.json");
+    let out = Command::new(BIN)
+        .arg("read")
+        .arg(&pcap)
+        .args(["-q", "--workers", "1", "-o"])
+        .arg(&eve)
+        .output()
+        .expect("read");
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&eve).expect("eve");
+    let lines: Vec<&str> = text.lines().collect();
+    let live = dir.path().join("live.json");
+    std::fs::write(&live, lines[..50].join("\n") + "\n").expect("write");
+    let data = dir.path().join("data");
+    let tok = token(&data, "viewer");
+    let s = serve(
+        &data,
+        "off",
+        &["--follow", "--ingest", live.to_str().expect("utf8")],
+    );
+    let events = |s: &Serve| sensor_row(s, &tok, "live")["events"].as_u64().unwrap_or(0);
+    wait_for("the first 50", || events(&s) == 50);
+    // One more record written in two pieces: only counted when whole.
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&live)
+        .expect("open");
+    let (a, b) = lines[50].split_at(20);
+    f.write_all(a.as_bytes()).expect("w");
+    f.flush().expect("flush");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(events(&s), 50, "a partial line is not a record");
+    f.write_all(format!("{b}\n").as_bytes()).expect("w");
+    wait_for("the completed line", || events(&s) == 51);
+    // Rotation: the file is renamed and a new one started.
+    drop(f);
+    std::fs::rename(&live, dir.path().join("live.json.1")).expect("rotate");
+    std::fs::write(&live, lines[51..60].join("\n") + "\n").expect("write");
+    wait_for("the rotated file", || events(&s) == 60);
+    assert_eq!(sensor_row(&s, &tok, "live")["chain"], "ok");
+}

@@ -37,7 +37,14 @@ impl SqliteStore {
         let bytes =
             f["bytes_toserver"].as_u64().unwrap_or(0) + f["bytes_toclient"].as_u64().unwrap_or(0);
         let verdict = v["policy"]["verdict"].as_str();
-        let alerted = f["alerted"].as_bool().unwrap_or(false);
+        // Alerted: the sensor says so, or an alert about this flow arrived before it.
+        let alerted = f["alerted"].as_bool().unwrap_or(false)
+            || match v["flow_id"].as_i64() {
+                Some(id) => tx
+                    .prepare_cached("SELECT 1 FROM alerts WHERE flow_id = ?1 LIMIT 1")?
+                    .exists([id])?,
+                None => false,
+            };
         let proto = v["proto"].as_str().unwrap_or("");
         let dport = v["dest_port"].as_u64().unwrap_or(0);
         let labels = |e: &Endpoint| (!e.labels.is_empty()).then(|| json_str(&e.labels));
@@ -193,6 +200,7 @@ impl SqliteStore {
         sensor: i64,
         rec: &Record,
         batch: &IngestBatch,
+        sums: &mut BatchSums,
         report: &mut IngestReport,
     ) -> Result<()> {
         let (window, now) = (batch.case_window_ms, batch.now_ms);
@@ -287,6 +295,28 @@ impl SqliteStore {
             rec.value.to_string()
         ])?;
         let alert_id = tx.last_insert_rowid();
+        // The flow it is about, if already stored, and its edge, are now alerted.
+        if let Some(fid) = f.flow_id {
+            let mut st = tx.prepare_cached(
+                "UPDATE flows SET alerted = 1 WHERE flow_id = ?1 AND alerted = 0 RETURNING ts_start, src_wl, dest_wl",
+            )?;
+            let hit: Vec<(i64, i64, i64)> = st
+                .query_map([fid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (start, s, d) in hit {
+                let minute = start.div_euclid(60_000);
+                tx.prepare_cached(
+                    "UPDATE edges SET alerted = 1 WHERE minute = ?1 AND src = ?2 AND dest = ?3",
+                )?
+                .execute(params![minute, s, d])?;
+                // Not written yet if the flow came in this batch.
+                for (k, e) in sums.edges.iter_mut() {
+                    if k.0 == minute && k.1 == s && k.2 == d {
+                        e.0 = true;
+                    }
+                }
+            }
+        }
         report.alerts_new += 1;
         for o in &f.observables {
             tx.prepare_cached(
