@@ -539,7 +539,6 @@ impl Drop for Exporter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use islet_store::Store as _;
 
     fn now() -> i64 {
         crate::ingest::now_ms()

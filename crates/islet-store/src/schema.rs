@@ -65,8 +65,12 @@ CREATE TABLE flows (
     src_labels TEXT,
     dest_labels TEXT
 );
-CREATE INDEX flows_src_ip ON flows (src_ip, ts_start);
-CREATE INDEX flows_dest_ip ON flows (dest_ip, ts_start);
+-- Which workloads held an address: flows are found by address through their ends' workloads.
+CREATE TABLE addresses (
+    ip TEXT NOT NULL,
+    wl INTEGER NOT NULL,
+    PRIMARY KEY (ip, wl)
+) WITHOUT ROWID;
 CREATE INDEX flows_src_wl ON flows (src_wl, ts_start);
 CREATE INDEX flows_dest_wl ON flows (dest_wl, ts_start);
 CREATE INDEX flows_ts ON flows (ts_start);

@@ -35,7 +35,10 @@ pub struct SqliteStore {
     path: PathBuf,
     sensor_ids: HashMap<String, i64>,
     /// Workload key → (id, last_seen written).
-    workload_ids: HashMap<String, (i64, i64)>,
+    /// Workload key → (id, first seen, last seen) as stored (or in the open transaction).
+    workload_ids: HashMap<String, (i64, i64, i64)>,
+    /// (address, workload) pairs known to be in `addresses`.
+    addresses: std::collections::HashSet<(String, i64)>,
 }
 
 fn json_str<T: serde::Serialize>(v: &T) -> String {
@@ -68,6 +71,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             sensor_ids: HashMap::new(),
             workload_ids: HashMap::new(),
+            addresses: std::collections::HashSet::new(),
         })
     }
 
@@ -88,6 +92,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             sensor_ids: HashMap::new(),
             workload_ids: HashMap::new(),
+            addresses: std::collections::HashSet::new(),
         })
     }
 
@@ -151,25 +156,40 @@ fn sensor_id(
     Ok(id)
 }
 
+/// A workload's id, created if new. Its first/last seen are widened in `seen` (written at the
+/// end of the batch) only when the flow moves them by more than a minute: last-seen is kept
+/// to the minute, so a busy workload costs no write per flow.
 fn workload_id(
     tx: &Transaction<'_>,
-    cache: &mut HashMap<String, (i64, i64)>,
+    cache: &mut HashMap<String, (i64, i64, i64)>,
     e: &Endpoint,
-    ts: i64,
+    start: i64,
+    end: i64,
+    seen: &mut HashMap<i64, (i64, i64)>,
 ) -> Result<i64> {
-    if let Some(&(id, _)) = cache.get(&e.key) {
-        return Ok(id);
+    let widen = |c: &mut (i64, i64, i64), seen: &mut HashMap<i64, (i64, i64)>| {
+        if start < c.1 || end > c.2.saturating_add(60_000) {
+            c.1 = c.1.min(start);
+            c.2 = c.2.max(end);
+            let s = seen.entry(c.0).or_insert((c.1, c.2));
+            s.0 = s.0.min(c.1);
+            s.1 = s.1.max(c.2);
+        }
+    };
+    if let Some(c) = cache.get_mut(&e.key) {
+        widen(c, seen);
+        return Ok(c.0);
     }
-    let found: Option<i64> = tx
-        .prepare_cached("SELECT id FROM workloads WHERE key = ?1")?
-        .query_row([&e.key], |r| r.get(0))
+    let found: Option<(i64, i64, i64)> = tx
+        .prepare_cached("SELECT id, first_seen, last_seen FROM workloads WHERE key = ?1")?
+        .query_row([&e.key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let id = match found {
-        Some(id) => id,
+    let mut c = match found {
+        Some(c) => c,
         None => {
             tx.prepare_cached(
                 "INSERT INTO workloads (key, kind, name, namespace, labels, critical, first_seen, last_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 e.key,
@@ -178,13 +198,15 @@ fn workload_id(
                 e.namespace,
                 json_str(&e.labels),
                 e.critical,
-                ts
+                start,
+                end
             ])?;
-            tx.last_insert_rowid()
+            (tx.last_insert_rowid(), start, end)
         }
     };
-    cache.insert(e.key.clone(), (id, ts));
-    Ok(id)
+    widen(&mut c, seen);
+    cache.insert(e.key.clone(), c);
+    Ok(c.0)
 }
 
 fn ip_endpoint(ip: &str) -> Endpoint {
@@ -425,8 +447,10 @@ impl Store for SqliteStore {
         let mut report = IngestReport::default();
         let tx = self.conn.transaction()?;
         let mut sums = BatchSums::default();
-        let mut sensor_cache = self.sensor_ids.clone();
-        let mut wl_cache = self.workload_ids.clone();
+        // The caches hold only committed rows: on failure they are dropped whole.
+        let mut sensor_cache = std::mem::take(&mut self.sensor_ids);
+        let mut wl_cache = std::mem::take(&mut self.workload_ids);
+        let mut addr_cache = std::mem::take(&mut self.addresses);
         for rec in &batch.records {
             let sensor = sensor_id(&tx, &mut sensor_cache, &rec.sensor, rec.ts_ms)?;
             let digest = i64::from_le_bytes(rec.digest[..8].try_into().unwrap_or([0; 8]));
@@ -451,7 +475,7 @@ impl Store for SqliteStore {
             let et = rec.value["event_type"].as_str().unwrap_or("");
             match et {
                 "flow" | "netflow" => {
-                    Self::ingest_flow(&tx, &mut wl_cache, &mut sums, sensor, rec)?;
+                    Self::ingest_flow(&tx, &mut wl_cache, &mut addr_cache, &mut sums, sensor, rec)?;
                     report.flows += 1;
                 }
                 "alert" => {
@@ -512,6 +536,7 @@ impl Store for SqliteStore {
         tx.commit()?;
         self.sensor_ids = sensor_cache;
         self.workload_ids = wl_cache;
+        self.addresses = addr_cache;
         Ok(report)
     }
 
@@ -688,7 +713,20 @@ impl Store for SqliteStore {
     fn flows(&self, q: &FlowQuery) -> Result<Page<FlowRow>> {
         let mut f = Filter::default();
         if let Some(ip) = &q.ip {
-            f.add("(f.src_ip = ? OR f.dest_ip = ?)", ip.clone());
+            // Through the workloads that held the address (the flows table has no address
+            // index: two fewer index writes per flow). Each branch is a range of one
+            // (workload, start) index.
+            let n = f.params.len();
+            f.params.push(ip.clone().into());
+            f.params.push(q.from.unwrap_or(i64::MIN).into());
+            f.params.push(q.to.unwrap_or(i64::MAX).into());
+            let (a, b, c) = (n + 1, n + 2, n + 3);
+            f.clauses.push(format!(
+                "f.id IN (SELECT id FROM flows WHERE src_wl IN (SELECT wl FROM addresses WHERE ip = ?{a})
+                   AND src_ip = ?{a} AND ts_start >= ?{b} AND ts_start < ?{c}
+                 UNION ALL SELECT id FROM flows WHERE dest_wl IN (SELECT wl FROM addresses WHERE ip = ?{a})
+                   AND dest_ip = ?{a} AND ts_start >= ?{b} AND ts_start < ?{c})"
+            ));
         }
         if let Some(k) = &q.identity {
             let Some(id) = self.workload_by_key(k)? else {
@@ -815,52 +853,90 @@ impl Store for SqliteStore {
             from.div_euclid(60_000),
             to.saturating_add(59_999).div_euclid(60_000),
         );
+        // One range scan of the per-minute rows (primary key order), summed here: cheaper
+        // than SQL's GROUP BY, which sorts every row of the window first.
+        struct Agg {
+            alerted: bool,
+            flows: u64,
+            bytes: u64,
+            first: i64,
+            last: i64,
+        }
+        let mut labels: Vec<String> = Vec::new();
+        let mut label_ids: HashMap<String, u32> = HashMap::new();
+        let mut agg: HashMap<(i64, i64, u32, u32), Agg> = HashMap::new();
         let mut st = self.conn.prepare_cached(
-            "SELECT ws.key, wd.key, e.service, e.verdict, max(e.alerted), sum(e.flows), sum(e.bytes),
-                    min(e.minute), max(e.minute), e.src, e.dest
-             FROM edges e JOIN workloads ws ON ws.id = e.src JOIN workloads wd ON wd.id = e.dest
-             WHERE e.minute >= ?1 AND e.minute < ?2
-             GROUP BY e.src, e.dest, e.service, e.verdict
-             ORDER BY max(e.alerted) DESC, sum(e.flows) DESC LIMIT ?3",
+            "SELECT minute, src, dest, service, verdict, alerted, flows, bytes FROM edges
+             WHERE minute >= ?1 AND minute < ?2",
         )?;
-        let mut ids = Vec::new();
-        let mut edges = Vec::new();
-        for r in st.query_map(params![m0, m1, max_edges as i64 + 1], |r| {
-            Ok((
-                MapEdge {
-                    src: r.get(0)?,
-                    dest: r.get(1)?,
-                    service: r.get(2)?,
-                    verdict: r.get(3)?,
-                    alerted: r.get(4)?,
-                    flows: r.get::<_, i64>(5)? as u64,
-                    bytes: r.get::<_, i64>(6)? as u64,
-                    first_seen: r.get::<_, i64>(7)? * 60_000,
-                    last_seen: r.get::<_, i64>(8)? * 60_000 + 59_999,
-                },
-                r.get::<_, i64>(9)?,
-                r.get::<_, i64>(10)?,
-            ))
-        })? {
-            let (e, s, d) = r?;
-            edges.push(e);
-            ids.push(s);
-            ids.push(d);
+        let mut rows = st.query(params![m0, m1])?;
+        while let Some(r) = rows.next()? {
+            let mut intern = |i: usize| -> rusqlite::Result<u32> {
+                let t = r.get_ref(i)?.as_str().unwrap_or("");
+                Ok(match label_ids.get(t) {
+                    Some(&x) => x,
+                    None => {
+                        let x = labels.len() as u32;
+                        labels.push(t.to_string());
+                        label_ids.insert(t.to_string(), x);
+                        x
+                    }
+                })
+            };
+            let (service, verdict) = (intern(3)?, intern(4)?);
+            let minute: i64 = r.get(0)?;
+            let a = agg
+                .entry((r.get(1)?, r.get(2)?, service, verdict))
+                .or_insert(Agg {
+                    alerted: false,
+                    flows: 0,
+                    bytes: 0,
+                    first: minute,
+                    last: minute,
+                });
+            a.alerted |= r.get::<_, bool>(5)?;
+            a.flows += r.get::<_, i64>(6)? as u64;
+            a.bytes += r.get::<_, i64>(7)? as u64;
+            a.first = a.first.min(minute);
+            a.last = a.last.max(minute);
         }
-        let truncated = edges.len() > max_edges;
-        if truncated {
-            edges.truncate(max_edges);
-            ids.truncate(max_edges * 2);
-        }
+        let mut all: Vec<((i64, i64, u32, u32), Agg)> = agg.into_iter().collect();
+        all.sort_unstable_by(|x, y| {
+            (y.1.alerted, y.1.flows, x.0).cmp(&(x.1.alerted, x.1.flows, y.0))
+        });
+        let truncated = all.len() > max_edges;
+        all.truncate(max_edges);
+        let mut ids: Vec<i64> = all.iter().flat_map(|((s, d, _, _), _)| [*s, *d]).collect();
         ids.sort_unstable();
         ids.dedup();
         let mut st = self.conn.prepare_cached(
             "SELECT key, kind, name, namespace, labels, critical, first_seen, last_seen FROM workloads WHERE id = ?1",
         )?;
         let mut nodes = Vec::with_capacity(ids.len());
+        let mut keys: HashMap<i64, usize> = HashMap::with_capacity(ids.len());
         for id in ids {
+            keys.insert(id, nodes.len());
             nodes.push(st.query_row([id], node_row)?);
         }
+        let key = |id: &i64| {
+            keys.get(id)
+                .map(|&i| nodes[i].key.clone())
+                .unwrap_or_default()
+        };
+        let edges = all
+            .iter()
+            .map(|((s, d, service, verdict), a)| MapEdge {
+                src: key(s),
+                dest: key(d),
+                service: labels[*service as usize].clone(),
+                verdict: labels[*verdict as usize].clone(),
+                alerted: a.alerted,
+                flows: a.flows,
+                bytes: a.bytes,
+                first_seen: a.first * 60_000,
+                last_seen: a.last * 60_000 + 59_999,
+            })
+            .collect();
         Ok(MapView {
             from,
             to,

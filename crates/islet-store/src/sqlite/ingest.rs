@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 impl SqliteStore {
     pub(super) fn ingest_flow(
         tx: &Transaction<'_>,
-        wl: &mut HashMap<String, (i64, i64)>,
+        wl: &mut HashMap<String, (i64, i64, i64)>,
+        addrs: &mut std::collections::HashSet<(String, i64)>,
         sums: &mut BatchSums,
         sensor: i64,
         rec: &Record,
@@ -25,12 +26,14 @@ impl SqliteStore {
         let dest_ip = v["dest_ip"].as_str().unwrap_or("");
         let src = rec.src.clone().unwrap_or_else(|| ip_endpoint(src_ip));
         let dest = rec.dest.clone().unwrap_or_else(|| ip_endpoint(dest_ip));
-        let src_wl = workload_id(tx, wl, &src, start)?;
-        let dest_wl = workload_id(tx, wl, &dest, start)?;
-        for id in [src_wl, dest_wl] {
-            let e = sums.workloads_seen.entry(id).or_insert((start, end));
-            e.0 = e.0.min(start);
-            e.1 = e.1.max(end);
+        let src_wl = workload_id(tx, wl, &src, start, end, &mut sums.workloads_seen)?;
+        let dest_wl = workload_id(tx, wl, &dest, start, end, &mut sums.workloads_seen)?;
+        for (ip, id) in [(src_ip, src_wl), (dest_ip, dest_wl)] {
+            if !addrs.contains(&(ip.to_string(), id)) {
+                tx.prepare_cached("INSERT OR IGNORE INTO addresses (ip, wl) VALUES (?1, ?2)")?
+                    .execute(params![ip, id])?;
+                addrs.insert((ip.to_string(), id));
+            }
         }
         let pkts =
             f["pkts_toserver"].as_u64().unwrap_or(0) + f["pkts_toclient"].as_u64().unwrap_or(0);
