@@ -29,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
         ts_ms: ts,
         src: None,
         dest: None,
+        flow: None,
     };
     STORE.with(|s| {
         let mut s = s.borrow_mut();

@@ -158,10 +158,26 @@ fn main() {
     // thread, as on a Forward connection); the time includes writing the lines.
     let senders = 4u64;
     let started = Instant::now();
-    std::thread::scope(|scope| {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let wall = std::thread::scope(|scope| {
+        // As `islet serve` does: checkpoints off the writer, every second.
+        let (db, done) = (&db, &done);
+        scope.spawn(move || {
+            let c = SqliteStore::open(db, islet_store::Sync::Normal).expect("checkpointer");
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                for _ in 0..10 {
+                    if done.load(std::sync::atomic::Ordering::SeqCst) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                let _ = c.checkpoint();
+            }
+        });
+        let mut senders_done = Vec::new();
         for t in 0..senders {
             let sub = ingest.submitter();
-            scope.spawn(move || {
+            senders_done.push(scope.spawn(move || {
                 let mine = flows / senders + u64::from(t < flows % senders);
                 let mut g = Gen {
                     seq: 1,
@@ -182,10 +198,15 @@ fn main() {
                     sub.submit(lines).expect("commit");
                     n += k;
                 }
-            });
+            }));
         }
+        for h in senders_done {
+            let _ = h.join();
+        }
+        let wall = started.elapsed();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        wall
     });
-    let wall = started.elapsed();
     drop(ingest);
     let rate = flows as f64 / wall.as_secs_f64();
     println!(

@@ -318,6 +318,8 @@ fn decode(inc: Incoming, cfg: &IngestConfig, stats: &IngestStats) -> Option<Reco
         }
         _ => (None, None),
     };
+    let flow = matches!(value["event_type"].as_str(), Some("flow" | "netflow"))
+        .then(|| islet_store::FlowFacts::from_record(&value, ts_ms));
     Some(Record {
         sensor: inc.sensor,
         seq,
@@ -326,6 +328,7 @@ fn decode(inc: Incoming, cfg: &IngestConfig, stats: &IngestStats) -> Option<Reco
         ts_ms,
         src,
         dest,
+        flow,
     })
 }
 
@@ -354,6 +357,7 @@ fn chain(
                 ts_ms: r.ts_ms,
                 src: None,
                 dest: None,
+                flow: None,
             });
         }
     }

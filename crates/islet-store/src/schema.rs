@@ -74,7 +74,6 @@ CREATE TABLE addresses (
 CREATE INDEX flows_src_wl ON flows (src_wl, ts_start);
 CREATE INDEX flows_dest_wl ON flows (dest_wl, ts_start);
 CREATE INDEX flows_ts ON flows (ts_start);
-CREATE INDEX flows_flow_id ON flows (flow_id);
 -- protocol events, anomalies and alerts as the sensor wrote them
 CREATE TABLE events (
     id INTEGER PRIMARY KEY,

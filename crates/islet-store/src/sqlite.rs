@@ -37,8 +37,8 @@ pub struct SqliteStore {
     /// Workload key → (id, last_seen written).
     /// Workload key → (id, first seen, last seen) as stored (or in the open transaction).
     workload_ids: HashMap<String, (i64, i64, i64)>,
-    /// (address, workload) pairs known to be in `addresses`.
-    addresses: std::collections::HashSet<(String, i64)>,
+    /// Address → workloads known to be in `addresses` with it.
+    addresses: HashMap<String, Vec<i64>>,
 }
 
 fn json_str<T: serde::Serialize>(v: &T) -> String {
@@ -65,13 +65,16 @@ impl SqliteStore {
         )?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.pragma_update(None, "cache_size", -65536)?;
+        // The console checkpoints from a background connection (`checkpoint`); the writer
+        // does it itself only if the log reaches 64 MiB.
+        conn.pragma_update(None, "wal_autocheckpoint", 16384)?;
         migrate(&mut conn)?;
         Ok(SqliteStore {
             conn,
             path: path.to_path_buf(),
             sensor_ids: HashMap::new(),
             workload_ids: HashMap::new(),
-            addresses: std::collections::HashSet::new(),
+            addresses: HashMap::new(),
         })
     }
 
@@ -92,8 +95,16 @@ impl SqliteStore {
             path: path.to_path_buf(),
             sensor_ids: HashMap::new(),
             workload_ids: HashMap::new(),
-            addresses: std::collections::HashSet::new(),
+            addresses: HashMap::new(),
         })
+    }
+
+    /// Copy what the write-ahead log holds into the database, as far as readers allow
+    /// (PASSIVE: never waits). Run from a connection other than the writer's.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     /// The schema version (number of migrations applied).
@@ -793,6 +804,20 @@ impl Store for SqliteStore {
             "domain" => {
                 let hits = self.search_name(data, i64::MIN, i64::MAX, page)?;
                 flow_ids.extend(hits.items.iter().filter_map(|h| h.flow_id));
+                // Each name's flow, found through its client's workloads around that time.
+                let mut st = self.conn.prepare_cached(&format!(
+                    "SELECT {FLOW_COLS} FROM {FLOW_FROM} WHERE f.id IN (
+                       SELECT id FROM flows WHERE src_wl IN (SELECT wl FROM addresses WHERE ip = ?2)
+                         AND ts_start >= ?3 - 86400000 AND ts_start <= ?3 + 60000 AND flow_id = ?1)
+                     LIMIT 4"
+                ))?;
+                for h in &hits.items {
+                    if let Some(id) = h.flow_id {
+                        for r in st.query_map(params![id, h.src_ip, h.ts], flow_row)? {
+                            flows.push(r?);
+                        }
+                    }
+                }
             }
             _ => {}
         }
@@ -800,16 +825,6 @@ impl Store for SqliteStore {
         flow_ids.sort_unstable();
         flow_ids.dedup();
         flow_ids.truncate(page.limit() as usize);
-        if data_type == "domain" {
-            let mut st = self.conn.prepare_cached(&format!(
-                "SELECT {FLOW_COLS} FROM {FLOW_FROM} WHERE f.flow_id = ?1 LIMIT 4"
-            ))?;
-            for id in &flow_ids {
-                for r in st.query_map([id], flow_row)? {
-                    flows.push(r?);
-                }
-            }
-        }
         let mut events = Vec::new();
         let mut st = self.conn.prepare_cached(
             "SELECT e.id, s.name, e.ts, e.event_type, e.flow_id, e.record FROM events e

@@ -24,6 +24,61 @@ pub struct Record {
     /// For records with addresses: who each end was at the time (labels frozen here).
     pub src: Option<Endpoint>,
     pub dest: Option<Endpoint>,
+    /// A flow record's fields, taken out ahead (by [`FlowFacts::from_record`], in the
+    /// caller's thread); the store takes them itself when absent.
+    pub flow: Option<FlowFacts>,
+}
+
+/// What the store keeps of a flow record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowFacts {
+    pub start: i64,
+    pub end: i64,
+    pub src_ip: String,
+    pub dest_ip: String,
+    pub src_port: i64,
+    pub dest_port: i64,
+    pub proto: String,
+    pub app_proto: Option<String>,
+    pub pkts: i64,
+    pub bytes: i64,
+    /// The policy verdict, if a policy judged it.
+    pub verdict: Option<String>,
+    pub alerted: bool,
+    pub community_id: Option<String>,
+    pub flow_id: Option<i64>,
+}
+
+impl FlowFacts {
+    /// Read a flow (or netflow) record; `ts_ms` stands in for a missing start.
+    pub fn from_record(v: &serde_json::Value, ts_ms: i64) -> FlowFacts {
+        let f = &v["flow"];
+        let n = |x: &serde_json::Value| x.as_u64().map_or(0, |x| x.min(i64::MAX as u64) as i64);
+        let start = f["start"]
+            .as_str()
+            .and_then(crate::triage::parse_ts)
+            .unwrap_or(ts_ms);
+        let s = |x: &serde_json::Value| x.as_str().map(str::to_string);
+        FlowFacts {
+            start,
+            end: f["end"]
+                .as_str()
+                .and_then(crate::triage::parse_ts)
+                .unwrap_or(start),
+            src_ip: s(&v["src_ip"]).unwrap_or_default(),
+            dest_ip: s(&v["dest_ip"]).unwrap_or_default(),
+            src_port: n(&v["src_port"]),
+            dest_port: n(&v["dest_port"]),
+            proto: s(&v["proto"]).unwrap_or_default(),
+            app_proto: s(&v["app_proto"]),
+            pkts: n(&f["pkts_toserver"]).saturating_add(n(&f["pkts_toclient"])),
+            bytes: n(&f["bytes_toserver"]).saturating_add(n(&f["bytes_toclient"])),
+            verdict: s(&v["policy"]["verdict"]),
+            alerted: f["alerted"].as_bool().unwrap_or(false),
+            community_id: s(&v["community_id"]),
+            flow_id: v["flow_id"].as_i64(),
+        }
+    }
 }
 
 /// One end of a flow, as an identity.

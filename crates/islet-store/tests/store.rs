@@ -18,6 +18,7 @@ fn rec(sensor: &str, seq: u64, v: Value, ts: i64) -> Record {
         ts_ms: ts,
         src: None,
         dest: None,
+        flow: None,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::{BatchSums, SqliteStore, ip_endpoint, json_str, parse_vec, workload_id};
 use crate::Result;
-use crate::triage::{AlertFacts, case_severity, parse_ts};
+use crate::triage::{AlertFacts, case_severity};
 use crate::types::*;
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::Value;
@@ -13,43 +13,56 @@ impl SqliteStore {
     pub(super) fn ingest_flow(
         tx: &Transaction<'_>,
         wl: &mut HashMap<String, (i64, i64, i64)>,
-        addrs: &mut std::collections::HashSet<(String, i64)>,
+        addrs: &mut HashMap<String, Vec<i64>>,
         sums: &mut BatchSums,
         sensor: i64,
         rec: &Record,
     ) -> Result<()> {
-        let v = &rec.value;
-        let f = &v["flow"];
-        let start = f["start"].as_str().and_then(parse_ts).unwrap_or(rec.ts_ms);
-        let end = f["end"].as_str().and_then(parse_ts).unwrap_or(start);
-        let src_ip = v["src_ip"].as_str().unwrap_or("");
-        let dest_ip = v["dest_ip"].as_str().unwrap_or("");
-        let src = rec.src.clone().unwrap_or_else(|| ip_endpoint(src_ip));
-        let dest = rec.dest.clone().unwrap_or_else(|| ip_endpoint(dest_ip));
-        let src_wl = workload_id(tx, wl, &src, start, end, &mut sums.workloads_seen)?;
-        let dest_wl = workload_id(tx, wl, &dest, start, end, &mut sums.workloads_seen)?;
+        let owned;
+        let ff = match &rec.flow {
+            Some(f) => f,
+            None => {
+                owned = FlowFacts::from_record(&rec.value, rec.ts_ms);
+                &owned
+            }
+        };
+        let (start, end) = (ff.start, ff.end);
+        let (src_ip, dest_ip) = (ff.src_ip.as_str(), ff.dest_ip.as_str());
+        let (src_own, dest_own);
+        let src = match &rec.src {
+            Some(e) => e,
+            None => {
+                src_own = ip_endpoint(src_ip);
+                &src_own
+            }
+        };
+        let dest = match &rec.dest {
+            Some(e) => e,
+            None => {
+                dest_own = ip_endpoint(dest_ip);
+                &dest_own
+            }
+        };
+        let src_wl = workload_id(tx, wl, src, start, end, &mut sums.workloads_seen)?;
+        let dest_wl = workload_id(tx, wl, dest, start, end, &mut sums.workloads_seen)?;
         for (ip, id) in [(src_ip, src_wl), (dest_ip, dest_wl)] {
-            if !addrs.contains(&(ip.to_string(), id)) {
+            if !addrs.get(ip).is_some_and(|w| w.contains(&id)) {
                 tx.prepare_cached("INSERT OR IGNORE INTO addresses (ip, wl) VALUES (?1, ?2)")?
                     .execute(params![ip, id])?;
-                addrs.insert((ip.to_string(), id));
+                addrs.entry(ip.to_string()).or_default().push(id);
             }
         }
-        let pkts =
-            f["pkts_toserver"].as_u64().unwrap_or(0) + f["pkts_toclient"].as_u64().unwrap_or(0);
-        let bytes =
-            f["bytes_toserver"].as_u64().unwrap_or(0) + f["bytes_toclient"].as_u64().unwrap_or(0);
-        let verdict = v["policy"]["verdict"].as_str();
+        let verdict = ff.verdict.as_deref();
         // Alerted: the sensor says so, or an alert about this flow arrived before it.
-        let alerted = f["alerted"].as_bool().unwrap_or(false)
-            || match v["flow_id"].as_i64() {
+        let alerted = ff.alerted
+            || match ff.flow_id {
                 Some(id) => tx
                     .prepare_cached("SELECT 1 FROM alerts WHERE flow_id = ?1 LIMIT 1")?
                     .exists([id])?,
                 None => false,
             };
-        let proto = v["proto"].as_str().unwrap_or("");
-        let dport = v["dest_port"].as_u64().unwrap_or(0);
+        let proto = ff.proto.as_str();
+        let dport = ff.dest_port;
         let labels = |e: &Endpoint| (!e.labels.is_empty()).then(|| json_str(&e.labels));
         tx.prepare_cached(
             "INSERT INTO flows (sensor, flow_id, ts_start, ts_end, src_ip, src_port, dest_ip, dest_port,
@@ -59,24 +72,24 @@ impl SqliteStore {
         )?
         .execute(params![
             sensor,
-            v["flow_id"].as_i64(),
+            ff.flow_id,
             start,
             end,
             src_ip,
-            v["src_port"].as_u64().unwrap_or(0) as i64,
+            ff.src_port,
             dest_ip,
-            dport as i64,
+            dport,
             proto,
-            v["app_proto"].as_str(),
-            pkts as i64,
-            bytes as i64,
+            ff.app_proto,
+            ff.pkts,
+            ff.bytes,
             verdict,
             alerted,
-            v["community_id"].as_str(),
+            ff.community_id,
             src_wl,
             dest_wl,
-            labels(&src),
-            labels(&dest),
+            labels(src),
+            labels(dest),
         ])?;
         let service = match proto {
             "TCP" | "UDP" | "SCTP" => format!("{}/{dport}", proto.to_ascii_lowercase()),
@@ -94,7 +107,7 @@ impl SqliteStore {
             .or_default();
         e.0 |= alerted;
         e.1 += 1;
-        e.2 += bytes;
+        e.2 += ff.bytes as u64;
         Ok(())
     }
 
@@ -300,11 +313,22 @@ impl SqliteStore {
         let alert_id = tx.last_insert_rowid();
         // The flow it is about, if already stored, and its edge, are now alerted.
         if let Some(fid) = f.flow_id {
+            // Found through either end's workloads and the day before the alert (flows have no
+            // flow_id index: one less index write per flow).
+            let ip = f.src_ip.as_deref().or(f.dest_ip.as_deref()).unwrap_or("");
             let mut st = tx.prepare_cached(
-                "UPDATE flows SET alerted = 1 WHERE flow_id = ?1 AND alerted = 0 RETURNING ts_start, src_wl, dest_wl",
+                "UPDATE flows SET alerted = 1 WHERE id IN (
+                   SELECT id FROM flows WHERE src_wl IN (SELECT wl FROM addresses WHERE ip = ?2)
+                     AND ts_start >= ?3 - 86400000 AND ts_start <= ?3 AND flow_id = ?1
+                   UNION ALL
+                   SELECT id FROM flows WHERE dest_wl IN (SELECT wl FROM addresses WHERE ip = ?2)
+                     AND ts_start >= ?3 - 86400000 AND ts_start <= ?3 AND flow_id = ?1)
+                 AND alerted = 0 RETURNING ts_start, src_wl, dest_wl",
             )?;
             let hit: Vec<(i64, i64, i64)> = st
-                .query_map([fid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .query_map(params![fid, ip, ts], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
                 .collect::<rusqlite::Result<_>>()?;
             for (start, s, d) in hit {
                 let minute = start.div_euclid(60_000);
