@@ -8,6 +8,7 @@ use crate::App;
 use crate::auth::Principal;
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -82,8 +83,15 @@ pub fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T, ApiError> {
     })
 }
 
-/// Decode a JSON body, naming the field that failed.
-pub fn body<T: DeserializeOwned>(b: &Bytes) -> Result<T, ApiError> {
+/// Decode a JSON body, naming the field that failed (a body over the bound is a 413).
+pub fn body<T: DeserializeOwned>(b: &Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let b = b.as_ref().map_err(|e| {
+        ApiError::field(
+            StatusCode::from_u16(e.status().as_u16()).unwrap_or(StatusCode::BAD_REQUEST),
+            "body",
+            format!("{} (at most {} bytes)", e.body_text(), crate::MAX_BODY),
+        )
+    })?;
     let mut de = serde_json::Deserializer::from_slice(b);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -256,7 +264,7 @@ pub async fn update_case(
     headers: HeaderMap,
     method: Method,
     p: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    b: Bytes,
+    b: Result<Bytes, BytesRejection>,
 ) -> R<CaseDetail> {
     let who = authorize(&app, &headers, &method, Role::Analyst)?;
     let id = id_of(p, "id")?;
@@ -326,7 +334,7 @@ pub async fn add_note(
     headers: HeaderMap,
     method: Method,
     p: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    b: Bytes,
+    b: Result<Bytes, BytesRejection>,
 ) -> R<CaseDetail> {
     let who = authorize(&app, &headers, &method, Role::Analyst)?;
     let id = id_of(p, "id")?;
@@ -360,7 +368,7 @@ pub async fn merge(
     headers: HeaderMap,
     method: Method,
     p: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    b: Bytes,
+    b: Result<Bytes, BytesRejection>,
 ) -> R<CaseDetail> {
     let who = authorize(&app, &headers, &method, Role::Analyst)?;
     let id = id_of(p, "id")?;
@@ -410,7 +418,7 @@ pub async fn export(
     headers: HeaderMap,
     method: Method,
     p: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    b: Bytes,
+    b: Result<Bytes, BytesRejection>,
 ) -> R<Queued> {
     let who = authorize(&app, &headers, &method, Role::Analyst)?;
     let id = id_of(p, "id")?;
@@ -812,7 +820,7 @@ pub async fn create_token(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     method: Method,
-    b: Bytes,
+    b: Result<Bytes, BytesRejection>,
 ) -> R<TokenOut> {
     let who = authorize(&app, &headers, &method, Role::Admin)?;
     let t: TokenIn = body(&b)?;

@@ -43,6 +43,8 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/ui/cases/{id}/status", post(set_status))
         .route("/ui/cases/{id}/note", post(add_note))
         .route("/ui/cases/{id}/export", post(export))
+        .route("/ui/cases/{id}/merge", post(merge))
+        .route("/ui/alerts/{id}/detach", post(detach))
         .route("/ui/alerts", get(alerts))
         .route("/ui/intel", get(intel))
         .route("/ui/map", get(map))
@@ -422,12 +424,21 @@ async fn case(State(app): State<Arc<App>>, h: HeaderMap, m: Method, p: Path<Stri
             }
             section #alerts {
                 h2 { "Alerts" }
-                table { thead { tr { th { "#" } th { "Signature" } th { "Sev" } th { "Src → Dest" } th { "Count" } th { "Last" } } }
+                table { thead { tr { th { "#" } th { "Signature" } th { "Sev" } th { "Src → Dest" } th { "Count" } th { "Last" } @if can { th {} } } }
                     tbody { @for a in &c.alerts { tr {
                         td { (a.id) } td { (a.signature) } td { (a.severity) }
                         td { (a.src_ip.as_deref().unwrap_or("-")) " → " (a.dest_ip.as_deref().unwrap_or("-")) }
                         td { (a.count) } td { (fmt_ts(a.last_seen)) }
+                        @if can && c.alerts.len() > 1 { td { form method="post" action={ "/ui/alerts/" (a.id) "/detach" } {
+                            button.small type="submit" { "Detach into a new case" } } } }
                     } } } }
+                @if can {
+                    form.inline #merge-form method="post" action={ "/ui/cases/" (s.id) "/merge" } {
+                        label for="merge-from" { "Merge case " }
+                        input #merge-from name="from" type="number" min="1" required placeholder="id";
+                        button type="submit" { "into this one" }
+                    }
+                }
             }
             section #timeline {
                 h2 { "Timeline" }
@@ -522,6 +533,52 @@ async fn add_note(
     let a2 = app.clone();
     match run(move || a2.with_writer(|s| s.add_note(id, &f.text, &who.name, clock()))).await {
         Ok(_) => Redirect::to(&format!("/ui/cases/{id}#notes")).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+struct MergeF {
+    from: i64,
+}
+
+async fn merge(
+    State(app): State<Arc<App>>,
+    h: HeaderMap,
+    m: Method,
+    p: Path<String>,
+    b: Bytes,
+) -> Response {
+    let who = match who(&app, &h, &m, Role::Analyst) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let (Ok(id), Ok(f)) = (
+        p.0.parse::<i64>(),
+        serde_urlencoded::from_bytes::<MergeF>(&b),
+    ) else {
+        return (StatusCode::BAD_REQUEST, page_error("bad form")).into_response();
+    };
+    let clock = app.clock;
+    let a2 = app.clone();
+    match run(move || a2.with_writer(|s| s.merge_cases(id, f.from, &who.name, clock()))).await {
+        Ok(_) => Redirect::to(&format!("/ui/cases/{id}")).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn detach(State(app): State<Arc<App>>, h: HeaderMap, m: Method, p: Path<String>) -> Response {
+    let who = match who(&app, &h, &m, Role::Analyst) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Ok(id) = p.0.parse::<i64>() else {
+        return (StatusCode::BAD_REQUEST, page_error("bad alert id")).into_response();
+    };
+    let clock = app.clock;
+    let a2 = app.clone();
+    match run(move || a2.with_writer(|s| s.detach_alert(id, &who.name, clock()))).await {
+        Ok(c) => Redirect::to(&format!("/ui/cases/{}", c.summary.id)).into_response(),
         Err(r) => r,
     }
 }

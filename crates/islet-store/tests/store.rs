@@ -353,3 +353,27 @@ proptest! {
         prop_assert_eq!(triage::parse_ts(text.trim_matches('"')), Some(ms));
     }
 }
+
+#[test]
+fn sensor_health_comes_from_the_sensors_own_stats_records() {
+    let (_d, mut s) = open();
+    let stats = |events: u64, uptime: u64| {
+        json!({"event_type": "stats", "stats": {"uptime": uptime,
+            "capture": {"kernel_packets": 1000, "kernel_drops": 7},
+            "protection": {"cpu_seconds": 2.0, "protected_pkts_per_cpu_second": 123456.0},
+            "output": {"events": {"flow": events}, "drops": {"decode": 1, "flow_table": 0, "buffer": 0, "sink": 2}}}})
+    };
+    s.ingest(&batch(vec![rec("edge-1", 1, stats(100, 10), T0)]))
+        .expect("ingest");
+    s.ingest(&batch(vec![rec("edge-1", 2, stats(400, 20), T0 + 10_000)]))
+        .expect("ingest");
+    let row = &s.sensors().expect("sensors")[0];
+    assert_eq!(row.name, "edge-1");
+    assert_eq!(row.drops, 10, "kernel 7 + decode 1 + sink 2");
+    assert_eq!(row.protection_ratio, Some(123_456.0));
+    assert!(
+        (row.events_per_sec - 30.0).abs() < 1e-9,
+        "300 events in 10 s: {}",
+        row.events_per_sec
+    );
+}

@@ -656,3 +656,150 @@ fn a_followed_file_is_read_as_it_grows_and_across_rotation() {
     wait_for("the rotated file", || events(&s) == 60);
     assert_eq!(sensor_row(&s, &tok, "live")["chain"], "ok");
 }
+
+/// The console over TLS (certificate from openssl), CORS closed, bodies bounded, pages bounded.
+#[test]
+fn tls_cors_and_bounds() {
+    let have = |c: &str| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !have("openssl")
+        && !Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        || !have("curl")
+    {
+        assert!(
+            std::env::var_os("ISLET_REQUIRE_TOOLS").is_none(),
+            "openssl and curl are required here"
+        );
+        eprintln!("skipping: openssl or curl missing");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let data = dir.path().join("data");
+    let tok = token(&data, "viewer");
+    let analyst = token(&data, "analyst");
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--forward-listen",
+            "off",
+            "--tls-cert",
+        ])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .arg("--data")
+        .arg(&data)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    // Killed on drop, also when an assertion fails.
+    let _guard = Serve {
+        child,
+        http: String::new(),
+        forward: String::new(),
+    };
+    let addr = loop {
+        let l = lines.next().expect("address").expect("line");
+        if let Some(a) = l.strip_prefix("islet serve: console on https://") {
+            break a.trim_end_matches('/').to_string();
+        }
+    };
+    let curl = |args: &[&str]| {
+        let o = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-D", "-", "--cacert"])
+            .arg(&cert)
+            .args(args)
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&o.stdout).to_ascii_lowercase()
+    };
+    let ok = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {tok}"),
+        "-H",
+        "Origin: https://evil.example",
+        &format!("https://{addr}/api/cases"),
+    ]);
+    assert!(ok.starts_with("http/1.1 200"), "{ok}");
+    assert!(
+        !ok.contains("access-control-allow-origin"),
+        "CORS is closed: {ok}"
+    );
+    let pre = curl(&[
+        "-X",
+        "OPTIONS",
+        "-H",
+        "Origin: https://evil.example",
+        "-H",
+        "Access-Control-Request-Method: PATCH",
+        &format!("https://{addr}/api/cases/1"),
+    ]);
+    assert!(!pre.contains("access-control-allow"), "{pre}");
+    let big_file = dir.path().join("big.json");
+    std::fs::write(
+        &big_file,
+        format!("{{\"text\":\"{}\"}}", "x".repeat(200_000)),
+    )
+    .expect("write");
+    let big_arg = format!("@{}", big_file.display());
+    let too_big = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("Authorization: Bearer {analyst}"),
+        "--data-binary",
+        &big_arg,
+        &format!("https://{addr}/api/cases/1/notes"),
+    ]);
+    assert!(too_big.starts_with("http/1.1 413"), "{too_big}");
+    let page = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {tok}"),
+        &format!("https://{addr}/api/flows?limit=1001"),
+    ]);
+    assert!(page.starts_with("http/1.1 400"), "{page}");
+    // Plain HTTP to the TLS port is not served.
+    let plain = Command::new("curl")
+        .args(["-s", "-m", "3", &format!("http://{addr}/healthz")])
+        .output()
+        .expect("curl");
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("ok"));
+}

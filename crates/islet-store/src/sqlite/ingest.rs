@@ -178,15 +178,12 @@ impl SqliteStore {
             .iter()
             .map(|k| s["output"]["drops"][k].as_u64().unwrap_or(0))
             .sum::<u64>()
-            + s["capture"]["kernel_drops"].as_u64().unwrap_or(0)
-            + s["live"]["ring_drops"].as_u64().unwrap_or(0);
+            + s["capture"]["kernel_drops"].as_u64().unwrap_or(0);
         let events: u64 = s["output"]["events"]
             .as_object()
             .map(|m| m.values().filter_map(Value::as_u64).sum())
             .unwrap_or(0);
-        let ratio = s["protection"]["protected_pkts_per_cpu_s"]
-            .as_f64()
-            .or_else(|| s["protection"]["ratio"].as_f64());
+        let ratio = s["protection"]["protected_pkts_per_cpu_second"].as_f64();
         let prev: Option<(i64, i64)> = tx
             .query_row(
                 "SELECT stats_ts, stats_events FROM sensors WHERE id = ?1",
