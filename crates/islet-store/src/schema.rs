@@ -109,6 +109,20 @@ CREATE TABLE edges (
     bytes INTEGER NOT NULL,
     PRIMARY KEY (minute, src, dest, service, verdict)
 ) WITHOUT ROWID;
+-- The same edges summed per ten minutes: maps of long windows read these.
+CREATE TABLE edges10 (
+    bucket INTEGER NOT NULL,
+    src INTEGER NOT NULL,
+    dest INTEGER NOT NULL,
+    service TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    alerted INTEGER NOT NULL,
+    flows INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    first_minute INTEGER NOT NULL,
+    last_minute INTEGER NOT NULL,
+    PRIMARY KEY (bucket, src, dest, service, verdict)
+) WITHOUT ROWID;
 CREATE TABLE cases (
     id INTEGER PRIMARY KEY,
     title TEXT NOT NULL,

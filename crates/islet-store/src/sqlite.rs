@@ -133,6 +133,9 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
+/// Ten-minute sums of a batch: (bucket, src, dest, service, verdict) → (alerted, flows,
+/// bytes, first minute, last minute).
+type TenSums<'a> = HashMap<(i64, i64, i64, &'a str, &'a str), (bool, u64, u64, i64, i64)>;
 /// (minute, src, dest, service, verdict).
 type EdgeKey = (i64, i64, i64, String, String);
 /// (case, signature, record, sensor, severity, first seen, last seen) of a detached alert.
@@ -511,6 +514,7 @@ impl Store for SqliteStore {
             )?
             .execute(params![id, first, last])?;
         }
+        let mut tens: TenSums<'_> = HashMap::new();
         for ((minute, src, dest, service, verdict), (alerted, flows, bytes)) in &sums.edges {
             tx.prepare_cached(
                 "INSERT INTO edges (minute, src, dest, service, verdict, alerted, flows, bytes)
@@ -529,6 +533,31 @@ impl Store for SqliteStore {
                 *flows as i64,
                 *bytes as i64
             ])?;
+            let t = tens
+                .entry((
+                    minute.div_euclid(10),
+                    *src,
+                    *dest,
+                    service.as_str(),
+                    verdict.as_str(),
+                ))
+                .or_insert((false, 0, 0, *minute, *minute));
+            t.0 |= *alerted;
+            t.1 += flows;
+            t.2 += bytes;
+            t.3 = t.3.min(*minute);
+            t.4 = t.4.max(*minute);
+        }
+        for ((bucket, src, dest, service, verdict), (alerted, flows, bytes, first, last)) in &tens {
+            tx.prepare_cached(
+                "INSERT INTO edges10 (bucket, src, dest, service, verdict, alerted, flows, bytes, first_minute, last_minute)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (bucket, src, dest, service, verdict) DO UPDATE SET
+                   alerted = max(alerted, excluded.alerted), flows = flows + excluded.flows,
+                   bytes = bytes + excluded.bytes, first_minute = min(first_minute, excluded.first_minute),
+                   last_minute = max(last_minute, excluded.last_minute)",
+            )?
+            .execute(params![bucket, src, dest, service, verdict, alerted, *flows as i64, *bytes as i64, first, last])?;
         }
         for (id, (first, last, stored, dups)) in &sums.sensors {
             tx.prepare_cached(
@@ -878,42 +907,57 @@ impl Store for SqliteStore {
             last: i64,
         }
         let mut labels: Vec<String> = Vec::new();
-        let mut label_ids: HashMap<String, u32> = HashMap::new();
-        let mut agg: HashMap<(i64, i64, u32, u32), Agg> = HashMap::new();
-        let mut st = self.conn.prepare_cached(
-            "SELECT minute, src, dest, service, verdict, alerted, flows, bytes FROM edges
-             WHERE minute >= ?1 AND minute < ?2",
-        )?;
-        let mut rows = st.query(params![m0, m1])?;
-        while let Some(r) = rows.next()? {
-            let mut intern = |i: usize| -> rusqlite::Result<u32> {
-                let t = r.get_ref(i)?.as_str().unwrap_or("");
-                Ok(match label_ids.get(t) {
-                    Some(&x) => x,
-                    None => {
-                        let x = labels.len() as u32;
-                        labels.push(t.to_string());
-                        label_ids.insert(t.to_string(), x);
-                        x
-                    }
-                })
-            };
-            let (service, verdict) = (intern(3)?, intern(4)?);
-            let minute: i64 = r.get(0)?;
-            let a = agg
-                .entry((r.get(1)?, r.get(2)?, service, verdict))
-                .or_insert(Agg {
-                    alerted: false,
-                    flows: 0,
-                    bytes: 0,
-                    first: minute,
-                    last: minute,
-                });
-            a.alerted |= r.get::<_, bool>(5)?;
-            a.flows += r.get::<_, i64>(6)? as u64;
-            a.bytes += r.get::<_, i64>(7)? as u64;
-            a.first = a.first.min(minute);
-            a.last = a.last.max(minute);
+        let mut label_ids: hashbrown::HashMap<String, u32> = hashbrown::HashMap::new();
+        let mut agg: hashbrown::HashMap<(i64, i64, u32, u32), Agg> = hashbrown::HashMap::new();
+        // Whole ten-minute buckets from `edges10`, the minutes at either end from `edges`.
+        let (b0, b1) = ((m0 + 9).div_euclid(10), m1.div_euclid(10));
+        let spans: Vec<(&str, i64, i64)> = if b1 > b0 {
+            vec![("m", m0, b0 * 10), ("b", b0, b1), ("m", b1 * 10, m1)]
+        } else {
+            vec![("m", m0, m1)]
+        };
+        for (kind, lo, hi) in spans {
+            if lo >= hi {
+                continue;
+            }
+            let mut st = self.conn.prepare_cached(if kind == "m" {
+                "SELECT minute, src, dest, service, verdict, alerted, flows, bytes, minute FROM edges
+                 WHERE minute >= ?1 AND minute < ?2"
+            } else {
+                "SELECT first_minute, src, dest, service, verdict, alerted, flows, bytes, last_minute FROM edges10
+                 WHERE bucket >= ?1 AND bucket < ?2"
+            })?;
+            let mut rows = st.query(params![lo, hi])?;
+            while let Some(r) = rows.next()? {
+                let mut intern = |i: usize| -> rusqlite::Result<u32> {
+                    let t = r.get_ref(i)?.as_str().unwrap_or("");
+                    Ok(match label_ids.get(t) {
+                        Some(&x) => x,
+                        None => {
+                            let x = labels.len() as u32;
+                            labels.push(t.to_string());
+                            label_ids.insert(t.to_string(), x);
+                            x
+                        }
+                    })
+                };
+                let (service, verdict) = (intern(3)?, intern(4)?);
+                let (first, last): (i64, i64) = (r.get(0)?, r.get(8)?);
+                let a = agg
+                    .entry((r.get(1)?, r.get(2)?, service, verdict))
+                    .or_insert(Agg {
+                        alerted: false,
+                        flows: 0,
+                        bytes: 0,
+                        first,
+                        last,
+                    });
+                a.alerted |= r.get::<_, bool>(5)?;
+                a.flows += r.get::<_, i64>(6)? as u64;
+                a.bytes += r.get::<_, i64>(7)? as u64;
+                a.first = a.first.min(first);
+                a.last = a.last.max(last);
+            }
         }
         let mut all: Vec<((i64, i64, u32, u32), Agg)> = agg.into_iter().collect();
         all.sort_unstable_by(|x, y| {
@@ -924,14 +968,30 @@ impl Store for SqliteStore {
         let mut ids: Vec<i64> = all.iter().flat_map(|((s, d, _, _), _)| [*s, *d]).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut st = self.conn.prepare_cached(
-            "SELECT key, kind, name, namespace, labels, critical, first_seen, last_seen FROM workloads WHERE id = ?1",
-        )?;
         let mut nodes = Vec::with_capacity(ids.len());
         let mut keys: HashMap<i64, usize> = HashMap::with_capacity(ids.len());
-        for id in ids {
-            keys.insert(id, nodes.len());
-            nodes.push(st.query_row([id], node_row)?);
+        if ids.len() > 256 {
+            // Many ends: one pass over the workloads beats a lookup each.
+            let want: std::collections::HashSet<i64> = ids.iter().copied().collect();
+            let mut st = self.conn.prepare_cached(
+                "SELECT key, kind, name, namespace, labels, critical, first_seen, last_seen, id FROM workloads",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let id: i64 = r.get(8)?;
+                if want.contains(&id) {
+                    keys.insert(id, nodes.len());
+                    nodes.push(node_row(r)?);
+                }
+            }
+        } else {
+            let mut st = self.conn.prepare_cached(
+                "SELECT key, kind, name, namespace, labels, critical, first_seen, last_seen FROM workloads WHERE id = ?1",
+            )?;
+            for id in ids {
+                keys.insert(id, nodes.len());
+                nodes.push(st.query_row([id], node_row)?);
+            }
         }
         let key = |id: &i64| {
             keys.get(id)
@@ -1458,10 +1518,12 @@ impl Store for SqliteStore {
             )?;
         }
         if r.edges_age_ms > 0 {
-            rep.edges += tx.execute(
-                "DELETE FROM edges WHERE minute < ?1",
-                [(now - r.edges_age_ms).div_euclid(60_000)],
-            )? as u64;
+            let cut = (now - r.edges_age_ms).div_euclid(60_000);
+            rep.edges += tx.execute("DELETE FROM edges WHERE minute < ?1", [cut])? as u64;
+            tx.execute(
+                "DELETE FROM edges10 WHERE bucket < ?1",
+                [cut.div_euclid(10)],
+            )?;
         }
         if r.alerts_age_ms > 0 {
             // Alerts of open cases stay: an analyst is working on them.
@@ -1482,6 +1544,7 @@ impl Store for SqliteStore {
             "events",
             "names",
             "edges",
+            "edges10",
             "alerts",
             "cases",
             "observables",

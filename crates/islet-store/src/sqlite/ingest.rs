@@ -333,6 +333,10 @@ impl SqliteStore {
                     "UPDATE edges SET alerted = 1 WHERE minute = ?1 AND src = ?2 AND dest = ?3",
                 )?
                 .execute(params![minute, s, d])?;
+                tx.prepare_cached(
+                    "UPDATE edges10 SET alerted = 1 WHERE bucket = ?1 AND src = ?2 AND dest = ?3",
+                )?
+                .execute(params![minute.div_euclid(10), s, d])?;
                 // Not written yet if the flow came in this batch.
                 for (k, e) in sums.edges.iter_mut() {
                     if k.0 == minute && k.1 == s && k.2 == d {
