@@ -207,7 +207,7 @@ pub fn misp_event(c: &CaseDetail) -> Value {
         .collect();
     let date = {
         let days = s.first_seen.div_euclid(86_400_000);
-        let (y, m, d) = civil(days);
+        let (y, m, d) = crate::ui::civil(days);
         format!("{y:04}-{m:02}-{d:02}")
     };
     let threat = match s.severity {
@@ -229,26 +229,6 @@ pub fn misp_event(c: &CaseDetail) -> Value {
         "Attribute": attrs,
         "Tag": tags,
     }})
-}
-
-fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
 }
 
 /// Sightings of the case's matched indicators.

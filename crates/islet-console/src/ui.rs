@@ -92,7 +92,8 @@ pub fn fmt_ts(ms: i64) -> String {
     )
 }
 
-fn civil(z: i64) -> (i64, u32, u32) {
+/// (year, month, day) of a count of days since 1970-01-01 (proleptic Gregorian).
+pub(crate) fn civil(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

@@ -6,6 +6,7 @@
 //! by skipping.
 #![forbid(unsafe_code)]
 
+pub mod console;
 pub mod frames;
 pub mod http;
 

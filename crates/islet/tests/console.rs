@@ -3,82 +3,20 @@
 //! enforced; a killed console loses no acknowledged record and stores none twice.
 
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_islet");
 
-struct Serve {
-    child: Child,
-    http: String,
-    forward: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use islet_testkit::console::Console as Serve;
 
 fn serve(data: &Path, forward: &str, extra: &[&str]) -> Serve {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--forward-listen",
-            forward,
-            "--data",
-        ])
-        .arg(data)
-        .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start islet serve");
-    let err = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(err).lines();
-    let (mut http, mut fwd) = (String::new(), String::new());
-    while http.is_empty() || (fwd.is_empty() && forward != "off") {
-        let l = lines
-            .next()
-            .expect("serve printed its addresses")
-            .expect("line");
-        if let Some(a) = l.strip_prefix("islet serve: console on http://") {
-            http = a.trim_end_matches('/').to_string();
-        }
-        if let Some(a) = l.strip_prefix("islet serve: Forward receiver on ") {
-            fwd = a.to_string();
-        }
-    }
-    std::thread::spawn(move || {
-        for l in lines.map_while(Result::ok) {
-            eprintln!("[serve] {l}")
-        }
-    });
-    Serve {
-        child,
-        http,
-        forward: fwd,
-    }
+    Serve::start(BIN, data, forward, extra, &[])
 }
 
 fn token(data: &Path, role: &str) -> String {
-    let out = Command::new(BIN)
-        .args([
-            "serve", "token", "create", "--role", role, "--name", role, "--data",
-        ])
-        .arg(data)
-        .output()
-        .expect("token create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    islet_testkit::console::token(BIN, data, role)
 }
 
 fn get(s: &Serve, tok: &str, path: &str) -> Value {
@@ -712,36 +650,9 @@ fn tls_cors_and_bounds() {
     let data = dir.path().join("data");
     let tok = token(&data, "viewer");
     let analyst = token(&data, "analyst");
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--forward-listen",
-            "off",
-            "--tls-cert",
-        ])
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .arg("--data")
-        .arg(&data)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    // Killed on drop, also when an assertion fails.
-    let _guard = Serve {
-        child,
-        http: String::new(),
-        forward: String::new(),
-    };
-    let addr = loop {
-        let l = lines.next().expect("address").expect("line");
-        if let Some(a) = l.strip_prefix("islet serve: console on https://") {
-            break a.trim_end_matches('/').to_string();
-        }
-    };
+    let (c, k) = (cert.to_str().expect("utf8"), key.to_str().expect("utf8"));
+    let console = serve(&data, "off", &["--tls-cert", c, "--tls-key", k]);
+    let addr = console.http.clone();
     let curl = |args: &[&str]| {
         let o = Command::new("curl")
             .args(["-s", "-o", "/dev/null", "-D", "-", "--cacert"])

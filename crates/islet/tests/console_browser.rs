@@ -4,9 +4,8 @@
 //! and moves the map's time slider. Screenshots are kept in `target/browser-artifacts/`. What
 //! the browser did is then checked through the API.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_islet");
 
@@ -52,35 +51,8 @@ fn analyst_triages_a_case_and_travels_the_map_in_chromium() {
         .output()
         .expect("token");
     let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let mut serve = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--forward-listen",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(&data)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve");
-    let mut lines = BufReader::new(serve.stderr.take().expect("stderr")).lines();
-    let (mut http, mut fwd) = (String::new(), String::new());
-    while http.is_empty() || fwd.is_empty() {
-        let l = lines.next().expect("addresses").expect("line");
-        if let Some(a) = l.strip_prefix("islet serve: console on http://") {
-            http = a.trim_end_matches('/').into();
-        }
-        if let Some(a) = l.strip_prefix("islet serve: Forward receiver on ") {
-            fwd = a.into();
-        }
-    }
-    std::thread::spawn(move || {
-        for l in lines.map_while(Result::ok) {
-            eprintln!("[serve] {l}")
-        }
-    });
+    let console = islet_testkit::console::Console::start(BIN, &data, "127.0.0.1:0", &[], &[]);
+    let (http, fwd) = (console.http.clone(), console.forward.clone());
     let pcap = dir.path().join("lateral.pcap");
     assert!(
         Command::new(BIN)
@@ -109,13 +81,12 @@ fn analyst_triages_a_case_and_travels_the_map_in_chromium() {
         .arg(&artifacts)
         .output()
         .expect("node");
-    let _ = serve.kill();
+    drop(console);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&run.stdout),
         String::from_utf8_lossy(&run.stderr)
     );
-    let _ = serve.wait();
     assert!(run.status.success(), "browser test failed:\n{text}");
     for shot in [
         "1-cases",

@@ -5,76 +5,32 @@
 
 use islet_testkit::http::{Handler, Req, serve_on};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_islet");
 
-struct Serve {
-    child: Child,
-    http: String,
-    forward: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use islet_testkit::console::Console as Serve;
 
 fn serve(data: &Path, cfg: &Path) -> Serve {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--forward-listen",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(data)
-        .arg("--config")
-        .arg(cfg)
-        .env("ISLET_TEST_HIVE_KEY", "hive-k3y")
-        .env("ISLET_TEST_MISP_KEY", "misp-k3y")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let (mut http, mut fwd) = (String::new(), String::new());
-    while http.is_empty() || fwd.is_empty() {
-        let l = lines.next().expect("addresses").expect("line");
-        if let Some(a) = l.strip_prefix("islet serve: console on http://") {
-            http = a.trim_end_matches('/').into();
-        }
-        if let Some(a) = l.strip_prefix("islet serve: Forward receiver on ") {
-            fwd = a.into();
-        }
-    }
-    std::thread::spawn(move || {
-        for l in lines.map_while(Result::ok) {
-            eprintln!("[serve] {l}")
-        }
-    });
-    Serve {
-        child,
-        http,
-        forward: fwd,
-    }
+    let cfg = cfg.to_str().expect("utf8");
+    Serve::start(
+        BIN,
+        data,
+        "127.0.0.1:0",
+        &["--config", cfg],
+        &[
+            ("ISLET_TEST_HIVE_KEY", "hive-k3y"),
+            ("ISLET_TEST_MISP_KEY", "misp-k3y"),
+        ],
+    )
 }
 
 fn token(data: &Path) -> String {
-    let out = Command::new(BIN)
-        .args(["serve", "token", "create", "--role", "analyst", "--data"])
-        .arg(data)
-        .output()
-        .expect("token");
-    String::from_utf8_lossy(&out.stdout).trim().into()
+    islet_testkit::console::token(BIN, data, "analyst")
 }
 
 fn get(s: &Serve, tok: &str, path: &str) -> Value {
