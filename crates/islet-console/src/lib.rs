@@ -182,11 +182,13 @@ async fn security_headers(
 }
 
 /// Retention defaults: no age limit (evidence replayed from old captures must not vanish on
-/// arrival), and row budgets of 50 million flows and 50 million protocol events.
+/// arrival), row budgets of 50 million flows and 50 million protocol events, and duplicate
+/// keys for the last 10 million records of each sensor.
 pub fn default_retention() -> Retention {
     Retention {
         flows_rows: 50_000_000,
         events_rows: 50_000_000,
+        dedupe_window: 10_000_000,
         ..Retention::default()
     }
 }

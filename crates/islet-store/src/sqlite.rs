@@ -1490,6 +1490,22 @@ impl Store for SqliteStore {
     fn prune(&mut self, r: &Retention, now: i64) -> Result<PruneReport> {
         let mut rep = PruneReport::default();
         let tx = self.conn.transaction()?;
+        if r.dedupe_window > 0 {
+            // Per sensor, a range of its primary key: never a scan of the whole table.
+            let heads: Vec<(i64, i64)> = tx
+                .prepare("SELECT id, next_seq FROM sensors")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (sensor, next) in heads {
+                let cut = next.saturating_sub(r.dedupe_window as i64);
+                if cut > 0 {
+                    rep.seen += tx.execute(
+                        "DELETE FROM seen WHERE sensor = ?1 AND seq >= 0 AND seq < ?2",
+                        params![sensor, cut],
+                    )? as u64;
+                }
+            }
+        }
         if r.flows_age_ms > 0 {
             rep.flows += tx.execute(
                 "DELETE FROM flows WHERE ts_start < ?1",

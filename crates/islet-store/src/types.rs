@@ -589,10 +589,14 @@ pub struct Retention {
     pub events_rows: u64,
     pub edges_age_ms: i64,
     pub alerts_age_ms: i64,
+    /// Duplicate keys kept per sensor, counted back from its chain head (0: all). A resend
+    /// older than this many records would be stored again.
+    pub dedupe_window: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct PruneReport {
+    pub seen: u64,
     pub flows: u64,
     pub events: u64,
     pub edges: u64,

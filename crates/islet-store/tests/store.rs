@@ -377,3 +377,61 @@ fn sensor_health_comes_from_the_sensors_own_stats_records() {
         row.events_per_sec
     );
 }
+
+#[test]
+fn duplicate_keys_are_kept_for_a_window_behind_each_chain_head() {
+    let (_d, mut s) = open();
+    let recs: Vec<Record> = (1..=100u64)
+        .map(|i| {
+            rec(
+                "s",
+                i,
+                flow(
+                    "10.0.0.1",
+                    "10.0.0.2",
+                    80,
+                    "2026-01-06T10:10:00.000000+0000",
+                ),
+                T0,
+            )
+        })
+        .collect();
+    let old = recs[9].clone();
+    let mut b = batch(recs);
+    b.heads.push(SensorHead {
+        sensor: "s".into(),
+        next_seq: 101,
+        prev: String::new(),
+        chain: "ok".into(),
+        detail: String::new(),
+    });
+    s.ingest(&b).expect("ingest");
+    let r = s
+        .prune(
+            &Retention {
+                dedupe_window: 50,
+                ..Retention::default()
+            },
+            T0,
+        )
+        .expect("prune");
+    assert_eq!(r.seen, 50);
+    assert_eq!(s.usage().expect("usage").rows["seen"], 50);
+    // Within the window a resend is still a duplicate; beyond it, it is not.
+    let recent = rec(
+        "s",
+        90,
+        flow(
+            "10.0.0.1",
+            "10.0.0.2",
+            80,
+            "2026-01-06T10:10:00.000000+0000",
+        ),
+        T0,
+    );
+    assert_eq!(
+        s.ingest(&batch(vec![recent])).expect("ingest").duplicates,
+        1
+    );
+    assert_eq!(s.ingest(&batch(vec![old])).expect("ingest").stored, 1);
+}

@@ -46,6 +46,8 @@ struct RetentionSection {
     events_rows: Option<u64>,
     edges_days: Option<f64>,
     alerts_days: Option<f64>,
+    /// Duplicate keys kept per sensor (records behind its chain head).
+    dedupe_records: Option<u64>,
 }
 
 fn days(d: Option<f64>, name: &str) -> Result<Option<i64>, Failure> {
@@ -123,6 +125,9 @@ pub(crate) fn config(a: &ServeArgs) -> Result<ServeConfig, Failure> {
         }
         if let Some(v) = r.events_rows {
             c.retention.events_rows = v;
+        }
+        if let Some(v) = r.dedupe_records {
+            c.retention.dedupe_window = v;
         }
     }
     if c.tls_cert.is_some() != c.tls_key.is_some() {
