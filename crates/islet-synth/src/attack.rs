@@ -124,6 +124,29 @@ pub enum Attack {
     Lateral,
     /// OpenSLP 427 (UDP and TCP) of a hypervisor reached from a workstation.
     Slp,
+    /// A workstation beaconing to a known-bad name every minute: it resolves
+    /// [`IOC_DOMAIN`] and opens TLS to [`IOC_ADDR`] with that SNI, three times. The matching
+    /// MISP event is [`ioc_misp_event`].
+    Ioc,
+}
+
+/// The name the `ioc` scenario's workstation beacons to (a reserved `.example` name).
+pub const IOC_DOMAIN: &str = "update.bad-cdn.example";
+/// The address it resolves to (TEST-NET-2).
+pub const IOC_ADDR: [u8; 4] = [198, 51, 100, 23];
+/// The MISP event describing it.
+pub const IOC_EVENT_UUID: &str = "6a1e0c5e-1b7d-4c2f-9a55-0d15ea5e0001";
+
+/// The MISP event (JSON, as MISP exports one) that names the `ioc` scenario's indicators: the
+/// domain and the address, both `to_ids`, threat level high, TLP amber.
+pub fn ioc_misp_event() -> String {
+    let ip = format!(
+        "{}.{}.{}.{}",
+        IOC_ADDR[0], IOC_ADDR[1], IOC_ADDR[2], IOC_ADDR[3]
+    );
+    format!(
+        r#"{{"Event":{{"uuid":"{IOC_EVENT_UUID}","info":"islet synth: beaconing to {IOC_DOMAIN}","date":"2026-01-05","threat_level_id":"1","analysis":"2","distribution":"0","Tag":[{{"name":"tlp:amber"}}],"Attribute":[{{"uuid":"6a1e0c5e-1b7d-4c2f-9a55-0d15ea5ea001","type":"domain","category":"Network activity","value":"{IOC_DOMAIN}","to_ids":true}},{{"uuid":"6a1e0c5e-1b7d-4c2f-9a55-0d15ea5ea002","type":"ip-dst","category":"Network activity","value":"{ip}","to_ids":true}}]}}}}"#
+    )
 }
 
 /// Write `attack` to `out`: `packets` bounds the floods (0: 200,000 SYNs, 300,000 datagrams).
@@ -282,6 +305,30 @@ pub fn generate_attack<W: Write>(
             )?;
             flows += 3;
         }
+        Attack::Ioc => {
+            let ws = v4([10, 0, 4, 17]);
+            let resolver = v4([10, 0, 0, 53]);
+            let c2 = v4(IOC_ADDR);
+            for k in 0..3u16 {
+                let t = t0 + u64::from(k) * 60 * SEC;
+                let id = 0x4a00 + k;
+                let (mut q, mut a) = (Vec::new(), Vec::new());
+                crate::scenario::dns(&mut q, id, IOC_DOMAIN, false, IOC_ADDR);
+                crate::scenario::dns(&mut a, id, IOC_DOMAIN, true, IOC_ADDR);
+                o.udp(t, (&ws, 53_000 + k), (&resolver, 53), &q)?;
+                o.udp(t + MS, (&resolver, 53), (&ws, 53_000 + k), &a)?;
+                let hello =
+                    crate::proto::tls_client_hello(IOC_DOMAIN, "http/1.1", false, rng.next_u64());
+                let flight = crate::proto::tls_server_flight(false, "http/1.1", rng.next_u64());
+                o.session(
+                    t + 5 * MS,
+                    (&ws, 50_000 + k),
+                    (&c2, 443),
+                    &[(hello, flight)],
+                )?;
+            }
+            flows = 6;
+        }
         Attack::Slp => {
             let ws = v4([10, 0, 2, 21]);
             let esxi = v4([10, 0, 5, 50]);
@@ -368,4 +415,31 @@ fn smb_atsvc() -> Vec<(Vec<u8>, Vec<u8>)> {
     resp.extend_from_slice(&[0x11u8; 16]); // file id
     resp.extend_from_slice(&[0u8; 8]); // create contexts
     vec![(netbios(&req), netbios(&resp))]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ioc_scenario_beacons_three_times_and_its_event_names_both_indicators() {
+        let mut out = Vec::new();
+        let s =
+            generate_attack(Attack::Ioc, 0, 1, 1_767_603_600_000_000_000, &mut out).expect("write");
+        assert_eq!(s.flows, 6);
+        // Three DNS exchanges (2 packets) and three TLS sessions (handshake 3, one exchange
+        // 3, teardown 3).
+        assert_eq!(s.packets, 3 * (2 + 9));
+        let name = IOC_DOMAIN.as_bytes();
+        let hits = out.windows(name.len()).filter(|w| *w == name).count();
+        assert_eq!(
+            hits, 3,
+            "the SNI of each ClientHello (DNS names are label-encoded)"
+        );
+        let ev = ioc_misp_event();
+        assert!(
+            ev.contains(IOC_EVENT_UUID) && ev.contains(IOC_DOMAIN) && ev.contains("198.51.100.23")
+        );
+        assert_eq!(ev.matches("\"to_ids\":true").count(), 2);
+    }
 }

@@ -23,7 +23,7 @@ mod proto;
 mod rng;
 mod scenario;
 
-pub use attack::Attack;
+pub use attack::{Attack, IOC_ADDR, IOC_DOMAIN, IOC_EVENT_UUID, ioc_misp_event};
 pub use pcap::PcapWriter;
 pub use rng::SplitMix64;
 pub use scenario::{Profile, SynthOptions, SynthSummary, generate};

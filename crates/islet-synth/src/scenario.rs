@@ -30,8 +30,9 @@ impl std::str::FromStr for Profile {
             "udp-flood" => Ok(Profile::Attack(Attack::UdpFlood)),
             "lateral" => Ok(Profile::Attack(Attack::Lateral)),
             "slp" => Ok(Profile::Attack(Attack::Slp)),
+            "ioc" => Ok(Profile::Attack(Attack::Ioc)),
             other => Err(format!(
-                "unknown profile {other:?} (known: mixed, scan, syn-flood, syn-flood-spoofed, udp-flood, lateral, slp)"
+                "unknown profile {other:?} (known: mixed, scan, syn-flood, syn-flood-spoofed, udp-flood, lateral, slp, ioc)"
             )),
         }
     }
@@ -443,7 +444,7 @@ fn step(
 }
 
 /// A DNS query or answer for `name` (A record) in wire format.
-fn dns(p: &mut Vec<u8>, id: u16, name: &str, answer: bool, addr: [u8; 4]) {
+pub(crate) fn dns(p: &mut Vec<u8>, id: u16, name: &str, answer: bool, addr: [u8; 4]) {
     p.extend_from_slice(&id.to_be_bytes());
     p.extend_from_slice(if answer { &[0x81, 0x80] } else { &[0x01, 0x00] });
     p.extend_from_slice(&[0, 1, 0, u8::from(answer), 0, 0, 0, 0]);

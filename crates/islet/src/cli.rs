@@ -424,10 +424,13 @@ pub(crate) struct SynthArgs {
     #[arg(short = 'o', long = "output")]
     pub output: PathBuf,
     /// Scenario profile: mixed (benign data-centre traffic), or an attack: scan, syn-flood,
-    /// syn-flood-spoofed, udp-flood, lateral, slp (docs/DETECTION.md). Attacks ignore --hosts,
-    /// --flows and --duration; --packets sizes the floods.
+    /// syn-flood-spoofed, udp-flood, lateral, slp, ioc (docs/DETECTION.md). Attacks ignore
+    /// --hosts, --flows and --duration; --packets sizes the floods.
     #[arg(long, default_value = "mixed")]
     pub profile: String,
+    /// With --profile ioc: also write the MISP event naming its indicators to this file.
+    #[arg(long = "misp-event")]
+    pub misp_event: Option<PathBuf>,
     /// Number of hosts.
     #[arg(long, default_value_t = 64)]
     pub hosts: u32,

@@ -87,9 +87,18 @@ fn attacks(a: &DemoArgs) -> Result<(), Failure> {
         ("udp-flood", 0),
         ("lateral", 0),
         ("slp", 0),
+        ("ioc", 0),
     ] {
         let pcap = a.dir.join(format!("attack-{profile}.pcap"));
         let eve = a.dir.join(format!("attack-{profile}.json"));
+        // The ioc scenario comes with the MISP event that names its indicators.
+        let intel = if profile == "ioc" {
+            let e = a.dir.join("attack-ioc.misp.json");
+            crate::synth::write_ioc_event(&e)?;
+            vec![e]
+        } else {
+            Vec::new()
+        };
         let o = SynthOptions {
             profile: profile.parse().map_err(Failure::Input)?,
             max_packets: packets,
@@ -106,7 +115,7 @@ fn attacks(a: &DemoArgs) -> Result<(), Failure> {
             max_flows: None,
             quiet: true,
             raw_floor: false,
-            intel: Vec::new(),
+            intel,
             warninglists: Vec::new(),
             policy: None,
             pubkeys: Vec::new(),
@@ -154,16 +163,23 @@ fn console(a: &DemoArgs) -> Result<(), Failure> {
         .ok_or_else(|| Failure::Runtime("the console has no Forward receiver".into()))?;
     let mut pcaps = vec![a.dir.join("scenario.pcap")];
     pcaps.extend(
-        ["lateral", "slp", "scan"]
+        ["lateral", "slp", "scan", "ioc"]
             .iter()
             .map(|p| a.dir.join(format!("attack-{p}.pcap"))),
     );
     for pcap in pcaps {
+        // The ioc scenario is read with its MISP event, as a sensor with that feed would.
+        let intel = if pcap.ends_with("attack-ioc.pcap") {
+            vec![a.dir.join("attack-ioc.misp.json")]
+        } else {
+            Vec::new()
+        };
         let args = ReadArgs {
             pcaps: vec![pcap],
             output: "/dev/null".into(),
             quiet: true,
             forward: vec![forward.clone()],
+            intel,
             ..ReadArgs::default()
         };
         crate::read::run(&args)?;

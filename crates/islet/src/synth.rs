@@ -29,8 +29,22 @@ pub(crate) fn write(o: &SynthOptions, path: &Path) -> Result<SynthSummary, Failu
         .map_err(|e| Failure::Runtime(format!("{}: {e}", path.display())))
 }
 
+/// Write the `ioc` scenario's MISP event.
+pub(crate) fn write_ioc_event(path: &Path) -> Result<(), Failure> {
+    std::fs::write(path, islet_synth::ioc_misp_event())
+        .map_err(|e| Failure::Runtime(format!("{}: {e}", path.display())))
+}
+
 pub(crate) fn run(a: &SynthArgs) -> Result<(), Failure> {
     let o = options(a)?;
+    if let Some(p) = &a.misp_event {
+        if a.profile != "ioc" {
+            return Err(Failure::Input(
+                "--misp-event goes with --profile ioc".into(),
+            ));
+        }
+        write_ioc_event(p)?;
+    }
     let s = write(&o, &a.output)?;
     eprintln!(
         "islet: wrote {} packets ({} bytes, {:.0} bytes/packet) in {} flows to {}",

@@ -2,7 +2,7 @@
 //! `islet serve`; the API shows the cases, the map and the flows; tokens and roles are
 //! enforced; a killed console loses no acknowledged record and stores none twice.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -91,23 +91,11 @@ fn sensors_forward_scenarios_and_the_console_shows_cases_and_the_map() {
     // The lateral-movement scenario.
     let lateral = synth(dir.path(), "lateral", &["--profile", "lateral"]);
     read_forward(&lateral, &s.forward, &[]);
-    // The IoC scenario: east-west traffic, with a MISP event naming one of its TLS names.
-    let mixed = synth(dir.path(), "mixed", &["--flows", "300"]);
-    let event = dir.path().join("misp-event.json");
-    std::fs::write(
-        &event,
-        json!({"Event": {"uuid": "5f0c1b2a-0000-4000-8000-00000000e001", "info": "islet test: staging C2",
-            "threat_level_id": "1", "Tag": [{"name": "tlp:amber"}],
-            "Attribute": [{"type": "domain", "value": "svc-1.prod.cluster.local", "to_ids": true,
-              "uuid": "5f0c1b2a-0000-4000-8000-00000000a001", "category": "Network activity"}]}})
-        .to_string(),
-    )
-    .expect("write");
-    read_forward(
-        &mixed,
-        &s.forward,
-        &["--intel", event.to_str().expect("utf8")],
-    );
+    // The IoC scenario, read with the MISP event `islet synth` writes beside it.
+    let event = dir.path().join("ioc-event.json");
+    let ev = event.to_str().expect("utf8");
+    let ioc_pcap = synth(dir.path(), "ioc", &["--profile", "ioc", "--misp-event", ev]);
+    read_forward(&ioc_pcap, &s.forward, &["--intel", ev]);
     wait_for("both scenarios' cases", || {
         get(&s, &viewer, "/api/alerts?limit=1000")["total"]
             .as_u64()
@@ -160,25 +148,36 @@ fn sensors_forward_scenarios_and_the_console_shows_cases_and_the_map() {
     // The IoC case carries the MISP context.
     let ioc: Vec<&Value> = items
         .iter()
-        .filter(|c| {
-            c["title"]
-                .as_str()
-                .is_some_and(|t| t.contains("svc-1.prod.cluster.local"))
-        })
+        .filter(|c| c["title"].as_str().is_some_and(|t| t.contains("islet IoC")))
         .collect();
     assert_eq!(ioc.len(), 1, "one IoC case: {cases:#}");
     let ioc = get(&s, &viewer, &format!("/api/cases/{}", ioc[0]["id"]));
     assert_eq!(
         ioc["misp"][0]["event_uuid"],
-        "5f0c1b2a-0000-4000-8000-00000000e001"
+        "6a1e0c5e-1b7d-4c2f-9a55-0d15ea5e0001"
     );
-    assert_eq!(ioc["misp"][0]["event_info"], "islet test: staging C2");
+    assert_eq!(
+        ioc["misp"][0]["event_info"],
+        "islet synth: beaconing to update.bad-cdn.example"
+    );
+    // Both indicators (the name and its address) are in the one case; the three beacons
+    // repeat each alert (the name is seen in DNS and in TLS) instead of adding alerts.
+    assert_eq!(ioc["misp"].as_array().map(Vec::len), Some(2), "{ioc:#}");
+    assert_eq!(ioc["alerts"].as_array().map(Vec::len), Some(2), "{ioc:#}");
+    assert!(
+        ioc["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .all(|a| a["count"].as_u64() >= Some(3)),
+        "{ioc:#}"
+    );
     assert!(
         ioc["observables"]
             .as_array()
             .expect("obs")
             .iter()
-            .any(|o| o["data"] == "svc-1.prod.cluster.local" && o["ioc"] == true),
+            .any(|o| o["data"] == "update.bad-cdn.example" && o["ioc"] == true),
         "{ioc:#}"
     );
     // A repeat of the same alert updates it instead of adding one.
@@ -234,7 +233,7 @@ fn sensors_forward_scenarios_and_the_console_shows_cases_and_the_map() {
         assert!(f["src_ip"] == "10.0.3.30" || f["dest_ip"] == "10.0.3.30");
     }
     // Who connected to a name.
-    let names = get(&s, &viewer, "/api/search?name=svc-1.prod.cluster.local");
+    let names = get(&s, &viewer, "/api/search?name=update.bad-cdn.example");
     assert!(names["total"].as_u64().unwrap_or(0) >= 1, "{names:#}");
 
     // Sensor health: the chain of the forwarding sensor is intact.

@@ -61,10 +61,12 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 
 fn scenarios(dir: &Path, forward: &str) {
     let lateral = dir.join("lateral.pcap");
-    let mixed = dir.join("mixed.pcap");
+    let ioc = dir.join("ioc.pcap");
+    let event = dir.join("ioc-event.json");
+    let ev = event.to_str().expect("utf8");
     for (p, args) in [
         (&lateral, vec!["--profile", "lateral"]),
-        (&mixed, vec!["--flows", "300"]),
+        (&ioc, vec!["--profile", "ioc", "--misp-event", ev]),
     ] {
         let st = Command::new(BIN)
             .args(["synth", "-o"])
@@ -74,16 +76,7 @@ fn scenarios(dir: &Path, forward: &str) {
             .expect("synth");
         assert!(st.status.success());
     }
-    let event = dir.join("event.json");
-    std::fs::write(
-        &event,
-        json!({"Event": {"uuid": "5f0c1b2a-0000-4000-8000-00000000e002", "info": "export test",
-            "threat_level_id": "1", "Attribute": [{"type": "domain", "value": "svc-1.prod.cluster.local",
-            "to_ids": true, "uuid": "5f0c1b2a-0000-4000-8000-00000000a002", "category": "Network activity"}]}})
-        .to_string(),
-    )
-    .expect("event");
-    for (p, intel) in [(&lateral, None), (&mixed, Some(&event))] {
+    for (p, intel) in [(&lateral, None), (&ioc, Some(&event))] {
         let mut c = Command::new(BIN);
         c.arg("read")
             .arg(p)
@@ -190,7 +183,7 @@ fn exports_reach_thehive_and_misp_through_outages_duplicates_and_errors() {
         .expect("chain case");
     let ioc = items
         .iter()
-        .find(|c| c["title"].as_str().is_some_and(|t| t.contains("svc-1")))
+        .find(|c| c["title"].as_str().is_some_and(|t| t.contains("islet IoC")))
         .expect("ioc case");
     let (chain, ioc) = (
         chain["id"].as_i64().expect("id"),
@@ -301,16 +294,24 @@ fn exports_reach_thehive_and_misp_through_outages_duplicates_and_errors() {
     let attrs = e["Event"]["Attribute"].as_array().expect("attributes");
     let dom = attrs
         .iter()
-        .find(|a| a["value"] == "svc-1.prod.cluster.local")
+        .find(|a| a["value"] == "update.bad-cdn.example")
         .expect("the indicator");
     assert_eq!(dom["type"], "domain");
     assert_eq!(dom["to_ids"], true);
-    assert!(
+    let ids = |v: &str| {
         attrs
             .iter()
-            .filter(|a| a["type"] == "ip-dst")
-            .all(|a| a["to_ids"] == false),
-        "addresses are context"
+            .find(|a| a["value"] == v)
+            .map(|a| a["to_ids"].clone())
+    };
+    assert_eq!(
+        ids("198.51.100.23"),
+        Some(json!(true)),
+        "an indicator's address is for IDS"
+    );
+    assert!(
+        ids("10.0.4.17") == Some(json!(false)),
+        "the victim's address is context"
     );
     assert!(
         e["Event"]["info"]
@@ -322,7 +323,10 @@ fn exports_reach_thehive_and_misp_through_outages_duplicates_and_errors() {
         .find(|r| r.target == "/sightings/add")
         .expect("sighting");
     let sg: Value = serde_json::from_str(&sg.body).expect("json");
-    assert_eq!(sg["values"], json!(["svc-1.prod.cluster.local"]));
+    assert_eq!(
+        sg["values"],
+        json!(["198.51.100.23", "update.bad-cdn.example"])
+    );
 
     // A duplicate sourceRef is TheHive's dedup: delivered.
     *mode.lock().expect("mode") = "duplicate";
@@ -455,9 +459,10 @@ fn settled_cases_and_indicator_hits_are_exported_automatically() {
         .map(|r| serde_json::from_str(&r.body).expect("json"))
         .collect();
     assert!(
-        sightings
-            .iter()
-            .all(|b| b["values"] == serde_json::json!(["svc-1.prod.cluster.local"])),
+        sightings.iter().all(
+            |b| b["values"] == serde_json::json!(["update.bad-cdn.example"])
+                || b["values"] == serde_json::json!(["198.51.100.23"])
+        ),
         "{sightings:#?}"
     );
 }
