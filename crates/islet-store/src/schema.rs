@@ -65,15 +65,12 @@ CREATE TABLE flows (
     src_labels TEXT,
     dest_labels TEXT
 );
--- Which workloads held an address: flows are found by address through their ends' workloads.
-CREATE TABLE addresses (
-    ip TEXT NOT NULL,
-    wl INTEGER NOT NULL,
-    PRIMARY KEY (ip, wl)
-) WITHOUT ROWID;
+CREATE INDEX flows_src_ip ON flows (src_ip, ts_start);
+CREATE INDEX flows_dest_ip ON flows (dest_ip, ts_start);
 CREATE INDEX flows_src_wl ON flows (src_wl, ts_start);
 CREATE INDEX flows_dest_wl ON flows (dest_wl, ts_start);
 CREATE INDEX flows_ts ON flows (ts_start);
+CREATE INDEX flows_flow_id ON flows (flow_id);
 -- protocol events, anomalies and alerts as the sensor wrote them
 CREATE TABLE events (
     id INTEGER PRIMARY KEY,
@@ -108,20 +105,6 @@ CREATE TABLE edges (
     flows INTEGER NOT NULL,
     bytes INTEGER NOT NULL,
     PRIMARY KEY (minute, src, dest, service, verdict)
-) WITHOUT ROWID;
--- The same edges summed per ten minutes: maps of long windows read these.
-CREATE TABLE edges10 (
-    bucket INTEGER NOT NULL,
-    src INTEGER NOT NULL,
-    dest INTEGER NOT NULL,
-    service TEXT NOT NULL,
-    verdict TEXT NOT NULL,
-    alerted INTEGER NOT NULL,
-    flows INTEGER NOT NULL,
-    bytes INTEGER NOT NULL,
-    first_minute INTEGER NOT NULL,
-    last_minute INTEGER NOT NULL,
-    PRIMARY KEY (bucket, src, dest, service, verdict)
 ) WITHOUT ROWID;
 CREATE TABLE cases (
     id INTEGER PRIMARY KEY,
@@ -166,7 +149,6 @@ CREATE TABLE alerts (
 );
 CREATE INDEX alerts_case ON alerts (case_id);
 CREATE INDEX alerts_last_seen ON alerts (last_seen);
-CREATE INDEX alerts_flow_id ON alerts (flow_id);
 CREATE TABLE observables (
     id INTEGER PRIMARY KEY,
     case_id INTEGER NOT NULL,
@@ -220,7 +202,83 @@ CREATE TABLE exports (
     done_at INTEGER
 );
 CREATE INDEX exports_due ON exports (state, next_at);
+"#,
+    // 2: addresses instead of address indexes on flows, ten-minute edge sums, indexes for
+    // alert-to-flow links and the export queue; existing rows are carried over.
+    r#"
+DROP INDEX IF EXISTS flows_src_ip;
+DROP INDEX IF EXISTS flows_dest_ip;
+DROP INDEX IF EXISTS flows_flow_id;
+-- Which workloads held an address: flows are found by address through their ends' workloads.
+CREATE TABLE addresses (
+    ip TEXT NOT NULL,
+    wl INTEGER NOT NULL,
+    PRIMARY KEY (ip, wl)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO addresses (ip, wl) SELECT src_ip, src_wl FROM flows;
+INSERT OR IGNORE INTO addresses (ip, wl) SELECT dest_ip, dest_wl FROM flows;
+-- The same edges summed per ten minutes: maps of long windows read these.
+CREATE TABLE edges10 (
+    bucket INTEGER NOT NULL,
+    src INTEGER NOT NULL,
+    dest INTEGER NOT NULL,
+    service TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    alerted INTEGER NOT NULL,
+    flows INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    first_minute INTEGER NOT NULL,
+    last_minute INTEGER NOT NULL,
+    PRIMARY KEY (bucket, src, dest, service, verdict)
+) WITHOUT ROWID;
+INSERT INTO edges10 (bucket, src, dest, service, verdict, alerted, flows, bytes, first_minute, last_minute)
+    SELECT minute / 10, src, dest, service, verdict, max(alerted), sum(flows), sum(bytes), min(minute), max(minute)
+    FROM edges GROUP BY minute / 10, src, dest, service, verdict;
+CREATE INDEX alerts_flow_id ON alerts (flow_id);
 CREATE INDEX exports_case ON exports (case_id, target);
 CREATE INDEX exports_alert ON exports (alert_id, target);
 "#,
 ];
+
+#[cfg(test)]
+mod tests {
+    use crate::{FlowQuery, SqliteStore, Store as _, Sync};
+
+    /// A store made by the first release (schema 1) with a flow in it opens under the current
+    /// schema: the flow is found by address and is on the map.
+    #[test]
+    fn a_schema_1_store_migrates_with_its_rows() {
+        let d = tempfile::tempdir().expect("tmp");
+        let p = d.path().join("s.sqlite");
+        {
+            let c = rusqlite::Connection::open(&p).expect("open");
+            c.execute_batch(super::MIGRATIONS[0]).expect("schema 1");
+            c.pragma_update(None, "user_version", 1).expect("version");
+            c.execute_batch(
+                "INSERT INTO sensors (id, name, first_seen, last_seen) VALUES (1, 's', 0, 0);
+                 INSERT INTO workloads (id, key, kind, name, namespace, labels, first_seen, last_seen)
+                   VALUES (1, '10.0.0.1', 'ip', '10.0.0.1', '', '{}', 0, 0),
+                          (2, '10.0.0.2', 'ip', '10.0.0.2', '', '{}', 0, 0);
+                 INSERT INTO flows (sensor, ts_start, ts_end, src_ip, src_port, dest_ip, dest_port, proto,
+                   pkts, bytes, alerted, src_wl, dest_wl) VALUES (1, 600000, 600000, '10.0.0.1', 1, '10.0.0.2', 80, 'TCP', 2, 100, 0, 1, 2);
+                 INSERT INTO edges VALUES (10, 1, 2, 'tcp/80', 'none', 0, 1, 100);",
+            )
+            .expect("rows");
+        }
+        let s = SqliteStore::open(&p, Sync::Normal).expect("migrate");
+        assert_eq!(
+            s.schema_version().expect("v"),
+            super::MIGRATIONS.len() as i64
+        );
+        let f = s
+            .flows(&FlowQuery {
+                ip: Some("10.0.0.2".into()),
+                ..FlowQuery::default()
+            })
+            .expect("flows");
+        assert_eq!(f.total, 1);
+        let m = s.map(0, 3_600_000, 10).expect("map");
+        assert_eq!(m.edges.len(), 1);
+        assert_eq!(m.edges[0].flows, 1);
+    }
+}
