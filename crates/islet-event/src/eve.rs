@@ -340,6 +340,19 @@ pub fn write_stats(buf: &mut Vec<u8>, s: &Stats) {
     j.u64("reassembled", s.frags_reassembled);
     j.u64("timeouts", s.frags_timeouts);
     j.u64("dropped", s.frags_dropped);
+    let dd = &s.defrag_drops;
+    j.begin_object("drop");
+    for (k, v) in [
+        ("table_full", dd.table_full),
+        ("source_limit", dd.source_limit),
+        ("too_many_fragments", dd.too_many_fragments),
+        ("oversized", dd.oversized),
+        ("truncated", dd.truncated),
+        ("overlap", dd.overlap),
+    ] {
+        j.u64(k, v);
+    }
+    j.end_object();
     j.end_object();
     j.begin_object("flow");
     for (k, v) in [

@@ -23,6 +23,6 @@ pub use app::AppProto;
 pub use community_id::CommunityId;
 pub use json::Json;
 pub use model::{
-    Anomaly, AnomalyKind, Bypass, EndReason, FlowRecord, FlowState, IcmpSummary, Stats, TcpState,
-    TcpSummary,
+    Anomaly, AnomalyKind, Bypass, DefragDrops, EndReason, FlowRecord, FlowState, IcmpSummary,
+    Stats, TcpState, TcpSummary,
 };

@@ -165,6 +165,50 @@ pub struct Anomaly {
     pub kind: AnomalyKind,
 }
 
+/// What IP reassembly let go of, and why (`stats.defrag.drop`). Datagrams under reassembly are
+/// evicted, oldest first, when a bound is reached; single fragments are refused when they can
+/// never be part of a valid datagram.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DefragDrops {
+    /// Datagrams evicted (with their fragments) because the table's total bound on datagrams
+    /// or bytes was reached, plus fragments refused when nothing could be evicted.
+    pub table_full: u64,
+    /// Datagrams evicted because their source address reached its own bound on datagrams or
+    /// bytes (the oldest of that source goes first), plus fragments refused the same way.
+    pub source_limit: u64,
+    /// Fragments refused: their datagram already had the most fragments or holes allowed.
+    pub too_many_fragments: u64,
+    /// Fragments refused: they would end past the largest IP datagram, or carry headers too
+    /// long to keep.
+    pub oversized: u64,
+    /// Fragments refused: the frame is shorter than the IP header says.
+    pub truncated: u64,
+    /// Fragments that overlapped bytes already held; the later bytes were discarded (the
+    /// first-wins policy). Not counted in `dropped`.
+    pub overlap: u64,
+}
+
+impl DefragDrops {
+    /// Add `o`'s counts to these.
+    pub fn add(&mut self, o: &DefragDrops) {
+        self.table_full += o.table_full;
+        self.source_limit += o.source_limit;
+        self.too_many_fragments += o.too_many_fragments;
+        self.oversized += o.oversized;
+        self.truncated += o.truncated;
+        self.overlap += o.overlap;
+    }
+
+    /// Datagrams evicted and fragments refused, whatever the reason (not overlaps).
+    pub fn dropped(&self) -> u64 {
+        self.table_full
+            + self.source_limit
+            + self.too_many_fragments
+            + self.oversized
+            + self.truncated
+    }
+}
+
 /// End-of-run (or periodic) counters, written as a Suricata-style `stats` event.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
@@ -191,6 +235,8 @@ pub struct Stats {
     pub frags_reassembled: u64,
     pub frags_timeouts: u64,
     pub frags_dropped: u64,
+    /// Why fragments were let go (`stats.defrag.drop`).
+    pub defrag_drops: DefragDrops,
     pub decode_events: Vec<(DecodeEvent, u64)>,
     pub flows_total: u64,
     pub flows_tcp: u64,

@@ -225,6 +225,10 @@ pub struct DefragSection {
     pub max_trackers: usize,
     /// Most bytes held in fragments.
     pub memcap: usize,
+    /// Most datagrams under reassembly from one source address.
+    pub max_trackers_per_source: usize,
+    /// Most bytes held in fragments from one source address.
+    pub memcap_per_source: usize,
     /// Seconds before an incomplete datagram is dropped.
     pub timeout: u32,
 }
@@ -235,6 +239,8 @@ impl Default for DefragSection {
         DefragSection {
             max_trackers: d.max_trackers,
             memcap: d.max_bytes,
+            max_trackers_per_source: d.max_trackers_per_source,
+            memcap_per_source: d.max_bytes_per_source,
             timeout: (d.timeout_ns / 1_000_000_000) as u32,
         }
     }
@@ -403,6 +409,8 @@ impl SensorConfig {
         DefragConfig {
             max_trackers: self.defrag.max_trackers,
             max_bytes: self.defrag.memcap,
+            max_trackers_per_source: self.defrag.max_trackers_per_source,
+            max_bytes_per_source: self.defrag.memcap_per_source,
             timeout_ns: u64::from(self.defrag.timeout) * 1_000_000_000,
         }
     }

@@ -788,6 +788,7 @@ fn merge_decoder(t: &mut Stats, d: &Stats) {
     t.frags_reassembled += d.frags_reassembled;
     t.frags_dropped += d.frags_dropped;
     t.frags_timeouts += d.frags_timeouts;
+    t.defrag_drops.add(&d.defrag_drops);
     for (e, c) in &d.decode_events {
         match t.decode_events.iter_mut().find(|x| x.0 == *e) {
             Some(x) => x.1 += c,

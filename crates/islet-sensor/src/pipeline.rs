@@ -235,9 +235,6 @@ impl Decoder {
         }
         self.frag_events = evs;
         if let Some(ev) = bad {
-            if ev == DecodeEvent::FragIgnored {
-                self.stats.frags_dropped += 1;
-            }
             self.anomaly(ts, cnt, ev, d);
         }
     }
@@ -253,7 +250,8 @@ impl Decoder {
     pub(crate) fn finish_stats(&mut self) {
         let ds = self.defrag.stats();
         self.stats.frags_timeouts = ds.timeouts;
-        self.stats.frags_dropped = self.stats.frags_dropped.max(ds.dropped);
+        self.stats.frags_dropped = ds.dropped;
+        self.stats.defrag_drops = ds.drops.clone();
         self.stats.decode_events = DecodeEvent::ALL
             .iter()
             .filter(|e| self.events[e.index()] > 0)

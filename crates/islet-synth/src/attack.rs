@@ -119,6 +119,13 @@ pub enum Attack {
     /// 512-byte UDP datagrams from random spoofed sources to one host's port 53, 400,000 per
     /// second (about 1.8 Gbit/s), 300,000 of them unless told.
     UdpFlood,
+    /// Tiny fragments (8 bytes of data) from random spoofed sources to one host, one every
+    /// microsecond: of each datagram the first and the last fragment, never the middle, so
+    /// none completes and every one occupies the reassembly table until it is evicted or times
+    /// out (the tiny-fragment hole flood of issue 18, finding 2). One datagram in eight is
+    /// IPv6. A datagram's last fragment follows its first [`FRAG_FLOOD_LAG`] datagrams later.
+    /// 1,000,000 fragments unless told.
+    FragFlood,
     /// A day of baseline admin traffic, then a workstation → file server over SMB with a
     /// remote scheduled task (atsvc), → database over WinRM, → backup over SSH.
     Lateral,
@@ -129,6 +136,10 @@ pub enum Attack {
     /// MISP event is [`ioc_misp_event`].
     Ioc,
 }
+
+/// In the `frag-flood` scenario, how many datagrams later a datagram's last fragment follows
+/// its first.
+pub const FRAG_FLOOD_LAG: u64 = 5_000;
 
 /// The name the `ioc` scenario's workstation beacons to (a reserved `.example` name).
 pub const IOC_DOMAIN: &str = "update.bad-cdn.example";
@@ -257,6 +268,24 @@ pub fn generate_attack<W: Write>(
             }
             flows = n;
         }
+        Attack::FragFlood => {
+            let n = if packets == 0 { 1_000_000 } else { packets };
+            let mut frame = Vec::with_capacity(128);
+            for i in 0..n {
+                // Even packets open datagram i/2; odd ones end datagram i/2 - LAG, or open
+                // one of their own before there is one to end.
+                let (k, last) = if i.is_multiple_of(2) {
+                    (i / 2, false)
+                } else if i / 2 < FRAG_FLOOD_LAG {
+                    (u64::MAX - i, false)
+                } else {
+                    (i / 2 - FRAG_FLOOD_LAG, true)
+                };
+                tiny_fragment(&mut frame, seed, k, last);
+                o.pcap.write(t0 + i * 1_000, &frame)?;
+            }
+            flows = n.div_ceil(2);
+        }
         Attack::Lateral => {
             let jump = v4([10, 0, 1, 5]);
             let ws = v4([10, 0, 2, 21]);
@@ -362,6 +391,48 @@ pub fn generate_attack<W: Write>(
     })
 }
 
+/// Datagram `k` of the fragment flood: its first fragment (offset 0, more to come) or its last
+/// (offset 16), 8 bytes of data each; source, identification and family drawn from `k`.
+fn tiny_fragment(frame: &mut Vec<u8>, seed: u64, k: u64, last: bool) {
+    let r = SplitMix64::new(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64();
+    let v6 = r.is_multiple_of(8);
+    let (off, more): (u16, bool) = if last { (16, false) } else { (0, true) };
+    frame.clear();
+    frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x10, 0x02, 0, 0, 0, 0, 0x66]);
+    let data = [0x5a; 8];
+    if v6 {
+        frame.extend_from_slice(&0x86DDu16.to_be_bytes());
+        frame.extend_from_slice(&[0x60, 0, 0, 0]);
+        frame.extend_from_slice(&16u16.to_be_bytes());
+        frame.extend_from_slice(&[44, 64]);
+        frame.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        frame.extend_from_slice(&r.to_be_bytes());
+        frame.extend_from_slice(&[0, 0, 0, 1]);
+        frame.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x0a]);
+        frame.extend_from_slice(&[17, 0]);
+        frame.extend_from_slice(&(off | u16::from(more)).to_be_bytes());
+        frame.extend_from_slice(&((r >> 32) as u32).to_be_bytes());
+    } else {
+        frame.extend_from_slice(&0x0800u16.to_be_bytes());
+        let l3 = frame.len();
+        frame.extend_from_slice(&[0x45, 0, 0, 28]);
+        frame.extend_from_slice(&((r >> 40) as u16).to_be_bytes());
+        let fo = (off / 8) | if more { 0x2000 } else { 0 };
+        frame.extend_from_slice(&fo.to_be_bytes());
+        frame.extend_from_slice(&[64, 17, 0, 0]);
+        frame.extend_from_slice(&[
+            (r >> 24) as u8 | 1,
+            (r >> 16) as u8,
+            (r >> 8) as u8,
+            r as u8,
+        ]);
+        frame.extend_from_slice(&[10, 0, 0, 10]);
+        let c = islet_wire::ipv4::checksum(&frame[l3..l3 + 20]);
+        frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+    }
+    frame.extend_from_slice(&data);
+}
+
 /// NetBIOS session framing of an SMB2 message.
 fn netbios(smb: &[u8]) -> Vec<u8> {
     let mut v = vec![0u8];
@@ -420,6 +491,54 @@ fn smb_atsvc() -> Vec<(Vec<u8>, Vec<u8>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frag_flood_is_tiny_fragments_from_many_sources_that_never_complete() {
+        use islet_wire::decode::{Decoded, Kind, decode};
+        let mut out = Vec::new();
+        let n = 4 * FRAG_FLOOD_LAG;
+        let s = generate_attack(Attack::FragFlood, n, 3, 0, &mut out).expect("write");
+        assert_eq!(s.packets, n);
+        let mut at = 24;
+        let (mut v6, mut firsts, mut lasts) = (0, 0, 0);
+        let mut sources = std::collections::HashSet::new();
+        let mut open = std::collections::HashSet::new();
+        while at < out.len() {
+            let len = u32::from_le_bytes(out[at + 8..at + 12].try_into().expect("4")) as usize;
+            let frame = &out[at + 16..at + 16 + len];
+            at += 16 + len;
+            let mut d = Decoded::default();
+            decode(1, frame, &mut d).expect("decodes");
+            assert_eq!(d.kind, Kind::Fragment);
+            let f = d.frag.expect("a fragment");
+            assert_eq!(f.data_len, 8);
+            v6 += usize::from(d.tuple.family == islet_wire::Family::V6);
+            sources.insert(d.tuple.src);
+            let key = (d.tuple.src, f.ident);
+            if f.more {
+                firsts += 1;
+                open.insert(key);
+            } else {
+                lasts += 1;
+                assert_eq!(f.offset, 16);
+                assert!(open.contains(&key), "a last fragment follows its first");
+            }
+        }
+        assert_eq!(
+            (firsts, lasts),
+            (n / 2 + FRAG_FLOOD_LAG, n / 2 - FRAG_FLOOD_LAG)
+        );
+        assert_eq!(open.len() as u64, firsts, "every datagram is opened once");
+        assert!(
+            sources.len() as u64 > firsts - 100,
+            "{} sources",
+            sources.len()
+        );
+        assert!(
+            (2_200..2_800).contains(&v6),
+            "{v6} IPv6 fragments of {n}: one in eight"
+        );
+    }
 
     #[test]
     fn ioc_scenario_beacons_three_times_and_its_event_names_both_indicators() {

@@ -12,8 +12,9 @@
 //! can never change under a dependency upgrade.
 //!
 //! Profiles: `mixed` (data-centre east-west mix: many small flows, a few elephants) is the
-//! default; `scan`, `syn-flood`, `syn-flood-spoofed`, `lateral` and `slp` are attack
-//! scenarios (`attack.rs`) for the detectors' tests and the demo.
+//! default; `scan`, `syn-flood`, `syn-flood-spoofed`, `udp-flood`, `frag-flood`, `lateral`,
+//! `slp` and `ioc` are attack scenarios (`attack.rs`) for the detectors' tests, the demo and
+//! the hostile-input benchmarks.
 #![forbid(unsafe_code)]
 
 mod attack;
@@ -23,7 +24,7 @@ mod proto;
 mod rng;
 mod scenario;
 
-pub use attack::{Attack, IOC_ADDR, IOC_DOMAIN, IOC_EVENT_UUID, ioc_misp_event};
+pub use attack::{Attack, FRAG_FLOOD_LAG, IOC_ADDR, IOC_DOMAIN, IOC_EVENT_UUID, ioc_misp_event};
 pub use pcap::PcapWriter;
 pub use rng::SplitMix64;
 pub use scenario::{Profile, SynthOptions, SynthSummary, generate};

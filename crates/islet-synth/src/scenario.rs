@@ -31,8 +31,9 @@ impl std::str::FromStr for Profile {
             "lateral" => Ok(Profile::Attack(Attack::Lateral)),
             "slp" => Ok(Profile::Attack(Attack::Slp)),
             "ioc" => Ok(Profile::Attack(Attack::Ioc)),
+            "frag-flood" => Ok(Profile::Attack(Attack::FragFlood)),
             other => Err(format!(
-                "unknown profile {other:?} (known: mixed, scan, syn-flood, syn-flood-spoofed, udp-flood, lateral, slp, ioc)"
+                "unknown profile {other:?} (known: mixed, scan, syn-flood, syn-flood-spoofed, udp-flood, frag-flood, lateral, slp, ioc)"
             )),
         }
     }
