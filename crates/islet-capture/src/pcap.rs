@@ -18,6 +18,11 @@ pub const MAX_BLOCK: usize = 16 << 20;
 pub const MAX_LEGACY_CAPLEN: u32 = 262_144;
 /// Most interfaces per pcapng section.
 pub const MAX_INTERFACES: usize = 4096;
+/// Most option bytes a packet block that ends the file may claim beyond its packet data and
+/// still be taken for a truncated last record rather than a corrupt length.
+pub const MAX_TRAILING_OPTIONS: u32 = 64 << 10;
+/// Most bytes `--keep-going` scans past a corrupt block for the next one before giving up.
+pub const MAX_RESYNC: usize = 64 << 20;
 
 #[derive(Clone, Copy, Debug)]
 struct Iface {
@@ -35,6 +40,10 @@ pub struct PcapFile {
     inner: Inner,
     done: bool,
     warnings: Vec<Warning>,
+    /// Skip corrupt pcapng blocks (to the next plausible block) instead of failing.
+    keep_going: bool,
+    /// Corrupt blocks skipped.
+    skipped: u64,
 }
 
 enum Inner {
@@ -140,7 +149,21 @@ impl PcapFile {
             inner,
             done: false,
             warnings: Vec::new(),
+            keep_going: false,
+            skipped: 0,
         })
+    }
+
+    /// With `on`, a corrupt pcapng block is skipped (the reader resumes at the next block
+    /// whose length and trailing length agree) and reported as a warning, instead of ending
+    /// the read with an error.
+    pub fn set_keep_going(&mut self, on: bool) {
+        self.keep_going = on;
+    }
+
+    /// Corrupt blocks skipped under `keep_going`.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
     }
 
     pub fn path(&self) -> &Path {
@@ -236,12 +259,17 @@ impl PcapFile {
             };
             // A block's total length is at least 12 (type, length, trailing length); checked
             // here because pcap-parser 0.16 subtracts 12 from it unchecked.
-            if let Some(len) = block_length(ng.reader.data(), ng.big_endian)
-                && len < 12
-            {
-                return Err(corrupt(format!(
-                    "block length {len} (a block is at least 12 bytes)"
-                )));
+            if let Some(len) = block_length(ng.reader.data(), ng.big_endian) {
+                if len < 12 {
+                    return Err(corrupt(format!(
+                        "block length {len} (a block is at least 12 bytes)"
+                    )));
+                }
+                if len as usize > MAX_BLOCK {
+                    return Err(corrupt(format!(
+                        "block length {len} (more than {MAX_BLOCK} bytes)"
+                    )));
+                }
             }
             match ng.reader.next() {
                 Ok((len, block)) => {
@@ -302,12 +330,16 @@ impl PcapFile {
                 Err(PcapError::Eof) => self.done = true,
                 Err(PcapError::Incomplete(_)) => {
                     if ng.reader.reader_exhausted() {
+                        truncation(ng.reader.data(), ng.big_endian).map_err(corrupt)?;
                         self.truncated(offset);
                     } else if ng.reader.refill().is_err() {
                         return Err(self.error(offset, ErrorKind::Io("read failed".into())));
                     }
                 }
-                Err(PcapError::UnexpectedEof) => self.truncated(offset),
+                Err(PcapError::UnexpectedEof) => {
+                    truncation(ng.reader.data(), ng.big_endian).map_err(corrupt)?;
+                    self.truncated(offset);
+                }
                 Err(PcapError::BufferTooSmall) => {
                     if ng.capacity >= MAX_BLOCK {
                         return Err(self.error(offset, ErrorKind::BlockTooLarge));
@@ -330,6 +362,113 @@ impl PcapFile {
         }
         Ok(n)
     }
+}
+
+impl PcapFile {
+    /// After a corrupt block: move to the next offset (4-byte aligned, as pcapng blocks are)
+    /// where a block's length and trailing length agree, and report what was skipped.
+    fn resync(&mut self, e: &CaptureError) -> Result<(), CaptureError> {
+        let Inner::Ng(ng) = &mut self.inner else {
+            return Err(e.clone());
+        };
+        if ng.pending > 0 {
+            ng.reader.consume(ng.pending);
+            ng.pending = 0;
+        }
+        let start = ng.reader.consumed();
+        let mut skipped = 0usize;
+        let found = loop {
+            if skipped > MAX_RESYNC {
+                break false;
+            }
+            if ng.reader.data().len() >= 4 {
+                ng.reader.consume(4);
+                skipped += 4;
+            }
+            let data = ng.reader.data();
+            match block_at(data, ng.big_endian) {
+                Some(true) => break true,
+                Some(false) => {}
+                None => {
+                    if ng.reader.reader_exhausted() {
+                        if data.len() < 12 {
+                            break false;
+                        }
+                    } else if ng.reader.refill().is_err() {
+                        return Err(e.clone());
+                    }
+                }
+            }
+        };
+        self.skipped += 1;
+        let path = self.path.clone();
+        self.warnings.push(Warning {
+            path,
+            offset: e.offset,
+            message: format!(
+                "corrupt block skipped (--keep-going): {}; {}",
+                match &e.kind {
+                    ErrorKind::Corrupt(why) => why.as_str(),
+                    _ => "unreadable block",
+                },
+                if found {
+                    format!("reading resumes at byte offset {}", start + skipped)
+                } else {
+                    "no later block found; the rest of the file is ignored".into()
+                }
+            ),
+        });
+        if !found {
+            self.done = true;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a plausible pcapng block starts `data`: its length is a multiple of 4 within
+/// bounds and its trailing copy agrees. None: not enough bytes buffered to tell.
+fn block_at(data: &[u8], big_endian: bool) -> Option<bool> {
+    let len = block_length(data, big_endian)?;
+    if len < 12 || len % 4 != 0 || len as usize > MAX_BLOCK {
+        return Some(false);
+    }
+    let end = len as usize;
+    let raw: [u8; 4] = data.get(end - 4..end)?.try_into().ok()?;
+    let trailing = if big_endian {
+        u32::from_be_bytes(raw)
+    } else {
+        u32::from_le_bytes(raw)
+    };
+    Some(trailing == len)
+}
+
+/// Whether the incomplete block that ends the file (`data`) is a truncated last record — a
+/// writer stopped mid-block — rather than a corrupt length: a packet block's length must fit
+/// its packet data plus a bounded amount of options.
+fn truncation(data: &[u8], big_endian: bool) -> Result<(), String> {
+    let Some(len) = block_length(data, big_endian) else {
+        return Ok(());
+    };
+    let word = |at: usize| -> Option<u32> {
+        let raw: [u8; 4] = data.get(at..at + 4)?.try_into().ok()?;
+        Some(if big_endian {
+            u32::from_be_bytes(raw)
+        } else {
+            u32::from_le_bytes(raw)
+        })
+    };
+    // Enhanced packet block: type 6, captured length at offset 20, data from offset 28.
+    if word(0) == Some(6)
+        && let Some(caplen) = word(20)
+    {
+        let least = 32 + u64::from(caplen).div_ceil(4) * 4;
+        if u64::from(len) < least || u64::from(len) > least + u64::from(MAX_TRAILING_OPTIONS) {
+            return Err(format!(
+                "block length {len} does not fit its captured length {caplen}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The total length of the pcapng block at the start of `data`, in the byte order of its
@@ -382,7 +521,17 @@ impl PacketSource for PcapFile {
         }
         match self.inner {
             Inner::Legacy(_) => self.read_legacy(max, f),
-            Inner::Ng(_) => self.read_ng(max, f),
+            Inner::Ng(_) => loop {
+                match self.read_ng(max, f) {
+                    Err(e) if self.keep_going && matches!(e.kind, ErrorKind::Corrupt(_)) => {
+                        self.resync(&e)?;
+                        if self.done {
+                            return Ok(0);
+                        }
+                    }
+                    r => return r,
+                }
+            },
         }
     }
 
@@ -400,9 +549,15 @@ pub struct PcapFiles {
     done_bytes: u64,
     total_bytes: u64,
     warnings: Vec<Warning>,
+    keep_going: bool,
 }
 
 impl PcapFiles {
+    /// Skip corrupt pcapng blocks with a warning instead of failing ([`PcapFile::set_keep_going`]).
+    pub fn set_keep_going(&mut self, on: bool) {
+        self.keep_going = on;
+    }
+
     /// Check that every file opens (so a bad path fails before any output), then read lazily.
     pub fn open(paths: &[PathBuf]) -> Result<Self, CaptureError> {
         let mut total = 0;
@@ -417,6 +572,7 @@ impl PcapFiles {
             done_bytes: 0,
             total_bytes: total,
             warnings: Vec::new(),
+            keep_going: false,
         })
     }
 
@@ -440,7 +596,9 @@ impl PacketSource for PcapFiles {
                     return Ok(0);
                 };
                 self.next += 1;
-                self.current = Some(PcapFile::open(p)?);
+                let mut f = PcapFile::open(p)?;
+                f.set_keep_going(self.keep_going);
+                self.current = Some(f);
             }
             let Some(cur) = self.current.as_mut() else {
                 return Ok(0);

@@ -31,6 +31,9 @@ pub struct ApiError {
     pub error: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Seconds for `Retry-After` (429).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -39,6 +42,7 @@ impl ApiError {
             status: status.as_u16(),
             error: error.into(),
             field: None,
+            retry_after: None,
         }
     }
     pub fn field(status: StatusCode, field: &str, error: impl Into<String>) -> ApiError {
@@ -46,6 +50,7 @@ impl ApiError {
             status: status.as_u16(),
             error: error.into(),
             field: Some(field.to_string()),
+            retry_after: None,
         }
     }
 }
@@ -53,7 +58,15 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
-        (code, Json(self)).into_response()
+        match self.retry_after {
+            Some(s) => (
+                code,
+                [(axum::http::header::RETRY_AFTER, s.to_string())],
+                Json(self),
+            )
+                .into_response(),
+            None => (code, Json(self)).into_response(),
+        }
     }
 }
 
@@ -149,11 +162,7 @@ pub fn authorize(
             ));
         }
     };
-    let p = app
-        .with_reader(|s| Ok::<_, StoreError>(app.verifier.check(&token, s)))
-        .ok()
-        .flatten()
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown or revoked token"))?;
+    let p = verify(app, &token, headers)?;
     if p.role < need {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -165,6 +174,37 @@ pub fn authorize(
         ));
     }
     Ok(p)
+}
+
+/// The peer's address, as the listener set it.
+pub fn peer_of(headers: &HeaderMap) -> Option<std::net::IpAddr> {
+    headers
+        .get(crate::listen::PEER_HEADER)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Check a presented token: 401 when unknown, 429 when its id or the peer is throttled.
+pub fn verify(app: &App, token: &str, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let peer = peer_of(headers);
+    let r = app
+        .with_reader(|s| Ok::<_, StoreError>(app.verifier.check_from(token, s, peer)))
+        .unwrap_or(Err(crate::auth::Denied::Unknown));
+    r.map_err(|d| match d {
+        crate::auth::Denied::Unknown => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "unknown or revoked token")
+        }
+        crate::auth::Denied::Throttled(w) => {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed tokens from this address or for this token id",
+            );
+            e.retry_after = Some(w.as_secs().max(1));
+            e
+        }
+    })
 }
 
 async fn blocking<T: Send + 'static>(
@@ -725,6 +765,7 @@ pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap, method: Me
     use std::sync::atomic::Ordering::Relaxed;
     let i = &app.ingest_stats;
     let e = &app.export_stats;
+    let l = &app.listen;
     let usage = blocking({
         let app = app.clone();
         move || app.with_reader(|s| Ok(s.usage()?))
@@ -740,6 +781,14 @@ pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap, method: Me
         "export": {
             "sent": e.sent.load(Relaxed), "duplicates": e.duplicates.load(Relaxed),
             "retried": e.retried.load(Relaxed), "failed": e.failed.load(Relaxed),
+        },
+        "http": {
+            "accepted": l.accepted.load(Relaxed), "open": l.open.load(Relaxed),
+            "refused": l.refused.load(Relaxed), "evicted_idle": l.evicted.load(Relaxed),
+            "handshake_timeouts": l.handshake_timeouts.load(Relaxed),
+            "handshake_failures": l.handshake_failures.load(Relaxed),
+            "idle_timeouts": l.idle_timeouts.load(Relaxed),
+            "throttled_logins": app.verifier.throttled(),
         },
         "store": usage,
     })))

@@ -15,6 +15,7 @@ pub mod export;
 pub mod follow;
 pub mod identify;
 pub mod ingest;
+pub mod listen;
 pub mod serve;
 pub mod ui;
 
@@ -42,6 +43,8 @@ pub struct App {
     pub clock: fn() -> i64,
     /// Cookies get `Secure` (the console is served over TLS).
     pub tls: bool,
+    /// The HTTP listener's connection counters.
+    pub listen: Arc<listen::ListenStats>,
 }
 
 impl std::fmt::Debug for App {
@@ -126,6 +129,7 @@ pub fn app(
         exporter_wake: Mutex::new(wake),
         clock: ingest::now_ms,
         tls,
+        listen: Arc::default(),
     }))
 }
 

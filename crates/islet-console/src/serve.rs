@@ -40,6 +40,10 @@ pub struct ServeConfig {
     /// Seconds between retention passes.
     pub prune_interval_s: u64,
     pub export: ExportConfig,
+    /// Bounds of the HTTP(S) listener.
+    pub http_limits: crate::listen::Limits,
+    /// Serve the Forward port without a shared key (refused unless it listens on loopback).
+    pub forward_unauthenticated: bool,
 }
 
 impl ServeConfig {
@@ -63,6 +67,8 @@ impl ServeConfig {
                 source: "islet".into(),
                 ..ExportConfig::default()
             },
+            http_limits: crate::listen::Limits::default(),
+            forward_unauthenticated: false,
         }
     }
 }
@@ -109,37 +115,30 @@ fn tls_config(cert: &PathBuf, key: &PathBuf) -> Result<Arc<rustls::ServerConfig>
     Ok(Arc::new(cfg))
 }
 
-/// TLS in front of a TCP listener, for axum.
-struct TlsListener {
-    tcp: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let (s, a) = match self.tcp.accept().await {
-                Ok(x) => x,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            // A handshake that stalls is cut after 10 s.
-            if let Ok(Ok(t)) =
-                tokio::time::timeout(Duration::from_secs(10), self.acceptor.accept(s)).await
-            {
-                return (t, a);
-            }
-        }
+/// The Forward port takes records that open cases and extend sensors' chains: it is served
+/// only with a shared key, or without one when asked explicitly and on loopback alone.
+pub fn forward_auth_allowed(addr: &str, keyed: bool, unauthenticated: bool) -> Result<(), String> {
+    use std::net::ToSocketAddrs as _;
+    if keyed {
+        return Ok(());
     }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
+    if !unauthenticated {
+        return Err(format!(
+            "the Forward receiver on {addr} needs a shared key (--forward-key-file FILE); \
+             --forward-unauthenticated serves it without one on a loopback address only"
+        ));
     }
+    let addrs: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("forward listen {addr}: {e}"))?
+        .collect();
+    if addrs.is_empty() || addrs.iter().any(|a| !a.ip().is_loopback()) {
+        return Err(format!(
+            "--forward-unauthenticated: {addr} is not a loopback address; \
+             give the Forward receiver a shared key to listen beyond this host"
+        ));
+    }
+    Ok(())
 }
 
 /// Start everything; returns once the listeners are bound.
@@ -167,6 +166,13 @@ pub fn start(cfg: ServeConfig) -> Result<Running, String> {
         (None, None) => None,
         _ => return Err("TLS needs both a certificate and a key".into()),
     };
+    if let Some(addr) = &cfg.forward_listen {
+        forward_auth_allowed(
+            addr,
+            cfg.forward_shared_key.is_some(),
+            cfg.forward_unauthenticated,
+        )?;
+    }
     let receiver = match &cfg.forward_listen {
         Some(addr) => Some(
             islet_sink::forward::Receiver::start(
@@ -246,6 +252,8 @@ pub fn start(cfg: ServeConfig) -> Result<Running, String> {
         .map_err(|e| e.to_string())?;
     let http = std_listener.local_addr().map_err(|e| e.to_string())?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let listen_stats = app.listen.clone();
+    let limits = cfg.http_limits;
     let router = crate::router(app);
     let tls_http = tls.clone();
     let http_thread = std::thread::Builder::new()
@@ -270,25 +278,8 @@ pub fn start(cfg: ServeConfig) -> Result<Running, String> {
                 let shutdown = async {
                     let _ = rx.await;
                 };
-                let r = match tls_http {
-                    Some(t) => {
-                        let l = TlsListener {
-                            tcp,
-                            acceptor: tokio_rustls::TlsAcceptor::from(t),
-                        };
-                        axum::serve(l, router)
-                            .with_graceful_shutdown(shutdown)
-                            .await
-                    }
-                    None => {
-                        axum::serve(tcp, router)
-                            .with_graceful_shutdown(shutdown)
-                            .await
-                    }
-                };
-                if let Err(e) = r {
-                    eprintln!("islet serve: http: {e}");
-                }
+                let acceptor = tls_http.map(tokio_rustls::TlsAcceptor::from);
+                crate::listen::serve(tcp, acceptor, router, limits, listen_stats, shutdown).await;
             });
         })
         .map_err(|e| e.to_string())?;

@@ -235,7 +235,16 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(app): State<Arc<App>>, b: Bytes) -> Response {
+async fn login(State(app): State<Arc<App>>, h: HeaderMap, b: Bytes) -> Response {
+    // A cross-site form could sign the browser in under the attacker's token (login CSRF):
+    // the sign-in form is a write like any other and must come from our own page.
+    if !same_origin(&h) {
+        return (
+            StatusCode::FORBIDDEN,
+            login_form(Some("cross-site sign-in refused")),
+        )
+            .into_response();
+    }
     let Ok(f) = serde_urlencoded::from_bytes::<LoginForm>(&b) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -244,21 +253,38 @@ async fn login(State(app): State<Arc<App>>, b: Bytes) -> Response {
             .into_response();
     };
     let token = f.token.trim().to_string();
-    let a2 = app.clone();
-    let t2 = token.clone();
-    let ok = tokio::task::spawn_blocking(move || {
-        a2.with_reader(|s| Ok::<_, StoreError>(a2.verifier.check(&t2, s)))
-    })
-    .await
-    .ok()
-    .and_then(Result::ok)
-    .flatten();
-    if ok.is_none() || token.bytes().any(|c| !c.is_ascii_graphic()) {
+    if token.bytes().any(|c| !c.is_ascii_graphic()) {
         return (
             StatusCode::UNAUTHORIZED,
             login_form(Some("unknown or revoked token")),
         )
             .into_response();
+    }
+    let a2 = app.clone();
+    let t2 = token.clone();
+    let checked = tokio::task::spawn_blocking(move || crate::api::verify(&a2, &t2, &h)).await;
+    match checked {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            let mut r = (
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::UNAUTHORIZED),
+                login_form(Some(&e.error)),
+            )
+                .into_response();
+            if let Some(s) = e.retry_after
+                && let Ok(v) = axum::http::HeaderValue::from_str(&s.to_string())
+            {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return r;
+        }
+        Err(_) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                login_form(Some("sign-in could not be checked")),
+            )
+                .into_response();
+        }
     }
     let secure = if app.tls { "; Secure" } else { "" };
     (

@@ -435,3 +435,64 @@ fn duplicate_keys_are_kept_for_a_window_behind_each_chain_head() {
     );
     assert_eq!(s.ingest(&batch(vec![old])).expect("ingest").stored, 1);
 }
+
+/// Issue 18, finding 9: merging into a case that is already Duplicated (or Closed) left both
+/// Duplicated. A merge must go into a live case, and a case merged once gives nothing again.
+#[test]
+fn finding9_merge_into_a_duplicated_or_closed_case_is_refused() {
+    let (_d, mut s) = open();
+    s.ingest(&batch(vec![
+        rec("s", 1, alert(1, "10.1.0.1", "10.1.0.2", "a"), T0),
+        rec("s", 2, alert(2, "10.2.0.1", "10.2.0.2", "b"), T0 + 1),
+        rec("s", 3, alert(3, "10.3.0.1", "10.3.0.2", "c"), T0 + 2),
+        rec("s", 4, alert(4, "10.4.0.1", "10.4.0.2", "d"), T0 + 3),
+    ]))
+    .expect("ingest");
+    let mut ids: Vec<i64> = s
+        .cases(&CaseQuery::default())
+        .expect("cases")
+        .items
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    ids.sort_unstable();
+    let [a, b, c, d] = ids[..] else {
+        panic!("four cases: {ids:?}");
+    };
+    s.merge_cases(a, b, "ana", T0 + 10).expect("b into a");
+    // Into the duplicated b: refused, and c stays as it was.
+    let e = s
+        .merge_cases(b, c, "ana", T0 + 11)
+        .expect_err("into a duplicate");
+    assert!(
+        matches!(&e, StoreError::Invalid(m) if m.contains("Duplicated")),
+        "{e}"
+    );
+    assert_eq!(s.case(c).expect("c").summary.status, Status::New);
+    assert_eq!(s.case(c).expect("c").alerts.len(), 1);
+    // From the duplicated b again: nothing left to give.
+    assert!(s.merge_cases(c, b, "ana", T0 + 12).is_err());
+    assert_eq!(s.case(a).expect("a").alerts.len(), 2);
+    // Into a closed case: refused.
+    s.update_case(
+        d,
+        &CaseChange {
+            status: Some(Status::Closed),
+            ..CaseChange::default()
+        },
+        "ana",
+        T0 + 13,
+    )
+    .expect("close d");
+    let e = s
+        .merge_cases(d, c, "ana", T0 + 14)
+        .expect_err("into closed");
+    assert!(
+        matches!(&e, StoreError::Invalid(m) if m.contains("Closed")),
+        "{e}"
+    );
+    assert_eq!(s.case(c).expect("c").summary.status, Status::New);
+    // Into a live case it still works.
+    s.merge_cases(a, c, "ana", T0 + 15).expect("c into a");
+    assert_eq!(s.case(a).expect("a").alerts.len(), 3);
+}

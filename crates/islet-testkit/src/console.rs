@@ -24,7 +24,8 @@ impl Drop for Console {
 }
 
 impl Console {
-    /// `islet serve --data DATA --listen 127.0.0.1:0 --forward-listen FORWARD EXTRA…`, with
+    /// `islet serve --data DATA --listen 127.0.0.1:0 --forward-listen FORWARD EXTRA…` (and
+    /// `--forward-unauthenticated` when FORWARD is on and EXTRA gives no key), with
     /// `env` set; returns once it printed its addresses. Its later output goes to stderr.
     pub fn start(
         bin: &str,
@@ -45,6 +46,14 @@ impl Console {
         .arg(data)
         .args(extra)
         .stderr(Stdio::piped());
+        // The Forward port needs a key unless explicitly served without one on loopback; the
+        // tests that do not test the key take the latter.
+        let keyed = extra
+            .iter()
+            .any(|a| *a == "--forward-shared-key" || *a == "--forward-key-file");
+        if forward != "off" && !keyed {
+            cmd.arg("--forward-unauthenticated");
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -156,6 +156,11 @@ fn console(a: &DemoArgs) -> Result<(), Failure> {
     let mut cfg = islet_console::serve::ServeConfig::new(data.clone());
     cfg.listen.clone_from(&a.listen);
     cfg.forward_listen = Some("127.0.0.1:0".into());
+    // The Forward port takes a shared key even here: one made for this run.
+    let mut key = [0u8; 24];
+    getrandom::getrandom(&mut key).map_err(|e| Failure::Runtime(format!("random: {e}")))?;
+    let key = hex::encode(key);
+    cfg.forward_shared_key = Some(key.clone());
     let running = islet_console::serve::start(cfg).map_err(Failure::Runtime)?;
     let forward = running
         .forward
@@ -179,6 +184,7 @@ fn console(a: &DemoArgs) -> Result<(), Failure> {
             output: "/dev/null".into(),
             quiet: true,
             forward: vec![forward.clone()],
+            forward_shared_key: Some(key.clone()),
             intel,
             ..ReadArgs::default()
         };

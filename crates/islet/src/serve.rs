@@ -65,6 +65,10 @@ pub(crate) fn config(a: &ServeArgs) -> Result<ServeConfig, Failure> {
     c.listen.clone_from(&a.listen);
     c.forward_listen = (a.forward_listen != "off").then(|| a.forward_listen.clone());
     c.forward_shared_key.clone_from(&a.forward_shared_key);
+    if let Some(p) = &a.forward_key_file {
+        c.forward_shared_key = Some(read_key_file(p)?);
+    }
+    c.forward_unauthenticated = a.forward_unauthenticated;
     c.tls_cert.clone_from(&a.tls_cert);
     c.tls_key.clone_from(&a.tls_key);
     c.ingest.clone_from(&a.ingest);
@@ -130,6 +134,14 @@ pub(crate) fn config(a: &ServeArgs) -> Result<ServeConfig, Failure> {
             c.retention.dedupe_window = v;
         }
     }
+    if let Some(addr) = &c.forward_listen {
+        islet_console::serve::forward_auth_allowed(
+            addr,
+            c.forward_shared_key.is_some(),
+            c.forward_unauthenticated,
+        )
+        .map_err(Failure::Input)?;
+    }
     if c.tls_cert.is_some() != c.tls_key.is_some() {
         return Err(Failure::Input(
             "--tls-cert and --tls-key go together".into(),
@@ -144,6 +156,20 @@ pub(crate) fn config(a: &ServeArgs) -> Result<ServeConfig, Failure> {
         }
     }
     Ok(c)
+}
+
+/// The first line of a key file, which must not be empty.
+fn read_key_file(p: &std::path::Path) -> Result<String, Failure> {
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| Failure::Input(format!("--forward-key-file {}: {e}", p.display())))?;
+    let key = text.lines().next().unwrap_or("").trim();
+    if key.is_empty() {
+        return Err(Failure::Input(format!(
+            "--forward-key-file {}: the file's first line is empty",
+            p.display()
+        )));
+    }
+    Ok(key.to_string())
 }
 
 /// Create a token in the store at `data`; returns the token text.

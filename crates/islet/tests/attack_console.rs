@@ -1,0 +1,390 @@
+//! Issue 18: the console attacked as the outside review did. Each test replays a finding with
+//! other counts than the review's and fails on the code before the fix:
+//! - finding 3: silent TCP connections to the HTTPS port froze every other client (the TLS
+//!   handshake ran in the accept loop, 10 s each);
+//! - finding 4 (authentication by default): the Forward port took records from anyone;
+//! - finding 9: a revoked token worked for up to 60 s; wrong secrets were not throttled; a
+//!   cross-site `POST /login` set the cookie.
+
+use std::io::Read as _;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_islet");
+
+use islet_testkit::console::Console as Serve;
+
+fn token(data: &Path, role: &str) -> String {
+    islet_testkit::console::token(BIN, data, role)
+}
+
+/// Peak and current resident memory of a process, kB.
+fn rss_kb(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let field = |name: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// `curl` a URL; returns (status line and headers lower-cased, seconds taken).
+fn curl(cacert: Option<&Path>, args: &[&str]) -> (String, f64) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-o", "/dev/null", "-D", "-", "--max-time", "5"]);
+    if let Some(ca) = cacert {
+        c.arg("--cacert").arg(ca);
+    }
+    let t = Instant::now();
+    let o = c.args(args).output().expect("curl");
+    (
+        String::from_utf8_lossy(&o.stdout).to_ascii_lowercase(),
+        t.elapsed().as_secs_f64(),
+    )
+}
+
+fn cert(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    (cert, key)
+}
+
+/// Open `n` TCP connections to `addr` that never send a byte.
+fn idle(addr: &str, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|i| TcpStream::connect(addr).unwrap_or_else(|e| panic!("idle connection {i}: {e}")))
+        .collect()
+}
+
+#[test]
+fn finding3_silent_connections_do_not_stop_the_https_console() {
+    if !islet_testkit::tool_or_skip("finding3", "openssl")
+        || !islet_testkit::tool_or_skip("finding3", "curl")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (c, k) = cert(dir.path());
+    let data = dir.path().join("data");
+    let tok = token(&data, "viewer");
+    let console = Serve::start(
+        BIN,
+        &data,
+        "off",
+        &[
+            "--tls-cert",
+            c.to_str().expect("utf8"),
+            "--tls-key",
+            k.to_str().expect("utf8"),
+        ],
+        &[],
+    );
+    let pid = console.child.id();
+    let url = format!("https://{}/api/cases", console.http);
+    let auth = format!("Authorization: Bearer {tok}");
+    let (h, _) = curl(Some(&c), &["-H", &auth, &url]);
+    assert!(h.starts_with("http/1.1 200"), "{h}");
+
+    // 1,200 connections that never start their handshake: before, each held the accept loop
+    // for 10 s, so the next client waited 10 s per silent connection ahead of it.
+    let held = idle(&console.http, 1200);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut worst: f64 = 0.0;
+    for _ in 0..5 {
+        let (h, took) = curl(Some(&c), &["-H", &auth, &url]);
+        assert!(
+            h.starts_with("http/1.1 200"),
+            "a fresh client while 1,200 are silent: {h:?}"
+        );
+        worst = worst.max(took);
+    }
+    let (peak, now) = rss_kb(pid);
+    eprintln!(
+        "finding3: 1,200 silent connections: fresh client answered in ≤ {worst:.3} s; RSS {now} kB, peak {peak} kB"
+    );
+    assert!(peak < 256 * 1024, "peak RSS {peak} kB");
+    // The ones beyond the per-address bound (256) were closed to make room: the oldest idle
+    // sockets read EOF (or a reset) rather than holding the console's memory.
+    let mut closed = 0;
+    for mut s in held.into_iter().take(100) {
+        s.set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("timeout");
+        let mut b = [0u8; 1];
+        if matches!(s.read(&mut b), Ok(0) | Err(_)) {
+            closed += 1;
+        }
+    }
+    assert!(closed > 0, "the oldest idle connections were evicted");
+    std::thread::sleep(Duration::from_millis(300));
+    let (h, _) = curl(Some(&c), &["-H", &auth, &url]);
+    assert!(h.starts_with("http/1.1 200"), "{h}");
+    let m = curl_json(&c, &auth, &format!("https://{}/api/metrics", console.http));
+    assert!(
+        m["http"]["evicted_idle"].as_u64().unwrap_or(0) >= 900,
+        "{m}"
+    );
+    let (peak, now) = rss_kb(pid);
+    eprintln!("finding3: after they closed: RSS {now} kB, peak {peak} kB");
+    assert!(peak < 256 * 1024, "peak RSS {peak} kB");
+}
+
+fn curl_json(ca: &Path, auth: &str, url: &str) -> serde_json::Value {
+    let o = Command::new("curl")
+        .args(["-s", "--max-time", "5", "--cacert"])
+        .arg(ca)
+        .args(["-H", auth, url])
+        .output()
+        .expect("curl");
+    serde_json::from_slice(&o.stdout).expect("json")
+}
+
+#[test]
+fn finding4_forward_port_needs_a_key_unless_loopback_and_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--once", "--data"])
+            .arg(&data)
+            .args(args)
+            .output()
+            .expect("serve")
+    };
+    // No key: refused before anything listens.
+    let o = run(&["--forward-listen", "127.0.0.1:0"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("needs a shared key"), "{err}");
+    // Unauthenticated beyond loopback: refused.
+    for addr in ["0.0.0.0:0", "[::]:0"] {
+        let o = run(&["--forward-listen", addr, "--forward-unauthenticated"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{addr}: {err}");
+        assert!(err.contains("not a loopback address"), "{err}");
+    }
+    // An empty key file: refused.
+    let empty = dir.path().join("empty.key");
+    std::fs::write(&empty, "\n").expect("write");
+    let o = run(&[
+        "--forward-listen",
+        "127.0.0.1:0",
+        "--forward-key-file",
+        empty.to_str().expect("utf8"),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // With a key file, a sensor without the key is refused and nothing is stored; with it,
+    // its records are.
+    let keyf = dir.path().join("forward.key");
+    std::fs::write(&keyf, "s3cret-forward-key\n").expect("write");
+    let console = Serve::start(
+        BIN,
+        &data,
+        "127.0.0.1:0",
+        &["--forward-key-file", keyf.to_str().expect("utf8")],
+        &[],
+    );
+    let pcap = dir.path().join("scan.pcap");
+    assert!(
+        Command::new(BIN)
+            .args(["synth", "--profile", "scan", "-o"])
+            .arg(&pcap)
+            .status()
+            .expect("synth")
+            .success()
+    );
+    // A sensor run; one refused at the handshake may keep retrying: it is stopped after 15 s.
+    let read = |key: &str| {
+        let mut child = Command::new(BIN)
+            .arg("read")
+            .arg(&pcap)
+            .args(["-o", "/dev/null", "-q", "--forward", &console.forward])
+            .args(["--forward-shared-key", key])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("read");
+        let t = Instant::now();
+        loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                return Some(st);
+            }
+            if t.elapsed() > Duration::from_secs(15) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let tok = token(&data, "viewer");
+    let alerts = || -> u64 {
+        let o = Command::new("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "5",
+                "-H",
+                &format!("Authorization: Bearer {tok}"),
+            ])
+            .arg(format!("http://{}/api/metrics", console.http))
+            .output()
+            .expect("curl");
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        v["ingest"]["stored"].as_u64().unwrap_or(0)
+    };
+    let _ = read("wrong-key");
+    assert_eq!(alerts(), 0, "records under a wrong key are not stored");
+    let st = read("s3cret-forward-key");
+    assert!(st.is_some_and(|s| s.success()), "{st:?}");
+    let t = Instant::now();
+    while alerts() == 0 && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(alerts() > 0, "records under the key are stored");
+}
+
+#[test]
+fn finding9_revocation_throttling_and_login_csrf() {
+    if !islet_testkit::tool_or_skip("finding9", "curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let tok = token(&data, "analyst");
+    let other = token(&data, "viewer");
+    let console = Serve::start(BIN, &data, "off", &[], &[]);
+    let url = format!("http://{}/api/cases", console.http);
+    let bearer = |t: &str| format!("Authorization: Bearer {t}");
+    let (h, _) = curl(None, &["-H", &bearer(&tok), &url]);
+    assert!(h.starts_with("http/1.1 200"), "{h}");
+
+    // Revoked by another process (the CLI): refused on the very next request.
+    let id = tok.split('_').nth(1).expect("token id").to_string();
+    let o = Command::new(BIN)
+        .args(["serve", "token", "revoke", "--data"])
+        .arg(&data)
+        .arg(&id)
+        .output()
+        .expect("revoke");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (h, _) = curl(None, &["-H", &bearer(&tok), &url]);
+    assert!(
+        h.starts_with("http/1.1 401"),
+        "a revoked token still worked: {h}"
+    );
+
+    // Wrong secrets for a known id: after five, refused with 429 and Retry-After, without
+    // running argon2 — also for the right secret, until the window passes.
+    let oid = other.split('_').nth(1).expect("id").to_string();
+    for i in 0..5 {
+        let forged = format!("islet_{oid}_wrongsecret{i}AAAAAAAAAAAAAAAAAAAA");
+        let (h, _) = curl(
+            None,
+            &["--interface", "127.0.0.2", "-H", &bearer(&forged), &url],
+        );
+        assert!(h.starts_with("http/1.1 401"), "try {i}: {h}");
+    }
+    let forged = format!("islet_{oid}_wrongsecret9AAAAAAAAAAAAAAAAAAAA");
+    let (h, _) = curl(
+        None,
+        &["--interface", "127.0.0.3", "-H", &bearer(&forged), &url],
+    );
+    assert!(
+        h.starts_with("http/1.1 429"),
+        "sixth wrong secret for one id: {h}"
+    );
+    assert!(h.contains("retry-after:"), "{h}");
+    // Per peer: an address that failed five times with unknown ids is throttled for others too.
+    for i in 0..5 {
+        let forged = format!("islet_{:016x}_nosuchtoken", 0xabc0 + i);
+        let (h, _) = curl(
+            None,
+            &["--interface", "127.0.0.4", "-H", &bearer(&forged), &url],
+        );
+        assert!(h.starts_with("http/1.1 401"), "{h}");
+    }
+    let analyst2 = token(&data, "analyst");
+    let (h, _) = curl(
+        None,
+        &["--interface", "127.0.0.4", "-H", &bearer(&analyst2), &url],
+    );
+    assert!(h.starts_with("http/1.1 429"), "the throttled address: {h}");
+    let (h, _) = curl(
+        None,
+        &["--interface", "127.0.0.5", "-H", &bearer(&analyst2), &url],
+    );
+    assert!(h.starts_with("http/1.1 200"), "another address: {h}");
+
+    // Login CSRF: a cross-site form post must not sign the browser in.
+    let login = format!("http://{}/login", console.http);
+    let form = format!("token={analyst2}");
+    for hostile in ["Origin: https://evil.example", "Sec-Fetch-Site: cross-site"] {
+        let (h, _) = curl(
+            None,
+            &[
+                "--interface",
+                "127.0.0.5",
+                "-H",
+                hostile,
+                "--data",
+                &form,
+                &login,
+            ],
+        );
+        assert!(h.starts_with("http/1.1 403"), "{hostile}: {h}");
+        assert!(!h.contains("set-cookie: islet_token="), "{hostile}: {h}");
+    }
+    let (h, _) = curl(None, &["--interface", "127.0.0.5", "--data", &form, &login]);
+    assert!(h.starts_with("http/1.1 403"), "no Origin at all: {h}");
+    let own = format!("Origin: http://{}", console.http);
+    let (h, _) = curl(
+        None,
+        &[
+            "--interface",
+            "127.0.0.5",
+            "-H",
+            &own,
+            "--data",
+            &form,
+            &login,
+        ],
+    );
+    assert!(h.starts_with("http/1.1 303"), "our own form: {h}");
+    assert!(h.contains("set-cookie: islet_token="), "{h}");
+}
