@@ -11,4 +11,7 @@ pub use client::{
     TlsClient, hostname,
 };
 pub use proto::Mode;
-pub use server::{Batch, Event, Receiver, Refusal, ServerCodec, ServerConfig};
+pub use proto::Sizer;
+pub use server::{
+    Batch, Deadline, Event, Receiver, Refusal, ServerCodec, ServerConfig, ServerStats,
+};

@@ -125,100 +125,180 @@ pub fn frame(
 /// needed, or an error for bytes that are not MessagePack. Walks markers and skips payloads by
 /// their declared lengths: nothing is allocated, so a frame is sized before it is decoded.
 pub fn value_len(buf: &[u8], max_depth: usize) -> Result<Option<usize>, String> {
-    let mut i = 0usize;
-    // Values still to read at each open container level.
-    let mut pending: Vec<u64> = Vec::with_capacity(8);
-    let mut remaining: u64 = 1;
-    loop {
-        if remaining == 0 {
-            match pending.pop() {
-                Some(r) => {
-                    remaining = r;
-                    continue;
-                }
-                None => return Ok(Some(i)),
-            }
+    Sizer::new().advance(buf, max_depth)
+}
+
+/// A resumable walk over one MessagePack value arriving in pieces.
+///
+/// [`Sizer::advance`] continues where the previous call stopped: every marker and length field
+/// is read once (a header split across reads is read again once, when all of it is there), and
+/// payloads are skipped by their declared lengths without being read at all. A call made before
+/// [`Sizer::need`] bytes have arrived returns at once. So sizing a frame costs time linear in
+/// its header bytes however finely it is split, where sizing from the start at each read was
+/// quadratic (issue 18, finding 5). It also counts the values and payload bytes seen, from which
+/// the receiver bounds the memory a decoded frame will take before decoding it.
+#[derive(Debug, Clone)]
+pub struct Sizer {
+    /// Offset of the next marker; past the bytes received while a payload is being skipped.
+    pos: usize,
+    /// Values still to read at the current container level.
+    remaining: u64,
+    /// `remaining` of each enclosing container level.
+    pending: Vec<u64>,
+    /// No progress is possible before the buffer holds this many bytes.
+    need: usize,
+    /// Values (markers) read so far.
+    values: u64,
+    /// Payload bytes (str, bin, ext, fixed-width numbers) declared so far.
+    payload: u64,
+    /// Marker and length bytes read, a split header counted each time it is read.
+    scanned: u64,
+    /// Calls that did work (not turned away by `need`).
+    attempts: u64,
+}
+
+impl Default for Sizer {
+    fn default() -> Self {
+        Sizer::new()
+    }
+}
+
+/// The bytes of a marker's header (the marker and its length field).
+fn header_len(m: u8) -> usize {
+    match m {
+        0xc4 | 0xc7 | 0xd9 => 2,
+        0xc5 | 0xc8 | 0xda | 0xdc | 0xde => 3,
+        0xc6 | 0xc9 | 0xdb | 0xdd | 0xdf => 5,
+        _ => 1,
+    }
+}
+
+impl Sizer {
+    pub fn new() -> Sizer {
+        Sizer {
+            pos: 0,
+            remaining: 1,
+            pending: Vec::new(),
+            need: 1,
+            values: 0,
+            payload: 0,
+            scanned: 0,
+            attempts: 0,
         }
-        let Some(&m) = buf.get(i) else {
+    }
+
+    /// Start over for the next value (the counters of work done are kept).
+    pub fn reset(&mut self) {
+        self.pos = 0;
+        self.remaining = 1;
+        self.pending.clear();
+        self.need = 1;
+        self.values = 0;
+        self.payload = 0;
+    }
+
+    /// Bytes the buffer must hold before [`Sizer::advance`] can make progress.
+    pub fn need(&self) -> usize {
+        self.need
+    }
+
+    /// Values read so far in this value (itself included).
+    pub fn values(&self) -> u64 {
+        self.values
+    }
+
+    /// Payload bytes declared so far in this value.
+    pub fn payload(&self) -> u64 {
+        self.payload
+    }
+
+    /// Marker and length bytes read since this sizer was made.
+    pub fn scanned(&self) -> u64 {
+        self.scanned
+    }
+
+    /// Calls to [`Sizer::advance`] that did work since this sizer was made.
+    pub fn attempts(&self) -> u64 {
+        self.attempts
+    }
+
+    /// Continue the walk over `buf`, which holds the bytes given before and possibly more:
+    /// the value's length once complete, `Ok(None)` if more bytes are needed.
+    pub fn advance(&mut self, buf: &[u8], max_depth: usize) -> Result<Option<usize>, String> {
+        if buf.len() < self.need {
             return Ok(None);
-        };
-        i += 1;
-        remaining -= 1;
-        let be = |i: usize, n: usize| -> Option<u64> {
-            let b = buf.get(i..i + n)?;
-            Some(b.iter().fold(0u64, |a, &x| (a << 8) | u64::from(x)))
-        };
-        // (payload bytes to skip after a length field of `lenw` bytes) or children to read.
-        let (lenw, skip_fixed, children): (usize, u64, u64) = match m {
-            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0, 0),
-            0x80..=0x8f => (0, 0, u64::from(m & 0x0f) * 2),
-            0x90..=0x9f => (0, 0, u64::from(m & 0x0f)),
-            0xa0..=0xbf => (0, u64::from(m & 0x1f), 0),
-            0xc4 | 0xd9 => (1, 0, 0),
-            0xc5 | 0xda => (2, 0, 0),
-            0xc6 | 0xdb => (4, 0, 0),
-            0xc7 => (1, 1, 0),
-            0xc8 => (2, 1, 0),
-            0xc9 => (4, 1, 0),
-            0xca => (0, 4, 0),
-            0xcb => (0, 8, 0),
-            0xcc | 0xd0 => (0, 1, 0),
-            0xcd | 0xd1 => (0, 2, 0),
-            0xce | 0xd2 => (0, 4, 0),
-            0xcf | 0xd3 => (0, 8, 0),
-            0xd4 => (0, 2, 0),
-            0xd5 => (0, 3, 0),
-            0xd6 => (0, 5, 0),
-            0xd7 => (0, 9, 0),
-            0xd8 => (0, 17, 0),
-            0xdc => {
-                let Some(n) = be(i, 2) else { return Ok(None) };
-                i += 2;
-                (0, 0, n)
+        }
+        self.attempts += 1;
+        let be = |b: &[u8]| b.iter().fold(0u64, |a, &x| (a << 8) | u64::from(x));
+        loop {
+            if self.remaining == 0 {
+                match self.pending.pop() {
+                    Some(r) => {
+                        self.remaining = r;
+                        continue;
+                    }
+                    None => {
+                        // The last payload may still be on its way.
+                        if self.pos > buf.len() {
+                            self.need = self.pos;
+                            return Ok(None);
+                        }
+                        self.need = self.pos;
+                        return Ok(Some(self.pos));
+                    }
+                }
             }
-            0xdd => {
-                let Some(n) = be(i, 4) else { return Ok(None) };
-                i += 4;
-                (0, 0, n)
-            }
-            0xde => {
-                let Some(n) = be(i, 2) else { return Ok(None) };
-                i += 2;
-                (0, 0, n * 2)
-            }
-            0xdf => {
-                let Some(n) = be(i, 4) else { return Ok(None) };
-                i += 4;
-                (0, 0, n * 2)
-            }
-            0xc1 => return Err("byte 0xc1 is never used in MessagePack".into()),
-        };
-        let mut skip = skip_fixed;
-        if lenw > 0 {
-            let Some(n) = be(i, lenw) else {
+            let at = self.pos;
+            let Some(&m) = buf.get(at) else {
+                self.need = at + 1;
                 return Ok(None);
             };
-            i += lenw;
-            skip += n;
-        }
-        let Some(end) = (i as u64)
-            .checked_add(skip)
-            .and_then(|e| usize::try_from(e).ok())
-        else {
-            return Err("declared length overflows".into());
-        };
-        if skip > 0 {
-            if end > buf.len() {
+            let hl = header_len(m);
+            let Some(h) = buf.get(at..at + hl) else {
+                self.need = at + hl;
                 return Ok(None);
-            }
-            i = end;
-        }
-        if children > 0 {
-            if pending.len() >= max_depth {
+            };
+            self.scanned += hl as u64;
+            let len = be(&h[1..]);
+            // Payload bytes to skip, or children to read.
+            let (skip, children): (u64, u64) = match m {
+                0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+                0x80..=0x8f => (0, u64::from(m & 0x0f) * 2),
+                0x90..=0x9f => (0, u64::from(m & 0x0f)),
+                0xa0..=0xbf => (u64::from(m & 0x1f), 0),
+                0xc4..=0xc6 | 0xd9..=0xdb => (len, 0),
+                // ext 8/16/32: the type byte, then the data.
+                0xc7..=0xc9 => (len + 1, 0),
+                0xca | 0xce | 0xd2 => (4, 0),
+                0xcb | 0xcf | 0xd3 => (8, 0),
+                0xcc | 0xd0 => (1, 0),
+                0xcd | 0xd1 => (2, 0),
+                0xd4 => (2, 0),
+                0xd5 => (3, 0),
+                0xd6 => (5, 0),
+                0xd7 => (9, 0),
+                0xd8 => (17, 0),
+                0xdc | 0xdd => (0, len),
+                0xde | 0xdf => (0, len * 2),
+                0xc1 => return Err("byte 0xc1 is never used in MessagePack".into()),
+            };
+            let Some(end) = ((at + hl) as u64)
+                .checked_add(skip)
+                .and_then(|e| usize::try_from(e).ok())
+            else {
+                return Err("declared length overflows".into());
+            };
+            if children > 0 && self.pending.len() >= max_depth {
                 return Err("nested too deeply".into());
             }
-            pending.push(remaining);
-            remaining = children;
+            self.pos = end;
+            self.values += 1;
+            self.payload += skip;
+            self.remaining -= 1;
+            if children > 0 {
+                self.pending.push(self.remaining);
+                self.remaining = children;
+            }
         }
     }
 }
@@ -261,5 +341,31 @@ mod test {
         }
         assert!(value_len(&[0xc1], 8).is_err());
         assert!(value_len(&[0x91; 100], 8).is_err());
+    }
+
+    /// Finding 5 of issue 18: a frame fed one byte at a time is sized in linear work.
+    #[test]
+    fn sizer_resumes_where_it_stopped() {
+        let mut b = vec![0x92, 0xa1, b't', 0xdd, 0, 1, 0, 0];
+        b.extend(std::iter::repeat_n(0xc0, 1 << 16));
+        let mut s = Sizer::new();
+        for end in 1..b.len() {
+            assert_eq!(s.advance(&b[..end], 8), Ok(None), "at {end}");
+        }
+        assert_eq!(s.advance(&b, 8), Ok(Some(b.len())));
+        // Every byte but the tag's one payload byte is a header, each read once.
+        assert_eq!(s.scanned(), b.len() as u64 - 1);
+        assert!(s.attempts() <= b.len() as u64);
+        assert_eq!(s.values(), 3 + (1 << 16));
+        // A long payload is waited for, not re-read.
+        let mut p = vec![0xc6, 0, 0x10, 0, 0];
+        p.resize(5 + (1 << 20), 7);
+        let mut s = Sizer::new();
+        for end in (1..p.len()).step_by(1000) {
+            assert_eq!(s.advance(&p[..end], 8), Ok(None));
+        }
+        assert_eq!(s.advance(&p, 8), Ok(Some(p.len())));
+        assert_eq!(s.attempts(), 3);
+        assert_eq!(s.payload(), 1 << 20);
     }
 }
