@@ -3,14 +3,25 @@
 //! is committed (the handler waits for the commit), so delivery stays at-least-once end to
 //! end; duplicates from resent chunks are dropped by the store on (sensor, `islet.seq`,
 //! digest). Each sensor's chain is checked as records arrive: a wrong `prev`, a gap in the
-//! sequence numbers or a checkpoint whose signature fails becomes an alert of its own.
+//! sequence numbers or a checkpoint or gap record whose signature fails becomes an alert of its
+//! own.
+//!
+//! Records join a sensor's chain only in order. A record whose sequence number the chain has
+//! passed is either a resend (the same record is kept: dropped as a duplicate) or not the
+//! sensor's (a replay with other content, a rewind, a forgery): it is refused, not stored, and
+//! alerted. A new chain (seq 1 from genesis) from a sensor the console knows is stored but
+//! never reads `ok`: a sensor with its saved head continues its chain across restarts, so a new
+//! one is a sensor that lost its state, or someone else. A chain's status only gets worse.
 
+mod chain;
+
+use self::chain::{BatchSeen, Chain, ChainCtx, chain};
 use crate::identify::Identify;
-use base64::Engine as _;
 use crossbeam_channel::{Receiver, Sender, bounded};
-use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
+use islet_sink::chain::SigError;
 use islet_store::{IngestBatch, IngestReport, Record, SensorHead, SqliteStore, Store as _};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,7 +42,7 @@ pub struct Incoming {
 
 struct Job {
     /// Decoded in the submitting thread; chain-checked in the writer.
-    records: Vec<Record>,
+    records: Vec<Decoded>,
     reply: Sender<Result<IngestReport, String>>,
 }
 
@@ -45,6 +56,8 @@ pub struct IngestStats {
     pub commits: AtomicU64,
     pub failed_commits: AtomicU64,
     pub chain_alerts: AtomicU64,
+    /// Records refused: behind their sensor's chain head and not a resend of a kept record.
+    pub refused: AtomicU64,
 }
 
 /// The writer: a thread that owns the store's write connection.
@@ -78,7 +91,7 @@ impl Submitter {
             .fetch_add(lines.len() as u64, Ordering::Relaxed);
         // Parsing, hashing and naming the ends happen here, in the connection's (or file's)
         // thread; the writer only checks chains and writes.
-        let records: Vec<Record> = lines
+        let records: Vec<Decoded> = lines
             .into_iter()
             .filter_map(|l| decode(l, &self.cfg, &self.stats))
             .collect();
@@ -93,15 +106,6 @@ impl std::fmt::Debug for Ingest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ingest").finish_non_exhaustive()
     }
-}
-
-/// Per-sensor chain state.
-#[derive(Debug, Clone)]
-struct Chain {
-    next_seq: u64,
-    prev: [u8; 32],
-    status: String,
-    detail: String,
 }
 
 /// Shared with the API (for time) and the writer.
@@ -230,11 +234,36 @@ fn writer(
         };
         let mut touched: Vec<String> = Vec::new();
         let mut replies = Vec::with_capacity(jobs.len());
+        let mut seen = BatchSeen::default();
+        let mut judged: Result<(), String> = Ok(());
         for j in jobs {
             for r in j.records {
-                chain(r, cfg, chains, &mut batch.records, &mut touched, stats);
+                if judged.is_ok() {
+                    let kept = |s: &str, seq: u64, d: &[u8; 32]| store.is_kept(s, seq, d);
+                    let mut ctx = ChainCtx {
+                        chains,
+                        out: &mut batch.records,
+                        touched: &mut touched,
+                        stats,
+                        seen: &mut seen,
+                        kept: &kept,
+                    };
+                    judged = chain(r, &mut ctx);
+                }
             }
             replies.push(j.reply);
+        }
+        if let Err(e) = judged {
+            // A record could not be judged (the store could not say whether it is kept):
+            // nothing of the batch is committed or acknowledged; the sensors resend it.
+            eprintln!("islet serve: ingest: chain check failed (nothing acknowledged): {e}");
+            stats.failed_commits.fetch_add(1, Ordering::Relaxed);
+            *chains = saved;
+            let _ = free.send(std::mem::take(&mut batch.records));
+            for r in replies {
+                let _ = r.send(Err(e.clone()));
+            }
+            continue;
         }
         touched.sort();
         touched.dedup();
@@ -275,9 +304,17 @@ fn digest(b: &[u8]) -> [u8; 32] {
     Sha256::digest(b).into()
 }
 
-/// Decode one line into a store record: parsed, hashed, timed, both ends named. None (and
-/// counted) when it is not a JSON object or over the bound.
-fn decode(inc: Incoming, cfg: &IngestConfig, stats: &IngestStats) -> Option<Record> {
+/// A decoded record and, for a checkpoint or gap record of a sensor whose key is known, whether
+/// its signature verifies over the line as received.
+struct Decoded {
+    rec: Record,
+    sig: Option<Result<(), SigError>>,
+}
+
+/// Decode one line into a store record: parsed, hashed, timed, both ends named; a signed
+/// record's signature checked (here, in the submitting thread, where the line's bytes are).
+/// None (and counted) when it is not a JSON object or over the bound.
+fn decode(inc: Incoming, cfg: &IngestConfig, stats: &IngestStats) -> Option<Decoded> {
     let bad = || {
         stats.malformed.fetch_add(1, Ordering::Relaxed);
         None
@@ -320,166 +357,26 @@ fn decode(inc: Incoming, cfg: &IngestConfig, stats: &IngestStats) -> Option<Reco
     };
     let flow = matches!(value["event_type"].as_str(), Some("flow" | "netflow"))
         .then(|| islet_store::FlowFacts::from_record(&value, ts_ms));
-    Some(Record {
-        sensor: inc.sensor,
-        seq,
-        digest: d,
-        value,
-        ts_ms,
-        src,
-        dest,
-        flow,
-    })
-}
-
-/// Check a record against its sensor's chain and queue it for the store (after the alert
-/// record of a break, if there is one).
-fn chain(
-    r: Record,
-    cfg: &IngestConfig,
-    chains: &mut HashMap<String, Chain>,
-    out: &mut Vec<Record>,
-    touched: &mut Vec<String>,
-    stats: &IngestStats,
-) {
-    if let Some(seq) = r.seq {
-        if touched.last() != Some(&r.sensor) {
-            touched.push(r.sensor.clone());
-        }
-        if let Some(alert) = check_chain(&r.sensor, &r.value, seq, &r.digest, cfg, chains) {
-            stats.chain_alerts.fetch_add(1, Ordering::Relaxed);
-            let line = alert.to_string();
-            out.push(Record {
-                sensor: r.sensor.clone(),
-                seq: None,
-                digest: digest(line.as_bytes()),
-                value: alert,
-                ts_ms: r.ts_ms,
-                src: None,
-                dest: None,
-                flow: None,
-            });
-        }
-    }
-    out.push(r);
-}
-
-fn chain_alert(sensor: &str, seq: u64, ts: &Value, detection: &str, sid: u32, text: &str) -> Value {
-    json!({
-        "timestamp": ts,
-        "event_type": "alert",
-        "alert": {
-            "action": "allowed", "gid": 1, "signature_id": sid, "rev": 1,
-            "signature": format!("islet console: evidence chain of sensor {sensor}: {text}"),
-            "category": "Evidence integrity",
-            "severity": 1,
-            "metadata": {"detection": [detection], "sensor": [sensor], "seq": [seq.to_string()]}
+    let sig = match value["event_type"].as_str() {
+        Some("checkpoint" | "gap") => cfg
+            .keys
+            .get(&inc.sensor)
+            .map(|k| islet_sink::chain::verify_record(&inc.line, k)),
+        _ => None,
+    };
+    Some(Decoded {
+        rec: Record {
+            sensor: inc.sensor,
+            seq,
+            digest: d,
+            value,
+            ts_ms,
+            src,
+            dest,
+            flow,
         },
-        "islet": {"console": {"sensor": sensor, "seq": seq}}
+        sig,
     })
-}
-
-fn check_chain(
-    s: &str,
-    v: &Value,
-    seq: u64,
-    d: &[u8; 32],
-    cfg: &IngestConfig,
-    chains: &mut HashMap<String, Chain>,
-) -> Option<Value> {
-    let mut prev = [0u8; 32];
-    let has_prev = v["islet"]["prev"]
-        .as_str()
-        .is_some_and(|p| hex::decode_to_slice(p, &mut prev).is_ok());
-    let et = v["event_type"].as_str().unwrap_or("");
-    let ts = &v["timestamp"];
-    let fresh_chain = seq == 1 && prev == islet_sink::chain::GENESIS;
-    let mut alert = None;
-    let c = chains.entry(s.to_string()).or_insert_with(|| Chain {
-        next_seq: seq,
-        prev,
-        status: "ok".into(),
-        detail: String::new(),
-    });
-    if fresh_chain && c.next_seq != 1 {
-        // A restarted sensor begins a new chain: not a break.
-        c.next_seq = 1;
-        c.prev = prev;
-        c.status = "ok".into();
-        c.detail = "new chain".into();
-    }
-    if seq < c.next_seq {
-        // A resent record (the store drops it) or a replay: nothing to advance.
-        return None;
-    }
-    if et == "gap" {
-        let g = &v["gap"];
-        c.status = "gap".into();
-        c.detail = format!(
-            "sensor declared records {}..{} lost ({})",
-            g["first_seq"].as_u64().unwrap_or(0),
-            g["last_seq"].as_u64().unwrap_or(0),
-            g["reason"].as_str().unwrap_or("")
-        );
-        alert = Some(chain_alert(s, seq, ts, "chain_gap", 9_400_002, &c.detail));
-    } else if seq > c.next_seq {
-        c.status = "gap".into();
-        c.detail = format!("records {}..{} never arrived", c.next_seq, seq - 1);
-        alert = Some(chain_alert(s, seq, ts, "chain_gap", 9_400_002, &c.detail));
-    } else if has_prev && prev != c.prev {
-        c.status = "broken".into();
-        c.detail = format!(
-            "record {seq} does not follow record {} (prev differs)",
-            seq - 1
-        );
-        alert = Some(chain_alert(
-            s,
-            seq,
-            ts,
-            "chain_broken",
-            9_400_001,
-            &c.detail,
-        ));
-    }
-    if et == "checkpoint"
-        && let Some(key) = cfg.keys.get(s)
-        && let Err(why) = checkpoint_ok(v, key)
-    {
-        c.status = "broken".into();
-        c.detail = format!("checkpoint {seq}: {why}");
-        alert = Some(chain_alert(
-            s,
-            seq,
-            ts,
-            "chain_broken",
-            9_400_001,
-            &c.detail,
-        ));
-    }
-    c.next_seq = seq + 1;
-    c.prev = *d;
-    alert
-}
-
-fn checkpoint_ok(v: &Value, key: &VerifyingKey) -> Result<(), String> {
-    let c = &v["checkpoint"];
-    let sig = c["signature"].as_str().ok_or("not signed")?;
-    let sig = base64::engine::general_purpose::STANDARD
-        .decode(sig)
-        .ok()
-        .and_then(|b| <[u8; 64]>::try_from(b).ok())
-        .ok_or("signature is not 64 bytes")?;
-    let msg = islet_sink::chain::checkpoint_message(
-        c["sensor"].as_str().unwrap_or(""),
-        v["islet"]["seq"].as_u64().unwrap_or(0),
-        v["islet"]["prev"].as_str().unwrap_or(""),
-        c["first_seq"].as_u64().unwrap_or(0),
-        c["last_seq"].as_u64().unwrap_or(0),
-        c["final"].as_bool().unwrap_or(false),
-        v["timestamp"].as_str().unwrap_or(""),
-    );
-    key.verify(msg.as_bytes(), &Signature::from_bytes(&sig))
-        .map_err(|_| "signature does not verify with the sensor's key".to_string())
 }
 
 /// The canonical line of a Forward record: `{"message": "<line>"}` carries it as is; a map

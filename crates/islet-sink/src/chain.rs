@@ -3,15 +3,23 @@
 //! Every record a sensor emits carries `islet.seq` (per sensor, monotonic, from 1) and
 //! `islet.prev`, the SHA-256 (hex) of the previous record's canonical bytes: the JSON line as
 //! written, without its newline. Every `checkpoint_every` records, or when `checkpoint_interval`
-//! of event time has passed, a `checkpoint` record is signed with the sensor's Ed25519 key; its
-//! signature covers its own `seq` and `prev`, so it vouches for everything before it. A log that
-//! ends cleanly ends with a checkpoint marked `final`, so a truncated log can be told from a
-//! finished one. Records lost on the way (a full buffer, a crash) are replaced by a signed `gap`
-//! record that says which sequence numbers, how many and why, and names the hash the record
-//! after the hole links to (`resume_prev`).
+//! of event time has passed, a `checkpoint` record is signed with the sensor's Ed25519 key. A
+//! log that ends cleanly ends with a checkpoint marked `final`, so a truncated log can be told
+//! from a finished one. Records lost on the way (a full buffer, a crash) are replaced by a
+//! signed `gap` record that says which sequence numbers, how many and why, and names the hash
+//! the record after the hole links to (`resume_prev`).
 //!
-//! The signed texts (one field per line, see [`checkpoint_message`] and [`gap_message`]) are the
-//! contract between [`Sealer`] and [`crate::verify`].
+//! A signature covers the whole record as written (`islet-chain-v2`): the bytes
+//! [`SIGNED_PREFIX`] followed by the record's line, without its newline, with the value of its
+//! one `"signature"` field emptied (`"signature":""`). So nothing of a signed record can change,
+//! not a field added nor a space, even where no later record's `prev` covers it (the last
+//! checkpoint of a log, a gap record). Because `prev` commits to every record before it, a
+//! signed checkpoint vouches for the whole log up to it. [`sign_record`] and [`verify_record`]
+//! are the contract between [`Sealer`] and [`crate::verify`] (and the console).
+//!
+//! A restarted sensor with a state directory resumes from its saved head ([`SavedHead`]): its
+//! first record links to the previous run's final checkpoint, so runs form one chain, and the
+//! saved head tells `islet log verify --state` where that chain must end.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -162,41 +170,47 @@ impl Sealer {
     fn append(&mut self, line: &[u8], out: &mut Vec<u8>) {
         let at = out.len();
         splice(line, self.head.next_seq, &self.head.prev, out);
+        self.advance(out, at);
+    }
+
+    /// The record at `out[at..]` is complete: it becomes the head; its newline follows.
+    fn advance(&mut self, out: &mut Vec<u8>, at: usize) {
         self.head.prev = Sha256::digest(&out[at..]).into();
         self.head.next_seq += 1;
         out.push(b'\n');
     }
 
     /// Append a checkpoint covering the records since the last one (`final` when the log ends).
-    /// Without a key the checkpoint is written unsigned, and says so.
+    /// Without a key the checkpoint is written unsigned, and says so. The record is written
+    /// whole, `islet` object included, with an empty signature; then signed (see
+    /// [`sign_record`]) and the signature put in its place.
     pub fn checkpoint(&mut self, final_: bool, out: &mut Vec<u8>) {
         let seq = self.head.next_seq;
-        let prev = hex::encode(self.head.prev);
         let first = self.since_seq;
         let last = seq - 1;
-        let ts = String::from_utf8_lossy(&self.last_ts).into_owned();
         let mut line = Vec::with_capacity(384);
-        let _ = write!(
-            line,
-            "{{\"timestamp\":\"{ts}\",\"event_type\":\"checkpoint\",\"checkpoint\":{{\"sensor\":"
-        );
+        line.extend_from_slice(b"{\"timestamp\":\"");
+        line.extend_from_slice(&self.last_ts);
+        line.extend_from_slice(b"\",\"event_type\":\"checkpoint\",\"checkpoint\":{\"sensor\":");
         islet_event::json::escape(&mut line, self.cfg.sensor.as_bytes());
         let _ = write!(
             line,
             ",\"first_seq\":{first},\"last_seq\":{last},\"final\":{final_}"
         );
         if let Some(k) = &self.key {
-            let msg = checkpoint_message(&self.cfg.sensor, seq, &prev, first, last, final_, &ts);
-            let sig = k.sign(msg.as_bytes());
             let _ = write!(
                 line,
-                ",\"key_id\":\"{}\",\"signature\":\"{}\"",
-                key_id(&k.verifying_key()),
-                b64().encode(sig.to_bytes())
+                ",\"key_id\":\"{}\",\"signature\":\"\"",
+                key_id(&k.verifying_key())
             );
         }
         line.extend_from_slice(b"}}");
-        self.append(&line, out);
+        let at = out.len();
+        splice(&line, seq, &self.head.prev, out);
+        if let Some(k) = &self.key {
+            sign_record(k, out, at);
+        }
+        self.advance(out, at);
         self.since_seq = self.head.next_seq;
         self.checkpoints += 1;
     }
@@ -227,7 +241,8 @@ impl Sealer {
     }
 }
 
-/// A gap record (see [`Sealer::gap_record`]); also used by sinks that drop records.
+/// A gap record (see [`Sealer::gap_record`]); also used by sinks that drop records. Signed
+/// whole, like a checkpoint (see [`sign_record`]).
 #[allow(clippy::too_many_arguments)]
 pub fn gap_record(
     sensor: &str,
@@ -243,9 +258,10 @@ pub fn gap_record(
     let prev = hex::encode(prev);
     let resume = hex::encode(resume_prev);
     let count = last + 1 - first;
-    let _ = write!(out, "{{\"timestamp\":\"");
+    let at = out.len();
+    out.extend_from_slice(b"{\"timestamp\":\"");
     out.extend_from_slice(ts);
-    let _ = write!(out, "\",\"event_type\":\"gap\",\"gap\":{{\"sensor\":");
+    out.extend_from_slice(b"\",\"event_type\":\"gap\",\"gap\":{\"sensor\":");
     islet_event::json::escape(out, sensor.as_bytes());
     let _ = write!(
         out,
@@ -254,43 +270,97 @@ pub fn gap_record(
     islet_event::json::escape(out, reason.as_bytes());
     let _ = write!(out, ",\"resume_prev\":\"{resume}\"");
     if let Some(k) = key {
-        let msg = gap_message(sensor, first, last, &prev, &resume, reason);
         let _ = write!(
             out,
-            ",\"key_id\":\"{}\",\"signature\":\"{}\"",
-            key_id(&k.verifying_key()),
-            b64().encode(k.sign(msg.as_bytes()).to_bytes())
+            ",\"key_id\":\"{}\",\"signature\":\"\"",
+            key_id(&k.verifying_key())
         );
     }
-    let _ = writeln!(
+    let _ = write!(
         out,
         "}},\"islet\":{{\"seq\":{first},\"prev\":\"{prev}\"}}}}"
     );
+    if let Some(k) = key {
+        sign_record(k, out, at);
+    }
+    out.push(b'\n');
 }
 
-/// The text a checkpoint's signature covers.
-pub fn checkpoint_message(
-    sensor: &str,
-    seq: u64,
-    prev: &str,
-    first: u64,
-    last: u64,
-    final_: bool,
-    ts: &str,
-) -> String {
-    format!("islet-chain-v1\ncheckpoint\n{sensor}\n{seq}\n{prev}\n{first}\n{last}\n{final_}\n{ts}")
+/// What a record's signature covers comes after this line: the domain and version of the
+/// signing scheme (v1 signed a list of fields; v2 signs the whole record).
+pub const SIGNED_PREFIX: &[u8] = b"islet-chain-v2\n";
+
+/// The key of the signature field; `"signature":"` cannot occur inside a JSON string (its
+/// quotes would be escaped), so every occurrence is a key.
+const SIGNATURE_KEY: &[u8] = b"\"signature\":\"";
+
+/// Why a signed record's signature was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SigError {
+    /// The record has no `"signature":"…"` field.
+    NotSigned,
+    /// The record has more than one `"signature"` field: which one is signed would be
+    /// ambiguous, so none is accepted.
+    Ambiguous,
+    /// The signature is not 64 bytes of base64.
+    Encoding,
+    /// The signature does not verify with the key over the record as written: a byte of the
+    /// record was changed, added or removed, or another key signed it.
+    Mismatch,
 }
 
-/// The text a gap record's signature covers.
-pub fn gap_message(
-    sensor: &str,
-    first: u64,
-    last: u64,
-    prev: &str,
-    resume_prev: &str,
-    reason: &str,
-) -> String {
-    format!("islet-chain-v1\ngap\n{sensor}\n{first}\n{last}\n{prev}\n{resume_prev}\n{reason}")
+impl std::fmt::Display for SigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SigError::NotSigned => "not signed",
+            SigError::Ambiguous => "more than one signature field",
+            SigError::Encoding => "signature is not 64 bytes of base64",
+            SigError::Mismatch => "signature does not verify over the record as written",
+        })
+    }
+}
+
+impl std::error::Error for SigError {}
+
+/// Sign the record at `out[at..]` (one line, no newline), which holds exactly one
+/// `"signature":""`: the signature covers [`SIGNED_PREFIX`] and those bytes, and its base64
+/// is then written into the empty value.
+pub fn sign_record(key: &SigningKey, out: &mut Vec<u8>, at: usize) {
+    let Some(i) = memchr::memmem::find(&out[at..], SIGNATURE_KEY) else {
+        return;
+    };
+    let value_at = at + i + SIGNATURE_KEY.len();
+    let mut msg = Vec::with_capacity(SIGNED_PREFIX.len() + out.len() - at);
+    msg.extend_from_slice(SIGNED_PREFIX);
+    msg.extend_from_slice(&out[at..]);
+    let sig = b64().encode(key.sign(&msg).to_bytes());
+    out.splice(value_at..value_at, sig.into_bytes());
+}
+
+/// Check a signed record (one line as written, without its newline) against `key`: its one
+/// signature field's value is taken out, and the signature must verify over
+/// [`SIGNED_PREFIX`] and every other byte of the line. Strict verification (no malleable
+/// signature encodings), so a record that verifies has exactly the bytes the sensor wrote.
+pub fn verify_record(line: &[u8], key: &VerifyingKey) -> Result<(), SigError> {
+    let mut found = memchr::memmem::find_iter(line, SIGNATURE_KEY);
+    let i = found.next().ok_or(SigError::NotSigned)?;
+    if found.next().is_some() {
+        return Err(SigError::Ambiguous);
+    }
+    let start = i + SIGNATURE_KEY.len();
+    let len = memchr::memchr(b'"', &line[start..]).ok_or(SigError::Encoding)?;
+    let sig = b64()
+        .decode(&line[start..start + len])
+        .ok()
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .ok_or(SigError::Encoding)?;
+    let mut msg = Vec::with_capacity(SIGNED_PREFIX.len() + line.len() - len);
+    msg.extend_from_slice(SIGNED_PREFIX);
+    msg.extend_from_slice(&line[..start]);
+    msg.extend_from_slice(&line[start + len..]);
+    key.verify_strict(&msg, &ed25519_dalek::Signature::from_bytes(&sig))
+        .map_err(|_| SigError::Mismatch)
 }
 
 /// Write `line` (a JSON object) with `"seq"` and `"prev"` added to its `islet` object (the
@@ -617,68 +687,4 @@ impl SavedHead {
 }
 
 #[cfg(test)]
-mod test {
-    use super::*;
-
-    #[test]
-    fn splice_adds_to_the_last_islet_object_or_a_new_one() {
-        let p = [0xab; 32];
-        let h = "ab".repeat(32);
-        let mut o = Vec::new();
-        splice(br#"{"a":1,"islet":{"x":2}}"#, 7, &p, &mut o);
-        assert_eq!(
-            String::from_utf8(o).unwrap(),
-            format!(r#"{{"a":1,"islet":{{"x":2,"seq":7,"prev":"{h}"}}}}"#)
-        );
-        let mut o = Vec::new();
-        splice(br#"{"a":{"b":1}}"#, 1, &p, &mut o);
-        assert_eq!(
-            String::from_utf8(o).unwrap(),
-            format!(r#"{{"a":{{"b":1}},"islet":{{"seq":1,"prev":"{h}"}}}}"#)
-        );
-        let mut o = Vec::new();
-        splice(br#"{"a":1,"unmapped":{"islet":{},"z":[1]}}"#, 3, &p, &mut o);
-        assert_eq!(
-            String::from_utf8(o).unwrap(),
-            format!(r#"{{"a":1,"unmapped":{{"islet":{{"seq":3,"prev":"{h}"}},"z":[1]}}}}"#)
-        );
-        let mut o = Vec::new();
-        splice(b"{\t}", 4, &p, &mut o);
-        let v: serde_json::Value = serde_json::from_slice(&o).unwrap();
-        assert_eq!(v["islet"]["seq"], 4);
-        let mut o = Vec::new();
-        splice(b"{ \"islet\" :{ } }", 5, &p, &mut o);
-        let v: serde_json::Value = serde_json::from_slice(&o).unwrap();
-        assert_eq!(v["islet"]["seq"], 5);
-        let mut o = Vec::new();
-        splice(br#"{"s":"\",\"islet\":{x"}"#, 2, &p, &mut o);
-        let v: serde_json::Value = serde_json::from_slice(&o).unwrap();
-        assert_eq!(v["islet"]["seq"], 2);
-    }
-
-    #[test]
-    fn hex64_is_lowercase_hex() {
-        let h: [u8; 32] = std::array::from_fn(|i| (i * 37) as u8);
-        assert_eq!(hex64(&h).to_vec(), hex::encode(h).into_bytes());
-    }
-
-    #[test]
-    fn ocsf_time_is_found() {
-        assert_eq!(
-            record_time_ns(br#"{"activity_id":1,"time":1700000000123,"type_uid":5}"#),
-            Some(1_700_000_000_123_000_000)
-        );
-    }
-
-    #[test]
-    fn iso_times_parse() {
-        assert_eq!(
-            parse_iso_ns(b"1970-01-01T00:00:01.500000+0000"),
-            Some(1_500_000_000)
-        );
-        assert_eq!(
-            parse_iso_ns(b"2020-02-29T12:00:00.000000+0100"),
-            Some(1_582_974_000_000_000_000)
-        );
-    }
-}
+mod tests;

@@ -5,12 +5,16 @@
 //! it; checkpoints and gap records must be signed by the given key; the log must end with a final
 //! checkpoint. The first record that breaks a rule is named by file, line and sequence number,
 //! with what happened to it: altered, removed, reordered, inserted, or the log truncated.
+//!
+//! A log that ends with a final checkpoint may still be short of what the sensor wrote: cut at a
+//! checkpoint, or a later run's file missing (a restarted sensor continues the same chain). An
+//! [`ExpectedEnd`] (from the sensor's saved head, [`ExpectedEnd::from_state`], or a sequence
+//! number the operator knows) makes such a log fail as truncated.
 
-use base64::Engine as _;
-use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 use sha2::{Digest as _, Sha256};
 
-use crate::chain::{GENESIS, checkpoint_message, gap_message, key_id};
+use crate::chain::{GENESIS, SavedHead, SigError, key_id, verify_record};
 
 /// Longest line the verifier reads (a record is far smaller; bounds a hostile file).
 pub const MAX_LINE: usize = 16 << 20;
@@ -192,7 +196,7 @@ impl Walker {
         let expect = *self.next_seq.get_or_insert(seq);
         let kind = v["event_type"].as_str().unwrap_or("");
         if kind == "gap" && seq < expect {
-            return self.overlapping_gap(&v, at, expect);
+            return self.overlapping_gap(&v, raw, at, expect);
         }
         if seq < expect {
             return Err(fail(
@@ -232,7 +236,7 @@ impl Walker {
         }
         if kind == "gap" {
             let g = &v["gap"];
-            let (Some(a), Some(b), Some(reason), Some(resume)) = (
+            let (Some(a), Some(b), Some(_reason), Some(resume)) = (
                 g["first_seq"].as_u64(),
                 g["last_seq"].as_u64(),
                 g["reason"].as_str(),
@@ -251,9 +255,7 @@ impl Walker {
                     format!("gap covers {a}..{b} but sits at seq {seq}"),
                 ));
             }
-            let sensor = g["sensor"].as_str().unwrap_or("");
-            let msg = gap_message(sensor, a, b, &hex::encode(prev), resume, reason);
-            self.check_sig(&at, g, &msg)?;
+            self.check_sig(&at, g, raw)?;
             let resume = hex::decode(resume)
                 .ok()
                 .and_then(|r| <[u8; 32]>::try_from(r).ok())
@@ -275,7 +277,7 @@ impl Walker {
         }
         if kind == "checkpoint" {
             let c = &v["checkpoint"];
-            let (Some(a), Some(b), Some(fin)) = (
+            let (Some(_), Some(b), Some(fin)) = (
                 c["first_seq"].as_u64(),
                 c["last_seq"].as_u64(),
                 c["final"].as_bool(),
@@ -286,10 +288,7 @@ impl Walker {
                     "checkpoint without first_seq/last_seq/final".into(),
                 ));
             };
-            let sensor = c["sensor"].as_str().unwrap_or("");
-            let ts = v["timestamp"].as_str().unwrap_or("");
-            let msg = checkpoint_message(sensor, seq, &hex::encode(prev), a, b, fin, ts);
-            self.check_sig(&at, c, &msg)?;
+            self.check_sig(&at, c, raw)?;
             if b + 1 != seq {
                 return Err(fail(
                     &at,
@@ -324,6 +323,7 @@ impl Walker {
     fn overlapping_gap(
         &mut self,
         v: &serde_json::Value,
+        raw: &[u8],
         at: At,
         expect: u64,
     ) -> Result<(), Failure> {
@@ -333,7 +333,7 @@ impl Walker {
             kind,
             detail,
         };
-        let (Some(a), Some(b), Some(reason), Some(resume_hex), Some(prev)) = (
+        let (Some(a), Some(b), Some(_reason), Some(resume_hex), Some(_prev)) = (
             g["first_seq"].as_u64(),
             g["last_seq"].as_u64(),
             g["reason"].as_str(),
@@ -351,8 +351,7 @@ impl Walker {
                 format!("gap {a}..{b} comes after seq {}", expect - 1),
             ));
         }
-        let sensor = g["sensor"].as_str().unwrap_or("");
-        self.check_sig(&at, g, &gap_message(sensor, a, b, prev, resume_hex, reason))?;
+        self.check_sig(&at, g, raw)?;
         let resume = hex::decode(resume_hex)
             .ok()
             .and_then(|r| <[u8; 32]>::try_from(r).ok())
@@ -383,35 +382,29 @@ impl Walker {
         Ok(())
     }
 
-    fn check_sig(&self, at: &At, obj: &serde_json::Value, msg: &str) -> Result<(), Failure> {
+    /// The record (`raw`, as written) must be signed whole by the given key (see
+    /// [`crate::chain::verify_record`]); `obj` is its checkpoint or gap object, for the key id.
+    fn check_sig(&self, at: &At, obj: &serde_json::Value, raw: &[u8]) -> Result<(), Failure> {
         let want = key_id(&self.opts.key);
         let fail = |detail: String| Failure {
             at: at.clone(),
             kind: FailureKind::BadSignature,
             detail,
         };
-        let Some(sig) = obj["signature"].as_str() else {
-            return Err(fail("not signed".into()));
-        };
-        let sig = crate::chain::b64()
-            .decode(sig)
-            .ok()
-            .and_then(|b| <[u8; 64]>::try_from(b).ok())
-            .ok_or_else(|| fail("signature is not 64 bytes of base64".into()))?;
-        if self
-            .opts
-            .key
-            .verify(msg.as_bytes(), &Signature::from_bytes(&sig))
-            .is_err()
-        {
-            let by = obj["key_id"].as_str().unwrap_or("?");
-            return Err(fail(if by != want {
-                format!("signed by key {by}, not by the given key {want}")
-            } else {
-                format!("signature does not verify with key {want}: the record was altered")
-            }));
+        match verify_record(raw, &self.opts.key) {
+            Ok(()) => Ok(()),
+            Err(SigError::Mismatch) => {
+                let by = obj["key_id"].as_str().unwrap_or("?");
+                Err(fail(if by != want {
+                    format!("signed by key {by}, not by the given key {want}")
+                } else {
+                    format!(
+                        "signature does not verify with key {want}: the record was altered (a signature covers every byte of its record)"
+                    )
+                }))
+            }
+            Err(e) => Err(fail(e.to_string())),
         }
-        Ok(())
     }
 
     /// Where the walk stands: the next sequence number expected.
@@ -421,31 +414,151 @@ impl Walker {
 
     /// The log ended: it must end with a final checkpoint.
     pub fn end(self) -> Result<Report, Failure> {
-        if let Some((f, _)) = self.ahead {
+        self.end_at(None)
+    }
+
+    /// The log ended: it must end with a final checkpoint, and, given `expect`, exactly where
+    /// the sensor's chain ended (so a log cut at a checkpoint, or without its later runs, is
+    /// reported as truncated).
+    pub fn end_at(mut self, expect: Option<&ExpectedEnd>) -> Result<Report, Failure> {
+        if let Some((f, _)) = self.ahead.take() {
             return Err(f);
-        }
-        if self.final_at.is_some() {
-            return Ok(self.report);
         }
         let at = self.last_at.clone().unwrap_or(At {
             file: "(no records)".into(),
             line: 0,
             seq: None,
         });
-        Err(Failure {
-            at,
-            kind: FailureKind::Truncated,
-            detail: format!(
+        if self.final_at.is_none() {
+            let mut detail = format!(
                 "the log ends without a final checkpoint: truncated after this record ({} record{} since the last checkpoint)",
                 self.unsigned_tail,
                 if self.unsigned_tail == 1 { "" } else { "s" }
-            ),
+            );
+            if let Some(e) = expect
+                && !e.clean
+            {
+                detail.push_str(&format!(
+                    "; {} is from a run that has not stopped cleanly (still running?)",
+                    e.source
+                ));
+            }
+            return Err(Failure {
+                at,
+                kind: FailureKind::Truncated,
+                detail,
+            });
+        }
+        if let Some(e) = expect {
+            e.check(&at, self.report.last_seq, &self.prev)?;
+        }
+        Ok(self.report)
+    }
+}
+
+/// Where a log must end: the last sequence number the sensor wrote and, from its saved head,
+/// the SHA-256 of that record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedEnd {
+    pub last_seq: u64,
+    pub last_hash: Option<[u8; 32]>,
+    /// Where the expectation comes from, for messages ("the sensor's saved head DIR/chain.head",
+    /// "--expect-seq").
+    pub source: String,
+    /// Whether the sensor stopped cleanly after writing it (false: it may still be running).
+    pub clean: bool,
+}
+
+impl ExpectedEnd {
+    /// The end the operator gives (`--expect-seq N`).
+    pub fn seq(last_seq: u64) -> ExpectedEnd {
+        ExpectedEnd {
+            last_seq,
+            last_hash: None,
+            source: "--expect-seq".into(),
+            clean: true,
+        }
+    }
+
+    /// The end recorded in a sensor's state directory (`DIR/chain.head`, see
+    /// [`crate::chain::SavedHead`]); `path` may also be the head file itself.
+    pub fn from_state(path: &std::path::Path) -> Result<ExpectedEnd, VerifyError> {
+        let file = if path.is_dir() {
+            path.join("chain.head")
+        } else {
+            path.to_path_buf()
+        };
+        let saved = SavedHead::load(&file)
+            .map_err(VerifyError::Io)?
+            .ok_or_else(|| {
+                VerifyError::Io(format!(
+                    "{}: no saved chain head (give the sensor's state directory: --state-dir, or SPOOL/state)",
+                    file.display()
+                ))
+            })?;
+        Ok(ExpectedEnd {
+            last_seq: saved.head.next_seq.saturating_sub(1),
+            last_hash: (saved.head.next_seq > 1).then_some(saved.head.prev),
+            source: format!("the sensor's saved head {}", file.display()),
+            clean: saved.clean,
         })
+    }
+
+    /// The log's last record is `at` (seq `last_seq`, SHA-256 `hash`).
+    fn check(&self, at: &At, last_seq: u64, hash: &[u8; 32]) -> Result<(), Failure> {
+        let fail = |kind, detail: String| Failure {
+            at: at.clone(),
+            kind,
+            detail,
+        };
+        if last_seq < self.last_seq {
+            let n = self.last_seq - last_seq;
+            let mut detail = format!(
+                "the log ends at seq {last_seq} but {} says seq {}: {n} record{} missing after it (the log was cut at a checkpoint, or a later run's file is missing)",
+                self.source,
+                self.last_seq,
+                if n == 1 { " is" } else { "s are" }
+            );
+            if !self.clean {
+                detail.push_str("; that run has not stopped cleanly (still running?)");
+            }
+            return Err(fail(FailureKind::Truncated, detail));
+        }
+        if last_seq > self.last_seq {
+            return Err(fail(
+                FailureKind::Inserted,
+                format!(
+                    "the log goes on to seq {last_seq}, past seq {} where {} says it ends: records the sensor did not write, or not this sensor's head",
+                    self.last_seq, self.source
+                ),
+            ));
+        }
+        if let Some(h) = self.last_hash
+            && h != *hash
+        {
+            return Err(fail(
+                FailureKind::Altered,
+                format!(
+                    "the last record's SHA-256 differs from {}: it is not the record the sensor wrote last",
+                    self.source
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
 /// Verify files in order as one log.
 pub fn verify_files(paths: &[std::path::PathBuf], opts: &Verify) -> Result<Report, VerifyError> {
+    verify_files_to(paths, opts, None)
+}
+
+/// Verify files in order as one log that must end at `expect` (see [`ExpectedEnd`]).
+pub fn verify_files_to(
+    paths: &[std::path::PathBuf],
+    opts: &Verify,
+    expect: Option<&ExpectedEnd>,
+) -> Result<Report, VerifyError> {
     use std::io::BufRead as _;
     let mut w = Walker::new(opts.clone());
     for p in paths {
@@ -500,7 +613,7 @@ pub fn verify_files(paths: &[std::path::PathBuf], opts: &Verify) -> Result<Repor
             w.line(&name, lineno, line).map_err(VerifyError::Bad)?;
         }
     }
-    w.end().map_err(VerifyError::Bad)
+    w.end_at(expect).map_err(VerifyError::Bad)
 }
 
 /// Why verification stopped: the log is bad, or could not be read.
@@ -561,3 +674,6 @@ impl ChainCheck {
         self.walker.end()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -91,6 +91,13 @@ pub(crate) struct LogVerifyArgs {
     /// The log may start mid-chain (earlier files rotated away, or a restarted sensor's file).
     #[arg(long)]
     pub partial: bool,
+    /// The sensor's state directory (its `--state-dir`, or SPOOL/state; or the `chain.head`
+    /// file): the log must end where the sensor's saved chain head says, else it is truncated.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// The log must end at this sequence number (the sensor's `islet_chain_seq`).
+    #[arg(long = "expect-seq", value_name = "N", conflicts_with = "state")]
+    pub expect_seq: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,7 @@
 use crate::Failure;
 use crate::cli::{LogKeygenArgs, LogReceiveArgs, LogVerifyArgs};
 use islet_sink::chain;
-use islet_sink::verify::{Verify, VerifyError, verify_files};
+use islet_sink::verify::{ExpectedEnd, Verify, VerifyError, verify_files_to};
 
 pub(crate) fn keygen(a: &LogKeygenArgs) -> Result<(), Failure> {
     let pk = chain::keygen(&a.out).map_err(Failure::Input)?;
@@ -22,10 +22,21 @@ pub(crate) fn verify(a: &LogVerifyArgs) -> Result<(), Failure> {
         key,
         partial: a.partial,
     };
-    match verify_files(&a.files, &opts) {
+    let expect = match (&a.state, a.expect_seq) {
+        (Some(dir), _) => Some(
+            ExpectedEnd::from_state(dir).map_err(|e| Failure::Input(format!("log verify: {e}")))?,
+        ),
+        (None, Some(n)) => Some(ExpectedEnd::seq(n)),
+        (None, None) => None,
+    };
+    match verify_files_to(&a.files, &opts, expect.as_ref()) {
         Ok(r) => {
+            let end = match &expect {
+                Some(e) => format!(" where {} says", e.source),
+                None => String::new(),
+            };
             println!(
-                "ok: {} records (seq {}..{}), {} signed checkpoints, {} gap records declaring {} missing, ends with a final checkpoint",
+                "ok: {} records (seq {}..{}), {} signed checkpoints, {} gap records declaring {} missing, ends with a final checkpoint{end}",
                 r.records, r.first_seq, r.last_seq, r.checkpoints, r.gaps, r.missing
             );
             Ok(())

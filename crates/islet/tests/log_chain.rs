@@ -168,30 +168,25 @@ fn verify_names_the_first_tampered_record() {
     assert_eq!(code, 2, "{msg}");
     assert!(msg.contains("truncated"), "{msg}");
 
-    // A checkpoint forged with another key: the same checkpoint, signed with k2 over exactly
-    // what k1 signed.
+    // A checkpoint forged with another key: the same record, its key id k2's, signed whole
+    // with k2 as the sensor signs (the signature's value emptied, then filled in).
     let c = checkpoints[1];
     let v: serde_json::Value = serde_json::from_str(&log[c]).unwrap();
     let cp = &v["checkpoint"];
-    let msg = islet_sink::chain::checkpoint_message(
-        cp["sensor"].as_str().unwrap(),
-        v["islet"]["seq"].as_u64().unwrap(),
-        v["islet"]["prev"].as_str().unwrap(),
-        cp["first_seq"].as_u64().unwrap(),
-        cp["last_seq"].as_u64().unwrap(),
-        cp["final"].as_bool().unwrap(),
-        v["timestamp"].as_str().unwrap(),
-    );
     let k2 = islet_sink::chain::read_signing_key(&d.join("k2").join("sensor.key")).unwrap();
-    use base64::Engine as _;
-    use ed25519_dalek::Signer as _;
-    let sig = base64::engine::general_purpose::STANDARD.encode(k2.sign(msg.as_bytes()).to_bytes());
-    let forged_line = log[c]
-        .replace(cp["signature"].as_str().unwrap(), &sig)
+    let mut forged_bytes = log[c]
+        .replace(cp["signature"].as_str().unwrap(), "")
         .replace(
             cp["key_id"].as_str().unwrap(),
             &islet_sink::chain::key_id(&k2.verifying_key()),
-        );
+        )
+        .into_bytes();
+    islet_sink::chain::sign_record(&k2, &mut forged_bytes, 0);
+    let forged_line = String::from_utf8(forged_bytes).unwrap();
+    assert_eq!(
+        islet_sink::chain::verify_record(forged_line.as_bytes(), &k2.verifying_key()),
+        Ok(())
+    );
     assert_ne!(forged_line, log[c]);
     let mut forged = log.clone();
     forged[c] = forged_line;
@@ -220,4 +215,199 @@ fn verify_names_the_first_tampered_record() {
     let (code, msg) = verify(&d, &dup, "dup.json", "k1");
     assert_eq!(code, 2, "{msg}");
     assert!(msg.contains("dup.json:31 (seq 30): reordered"), "{msg}");
+}
+
+/// `islet read` of the shared capture into `name`, signed with `key`, as sensor `sensor` with a
+/// checkpoint every `every` records, keeping its chain head in `state` when given.
+fn sensor_run(
+    d: &Path,
+    key: &str,
+    sensor: &str,
+    every: u32,
+    state: Option<&Path>,
+    name: &str,
+) -> Vec<String> {
+    let pcap = d.join("run.pcap");
+    if !pcap.exists() {
+        let o = islet(&[
+            "synth",
+            "--flows",
+            "90",
+            "--hosts",
+            "11",
+            "--seed",
+            "17",
+            "-o",
+            p(&pcap),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let cfg = d.join(format!("{name}.toml"));
+    std::fs::write(
+        &cfg,
+        format!("[output]\ncheckpoint_every = {every}\nsensor_name = \"{sensor}\"\n"),
+    )
+    .expect("config");
+    let out = d.join(name);
+    let key = d.join(key).join("sensor.key").display().to_string();
+    let mut args = vec!["read", "-q", "-w", "1", "-c", p(&cfg), "--sign-key", &key];
+    if let Some(s) = state {
+        args.extend(["--state-dir", p(s)]);
+    }
+    args.extend(["-o", p(&out), p(&pcap)]);
+    let o = islet(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read_to_string(&out)
+        .expect("log")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn verify_with(d: &Path, files: &[&Path], key: &str, extra: &[&str]) -> (i32, String) {
+    let pubkey = d.join(key).join("sensor.pub").display().to_string();
+    let mut args = vec!["log", "verify"];
+    args.extend(files.iter().map(|f| p(f)));
+    args.extend(["--key", &pubkey]);
+    args.extend(extra);
+    let o = islet(&args);
+    let msg = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.code().unwrap_or(-1), msg)
+}
+
+fn keys(d: &Path, k: &str) {
+    if !d.join(k).join("sensor.key").exists() {
+        let o = islet(&["log", "keygen", "--out", p(&d.join(k))]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+/// Issue 18, finding 7: only the signed fields of a checkpoint were covered, so a field added
+/// to the final checkpoint, a space, or another value in an unsigned field still verified.
+#[test]
+fn finding_7_an_edited_final_checkpoint_fails_verification() {
+    let d = dir().join("final");
+    std::fs::create_dir_all(&d).expect("dir");
+    keys(&d, "kf");
+    let log = sensor_run(&d, "kf", "edge-04", 17, None, "final.json");
+    let last = log.last().expect("records").clone();
+    assert!(last.contains("\"final\":true"), "{last}");
+    let (code, msg) = verify(&d, &log, "untouched.json", "kf");
+    assert_eq!(code, 0, "{msg}");
+    let v: serde_json::Value = serde_json::from_str(&last).expect("json");
+    let kid = v["checkpoint"]["key_id"]
+        .as_str()
+        .expect("key id")
+        .to_string();
+    let edits = [
+        // A field added to the checkpoint, and one at the top level.
+        last.replacen("\"final\":true", "\"final\":true,\"operator\":\"ok\"", 1),
+        last.replacen(",\"islet\":{", ",\"reviewed\":true,\"islet\":{", 1),
+        // Whitespace: after a colon, between objects, at the end of the line.
+        last.replacen("\"final\":true", "\"final\":  true", 1),
+        last.replacen("},\"islet\"", "}, \"islet\"", 1),
+        format!("{last}\t"),
+        // A value outside the fields v1 signed: the key id.
+        last.replacen(&kid, &"0".repeat(kid.len()), 1),
+    ];
+    for (i, e) in edits.iter().enumerate() {
+        assert_ne!(e, &last);
+        let mut edited = log.clone();
+        *edited.last_mut().expect("last") = e.clone();
+        let name = format!("final-edit-{i}.json");
+        let (code, msg) = verify(&d, &edited, &name, "kf");
+        assert_eq!(code, 2, "edit {i} verified: {e}\n{msg}");
+        assert!(
+            msg.contains(&format!("{name}:{}", log.len())) && msg.contains("bad signature"),
+            "edit {i}: {msg}"
+        );
+    }
+}
+
+/// Issue 18, finding 7: a log cut exactly at a checkpoint verified, as did the first run's file
+/// alone when the second run's was deleted. Given the sensor's state directory (or the last
+/// sequence number), both are truncated.
+#[test]
+fn finding_7_a_log_cut_at_a_checkpoint_or_without_its_later_run_is_truncated() {
+    let d = dir().join("runs");
+    std::fs::create_dir_all(&d).expect("dir");
+    keys(&d, "kr");
+    let state = d.join("state");
+    let a = sensor_run(&d, "kr", "rack-12", 19, Some(&state), "day1.json");
+    let b = sensor_run(&d, "kr", "rack-12", 19, Some(&state), "day2.json");
+    let c = sensor_run(&d, "kr", "rack-12", 19, Some(&state), "day3.json");
+    let (f1, f2, f3) = (
+        d.join("day1.json"),
+        d.join("day2.json"),
+        d.join("day3.json"),
+    );
+    // The runs are one chain: the second starts after the first's final checkpoint.
+    let seq = |l: &str| {
+        serde_json::from_str::<serde_json::Value>(l).expect("json")["islet"]["seq"]
+            .as_u64()
+            .expect("seq")
+    };
+    assert_eq!(seq(&b[0]), seq(a.last().expect("a")) + 1);
+    let last_seq = seq(c.last().expect("c"));
+    let st = ["--state", p(&state)];
+    let all: [&Path; 3] = [&f1, &f2, &f3];
+    let (code, msg) = verify_with(&d, &all, "kr", &st);
+    assert_eq!(code, 0, "{msg}");
+    assert!(msg.contains("saved head"), "{msg}");
+    let n = last_seq.to_string();
+    let (code, msg) = verify_with(&d, &all, "kr", &["--expect-seq", &n]);
+    assert_eq!(code, 0, "{msg}");
+
+    // Runs deleted from the end: alone each still ends with a final checkpoint...
+    let (code, msg) = verify_with(&d, &[&f1, &f2], "kr", &[]);
+    assert_eq!(code, 0, "without the saved head this cannot be told: {msg}");
+    // ...but not where the sensor's saved head says.
+    for files in [&all[..1], &all[..2]] {
+        let (code, msg) = verify_with(&d, files, "kr", &st);
+        assert_eq!(code, 2, "{msg}");
+        assert!(
+            msg.contains("truncated") && msg.contains("missing"),
+            "{msg}"
+        );
+        assert_eq!(msg.trim().lines().count(), 1, "one line: {msg}");
+        let (code, msg) = verify_with(&d, files, "kr", &["--expect-seq", &n]);
+        assert_eq!(code, 2, "{msg}");
+        assert!(msg.contains("truncated"), "{msg}");
+    }
+
+    // The last run's file cut right after one of its middle checkpoints.
+    let cp = (0..c.len() - 1)
+        .rev()
+        .find(|&i| c[i].contains("\"event_type\":\"checkpoint\""))
+        .expect("a middle checkpoint");
+    let cut = d.join("day3-cut.json");
+    std::fs::write(&cut, c[..=cp].join("\n") + "\n").expect("write");
+    // Resumed runs: the verifier needs the whole chain or --partial.
+    let (code, msg) = verify_with(&d, &[&f1, &f2, &cut], "kr", &st);
+    assert_eq!(code, 2, "{msg}");
+    assert!(
+        msg.contains("day3-cut.json") && msg.contains("truncated"),
+        "{msg}"
+    );
+    let (code, msg) = verify_with(&d, &[&cut], "kr", &["--partial", "--state", p(&state)]);
+    assert_eq!(code, 2, "{msg}");
+    assert!(msg.contains("truncated"), "{msg}");
+
+    // A log going on past the expected end, and a state directory without a head.
+    let (code, msg) = verify_with(
+        &d,
+        &all,
+        "kr",
+        &["--expect-seq", &(last_seq - 3).to_string()],
+    );
+    assert_eq!(code, 2, "{msg}");
+    let empty = d.join("no-state");
+    std::fs::create_dir_all(&empty).expect("dir");
+    let (code, msg) = verify_with(&d, &all, "kr", &["--state", p(&empty)]);
+    assert_eq!(code, 2, "{msg}");
+    assert!(msg.contains("no saved chain head"), "{msg}");
 }
