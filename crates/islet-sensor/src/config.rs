@@ -92,6 +92,11 @@ impl Default for LiveSection {
     }
 }
 
+/// Where `islet run` keeps the policy state when a key is pinned and neither
+/// `--policy-state` nor `[policy] state_dir` names one: rollback protection does not depend
+/// on remembering a flag.
+pub const DEFAULT_POLICY_STATE_DIR: &str = "/var/lib/islet/policy";
+
 /// `[policy]`
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -104,7 +109,9 @@ pub struct PolicySection {
     /// The workload inventory (islet TOML or a Kubernetes pod list).
     pub inventory: Option<std::path::PathBuf>,
     /// Where the active bundle is kept: a rejected bundle leaves it in force, and versions
-    /// below it are refused.
+    /// below it are refused. Unset: `islet run` with a pinned key uses
+    /// [`DEFAULT_POLICY_STATE_DIR`]; `islet read` keeps none and says it cannot refuse a
+    /// rollback.
     pub state_dir: Option<std::path::PathBuf>,
     /// Addresses whose DNS-learned names each worker keeps (for `fqdn` peers and derived
     /// identities); the least recently learned go first.

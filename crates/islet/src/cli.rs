@@ -313,7 +313,8 @@ pub(crate) struct ReadArgs {
     #[arg(long)]
     pub inventory: Option<PathBuf>,
     /// Policy state directory: the active bundle stays in force when `--policy` is rejected,
-    /// and older versions are refused.
+    /// and older versions are refused. Without one, a pinned bundle is verified but a rollback
+    /// to an older signed version cannot be refused (said once on stderr).
     #[arg(long = "policy-state")]
     pub policy_state: Option<PathBuf>,
     /// Record format: eve or ocsf (overrides output.format).
@@ -407,6 +408,8 @@ pub(crate) struct RunArgs {
     pub pubkeys: Vec<PathBuf>,
     #[arg(long)]
     pub inventory: Option<PathBuf>,
+    /// Policy state directory (overrides policy.state_dir). With a key pinned, a state is
+    /// always kept: by default in /var/lib/islet/policy.
     #[arg(long = "policy-state")]
     pub policy_state: Option<PathBuf>,
     /// Record format: eve or ocsf.

@@ -53,7 +53,8 @@ pub(crate) fn sign(a: &PolicySignArgs) -> Result<(), Failure> {
         &a.not_after,
         nb.saturating_add(i64::from(a.valid_days).saturating_mul(86_400 * 1_000_000_000)),
     )?;
-    let info = bundle::sign(&a.bundle, &key, a.version, nb, na).map_err(Failure::Input)?;
+    let info = bundle::sign(&a.bundle, &key, a.version, nb, na)
+        .map_err(|e| Failure::Input(e.to_string()))?;
     println!(
         "signed {}: version {}, valid {} to {}, manifest sha256 {}, key {}",
         a.bundle.display(),
@@ -69,36 +70,42 @@ pub(crate) fn sign(a: &PolicySignArgs) -> Result<(), Failure> {
 pub(crate) fn verify(a: &PolicyVerifyArgs) -> Result<(), Failure> {
     let keys = pinned_keys(&a.pubkeys)?;
     let now = now_ns();
+    let bad = |e: bundle::BundleError| Failure::Input(e.to_string());
     match &a.state {
         None => {
-            let info = bundle::verify(&a.bundle, &keys, now, None).map_err(Failure::Input)?;
+            // Verified as it would be loaded: every listed file read, hashed and parsed.
+            let v = bundle::verify_bundle(&a.bundle, &keys, now, None).map_err(bad)?;
+            v.policy().map_err(bad)?;
             println!(
                 "valid: version {}, manifest sha256 {}, signed by key {}",
-                info.version, info.hash, info.key_id
+                v.info.version, v.info.hash, v.info.key_id
             );
             Ok(())
         }
         Some(dir) => match State::new(dir).load(&a.bundle, &keys, now) {
-            Outcome::Accepted(info) => {
+            Outcome::Accepted(v) => {
                 println!(
                     "valid and now active: version {}, manifest sha256 {}, signed by key {}",
-                    info.version, info.hash, info.key_id
+                    v.info.version, v.info.hash, v.info.key_id
                 );
                 Ok(())
             }
-            Outcome::Rejected { reason, active } => {
-                let keep = match active {
-                    Some((_, i)) => format!(
-                        "; the active bundle (version {}, sha256 {}) stays in force",
-                        i.version, i.hash
-                    ),
-                    None => "; no bundle is active".to_string(),
-                };
-                Err(Failure::Input(format!(
-                    "policy bundle rejected: {reason}{keep}"
-                )))
-            }
+            Outcome::Rejected { reason, active } => Err(Failure::Input(format!(
+                "policy bundle rejected: {reason}{}",
+                keeps(active.as_ref())
+            ))),
         },
+    }
+}
+
+/// What stays in force after a rejection.
+fn keeps(active: Option<&bundle::Verified>) -> String {
+    match active {
+        Some(v) => format!(
+            "; the active bundle (version {}, sha256 {}) stays in force",
+            v.info.version, v.info.hash
+        ),
+        None => "; no bundle is active".to_string(),
     }
 }
 
@@ -293,17 +300,32 @@ fn peer(p: &Peer) -> String {
     }
 }
 
+/// How a command loads its policy: `islet read` keeps no state unless told to; `islet run`
+/// keeps one by default, so that rollback protection does not depend on a flag.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Loading {
+    /// The state directory used when a key is pinned and none is given.
+    pub default_state: Option<PathBuf>,
+    /// Decide, but change no state (`islet run --check-config`).
+    pub check_only: bool,
+}
+
 /// What `islet read --policy` judges with, and the EVE lines to write before the flows (a
 /// bundle refused while the active one stays in force). Fail-closed: with keys pinned, the
-/// bundle must verify (or, with `--policy-state`, the active bundle is used and the rejection
+/// bundle must verify (or, with a policy state, the active bundle is used and the rejection
 /// reported on stderr and as a `policy` event); with none pinned, an unsigned policy is
-/// accepted with a warning.
+/// accepted with a warning. The policy is parsed from the bytes that were verified.
 pub(crate) fn for_read(
     a: &crate::cli::ReadArgs,
     cfg: &islet_sensor::config::PolicySection,
+    how: &Loading,
 ) -> Result<(Option<islet_sensor::policy::PolicyRuntime>, Vec<u8>), Failure> {
     // The command line overrides `[policy]`; pinned keys add up.
-    let policy_state = a.policy_state.clone().or_else(|| cfg.state_dir.clone());
+    let policy_state = a
+        .policy_state
+        .clone()
+        .or_else(|| cfg.state_dir.clone())
+        .or_else(|| how.default_state.clone());
     let inventory = a.inventory.clone().or_else(|| cfg.inventory.clone());
     let pubkeys: Vec<PathBuf> = cfg.pubkeys.iter().chain(&a.pubkeys).cloned().collect();
     let Some(candidate) = a.policy.as_ref().or(cfg.bundle.as_ref()) else {
@@ -318,53 +340,64 @@ pub(crate) fn for_read(
     let mut events = Vec::new();
     let keys = pinned_keys(&pubkeys)?;
     let now = now_ns();
-    let (dir, info) = if keys.is_empty() {
+    let bad = |e: bundle::BundleError| Failure::Input(format!("policy bundle rejected: {e}"));
+    let (policy, info) = if keys.is_empty() {
         eprintln!(
             "islet: warning: policy: no public key is pinned; {} is used unverified (pin keys with --pubkey)",
             candidate.display()
         );
-        (candidate.clone(), None)
+        (import::load(candidate).map_err(Failure::Input)?, None)
     } else {
-        match &policy_state {
+        let v = match &policy_state {
             None => {
-                let info = bundle::verify(candidate, &keys, now, None)
-                    .map_err(|e| Failure::Input(format!("policy bundle rejected: {e}")))?;
-                (candidate.clone(), Some(info))
+                eprintln!(
+                    "islet: warning: policy: no --policy-state: the bundle's version is not compared with one accepted before, so an older signed bundle (a rollback) cannot be refused; give --policy-state DIR (or [policy] state_dir)"
+                );
+                bundle::verify_bundle(candidate, &keys, now, None).map_err(bad)?
             }
-            Some(st) => match State::new(st).load(candidate, &keys, now) {
-                Outcome::Accepted(info) => (candidate.clone(), Some(info)),
-                Outcome::Rejected {
-                    reason,
-                    active: Some((d, info)),
-                } => {
-                    eprintln!(
-                        "islet: policy bundle rejected: {reason}; the active bundle (version {}, sha256 {}) stays in force",
-                        info.version, info.hash
-                    );
-                    islet_event::alert::write_policy_rejected(
-                        &mut events,
-                        &islet_event::PolicyRejected {
-                            ts_ns: u64::try_from(now).unwrap_or(0),
-                            bundle: &candidate.display().to_string(),
-                            reason: &reason.to_string(),
-                            active_version: info.version,
-                            active_hash: &info.hash,
-                        },
-                    );
-                    (d, Some(info))
+            Some(st) => {
+                let state = State::new(st);
+                let outcome = if how.check_only {
+                    state.check(candidate, &keys, now)
+                } else {
+                    state.load(candidate, &keys, now)
+                };
+                match outcome {
+                    Outcome::Accepted(v) => v,
+                    Outcome::Rejected {
+                        reason,
+                        active: Some(v),
+                    } => {
+                        eprintln!(
+                            "islet: policy bundle rejected: {reason}; the active bundle (version {}, sha256 {}) stays in force",
+                            v.info.version, v.info.hash
+                        );
+                        islet_event::alert::write_policy_rejected(
+                            &mut events,
+                            &islet_event::PolicyRejected {
+                                ts_ns: u64::try_from(now).unwrap_or(0),
+                                bundle: &candidate.display().to_string(),
+                                reason: &reason.to_string(),
+                                active_version: v.info.version,
+                                active_hash: &v.info.hash,
+                            },
+                        );
+                        v
+                    }
+                    Outcome::Rejected {
+                        reason,
+                        active: None,
+                    } => {
+                        return Err(Failure::Input(format!(
+                            "policy bundle rejected: {reason}; no bundle is active"
+                        )));
+                    }
                 }
-                Outcome::Rejected {
-                    reason,
-                    active: None,
-                } => {
-                    return Err(Failure::Input(format!(
-                        "policy bundle rejected: {reason}; no bundle is active"
-                    )));
-                }
-            },
-        }
+            }
+        };
+        // The bytes that were verified are the bytes parsed: the directory is not read again.
+        (v.policy().map_err(bad)?, Some(v.info))
     };
-    let policy = import::load(&dir).map_err(Failure::Input)?;
     for u in &policy.unsupported {
         eprintln!("islet: warning: policy: {u}");
     }
@@ -382,7 +415,7 @@ pub(crate) fn for_read(
     }
     if !a.quiet {
         eprintln!(
-            "islet: policy: {} rules in {} tiers, {} workloads{}",
+            "islet: policy: {} rules in {} tiers, {} workloads{}{}",
             engine.policy.rules.len(),
             engine.policy.tiers.len(),
             engine.inventory.workloads.len(),
@@ -390,6 +423,10 @@ pub(crate) fn for_read(
                 format!(", bundle version {}", engine.bundle_version)
             } else {
                 String::new()
+            },
+            match (&policy_state, keys.is_empty()) {
+                (Some(st), false) => format!(", rollback state {}", st.display()),
+                _ => String::new(),
             }
         );
     }

@@ -78,7 +78,7 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
         Some((rt, q)) => (Some(rt), q),
         None => (None, None),
     };
-    let (policy, policy_events) = crate::policy::for_read(a, &cfg.policy)?;
+    let (policy, policy_events) = crate::policy::for_read(a, &cfg.policy, &Default::default())?;
     let OpenedOutput {
         mut out,
         destinations,

@@ -34,6 +34,16 @@ fn as_read(a: &RunArgs) -> ReadArgs {
     }
 }
 
+/// How `islet run` loads its policy: with a key pinned, the rollback state is kept even when
+/// neither `--policy-state` nor `[policy] state_dir` names it, in
+/// [`islet_sensor::config::DEFAULT_POLICY_STATE_DIR`]; `--check-config` changes no state.
+fn loading(check_only: bool) -> crate::policy::Loading {
+    crate::policy::Loading {
+        default_state: Some(islet_sensor::config::DEFAULT_POLICY_STATE_DIR.into()),
+        check_only,
+    }
+}
+
 /// The live settings: the configuration's `[live]`, overridden by the command line.
 fn live_config(cfg: &SensorConfig, a: &RunArgs) -> Result<LiveConfig, Failure> {
     let l = &cfg.live;
@@ -151,7 +161,8 @@ pub(crate) fn run(a: &RunArgs) -> Result<(), Failure> {
         Some((rt, q)) => (Some(rt), q),
         None => (None, None),
     };
-    let (mut policy, policy_events) = crate::policy::for_read(&ra, &cfg.policy)?;
+    let (mut policy, policy_events) =
+        crate::policy::for_read(&ra, &cfg.policy, &loading(a.check_config))?;
     if a.check_config {
         println!(
             "islet: configuration OK: {} {}, {} workers, policy {}, intel {}, offload {}",
@@ -399,7 +410,7 @@ fn reload(
     intel: Option<&islet_intel::feed::IntelRuntime>,
 ) {
     if let Some(rt) = policy {
-        match crate::policy::for_read(ra, &cfg.policy) {
+        match crate::policy::for_read(ra, &cfg.policy, &loading(false)) {
             Ok((Some(new), _)) => {
                 let e = new.engine.load_full();
                 eprintln!(
