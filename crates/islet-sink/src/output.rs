@@ -171,7 +171,8 @@ impl Output {
                 clean,
                 pending,
             }
-            .store(p)?;
+            .store(p)
+            .map_err(|e| PathError::wrap(p, e))?;
         }
         Ok(())
     }
@@ -297,5 +298,43 @@ impl Write for Output {
             FileOut::Stream(w) => w.flush(),
             FileOut::Rotating(f) => f.flush(),
         }
+    }
+}
+
+/// An I/O error on a file other than the output itself (the chain's saved head, in the state
+/// or spool directory): it names that file, so a full disk under the spool is not reported
+/// as a failure of the EVE file.
+#[derive(Debug)]
+pub struct PathError {
+    pub path: std::path::PathBuf,
+    pub source: std::io::Error,
+}
+
+impl PathError {
+    fn wrap(path: &std::path::Path, source: std::io::Error) -> std::io::Error {
+        std::io::Error::new(
+            source.kind(),
+            PathError {
+                path: path.to_path_buf(),
+                source,
+            },
+        )
+    }
+
+    /// The `PathError` inside an I/O error, if it carries one.
+    pub fn of(e: &std::io::Error) -> Option<&PathError> {
+        e.get_ref()?.downcast_ref::<PathError>()
+    }
+}
+
+impl std::fmt::Display for PathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for PathError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
     }
 }

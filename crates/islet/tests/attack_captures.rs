@@ -24,7 +24,11 @@ fn records(pcap: &[u8]) -> Vec<(u32, u32, Vec<u8>)> {
     let mut out = Vec::new();
     let mut at = 24;
     while at + 16 <= pcap.len() {
-        let (s, frac, cap) = (le(&pcap[at..]), le(&pcap[at + 4..]), le(&pcap[at + 8..]) as usize);
+        let (s, frac, cap) = (
+            le(&pcap[at..]),
+            le(&pcap[at + 4..]),
+            le(&pcap[at + 8..]) as usize,
+        );
         out.push((s, frac / per_us, pcap[at + 16..at + 16 + cap].to_vec()));
         at += 16 + cap;
     }
@@ -182,4 +186,57 @@ fn finding8_a_file_cut_inside_its_last_block_is_still_a_warning() {
         assert!(err.contains("truncated last record"), "{err}");
         assert_eq!(packets(&o), offsets.len() as u64 - 1, "{err}");
     }
+}
+
+/// Issue 18, finding 9: with the Forward spool on a full disk, the final error named the EVE
+/// output file. The spool goes on a tmpfs of 128 KiB and the receiver is down, so the records
+/// are spooled until the disk is full: the failure must name the file in the spool, not `-o`.
+/// Needs root (mount); skips with a reason otherwise.
+#[test]
+fn finding9_a_full_spool_disk_is_named_in_the_error() {
+    if !islet_testkit::netns_or_skip("finding9_full_disk") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mnt = dir.path().join("full");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=128k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .expect("mount");
+    assert!(st.success(), "mount tmpfs");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let (file, _) = scenario(dir.path());
+    let pcap = write(dir.path(), "s.pcapng", &file);
+    let eve = dir.path().join("eve.json");
+    // A port nobody listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = dead.local_addr().expect("addr").port();
+    drop(dead);
+    let o = Command::new(BIN)
+        .args(["read", "-q", "-o"])
+        .arg(&eve)
+        .args(["--forward", &format!("127.0.0.1:{port}"), "--forward-spool"])
+        .arg(&mnt)
+        .arg(&pcap)
+        .output()
+        .expect("read");
+    let err = String::from_utf8_lossy(&o.stderr);
+    eprintln!("finding9 full spool: {err}");
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains(&mnt.display().to_string()),
+        "the spool's file is named: {err}"
+    );
+    assert!(
+        !err.contains(&format!("{}:", eve.display())),
+        "not the EVE file: {err}"
+    );
 }

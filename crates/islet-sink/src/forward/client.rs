@@ -510,7 +510,11 @@ impl Forwarder {
                     match saved {
                         Some(Ok(_)) => report.spooled += n,
                         Some(Err(e)) => {
-                            eprintln!("forward: spool at close: {e}; {n} records lost");
+                            let dir = self.cfg.spool_dir.as_deref().unwrap_or(Path::new(""));
+                            eprintln!(
+                                "forward: spool at close: {}: {e}; {n} records lost",
+                                dir.display()
+                            );
                             report.lost += n;
                         }
                         None => report.lost += n,
