@@ -1193,8 +1193,20 @@ impl Store for SqliteStore {
                 "a case cannot be merged into itself".into(),
             ));
         }
-        self.case_exists(into)?;
-        self.case_exists(from)?;
+        // A merge moves alerts into a live case: a case already merged elsewhere or closed
+        // takes none, and a case already merged has nothing left to give.
+        let target = self.case_exists(into)?;
+        if matches!(target, Status::Duplicated | Status::Closed) {
+            return Err(StoreError::Invalid(format!(
+                "case {into} is {}: reopen it before merging into it",
+                target.name()
+            )));
+        }
+        if self.case_exists(from)? == Status::Duplicated {
+            return Err(StoreError::Invalid(format!(
+                "case {from} is already merged into another case"
+            )));
+        }
         let tx = self.conn.transaction()?;
         tx.execute(
             "UPDATE alerts SET case_id = ?1 WHERE case_id = ?2",

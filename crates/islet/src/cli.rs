@@ -296,6 +296,10 @@ pub(crate) struct ReadArgs {
     /// read floor that throughput is compared with (docs/PERFORMANCE.md).
     #[arg(long)]
     pub raw_floor: bool,
+    /// Skip a corrupt pcapng block (resuming at the next block whose length checks out) with a
+    /// warning, instead of stopping with exit 2.
+    #[arg(long = "keep-going")]
+    pub keep_going: bool,
     /// Threat intelligence to match (MISP JSON, feed folders, STIX, lists, snapshots).
     #[arg(long)]
     pub intel: Vec<PathBuf>,
@@ -491,9 +495,16 @@ pub(crate) struct ServeArgs {
     #[arg(long = "forward-listen", default_value = "127.0.0.1:24224")]
     pub forward_listen: String,
     /// Require the Forward shared-key handshake with this key (the PING hostname then names
-    /// the sensor).
+    /// the sensor). Prefer --forward-key-file: a command line is visible to every local user.
     #[arg(long = "forward-shared-key")]
     pub forward_shared_key: Option<String>,
+    /// File holding the Forward shared key (its first line).
+    #[arg(long = "forward-key-file", conflicts_with = "forward_shared_key")]
+    pub forward_key_file: Option<PathBuf>,
+    /// Serve the Forward receiver without a shared key: anyone who reaches it can write
+    /// evidence. Accepted only on a loopback address.
+    #[arg(long = "forward-unauthenticated")]
+    pub forward_unauthenticated: bool,
     /// PEM certificate chain: the console and the Forward receiver speak TLS.
     #[arg(long = "tls-cert")]
     pub tls_cert: Option<PathBuf>,

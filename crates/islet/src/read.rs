@@ -70,6 +70,7 @@ pub(crate) fn config(a: &ReadArgs) -> Result<SensorConfig, Failure> {
 pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
     let cfg = config(a)?;
     let mut source = PcapFiles::open(&a.pcaps).map_err(|e| Failure::Input(e.to_string()))?;
+    source.set_keep_going(a.keep_going);
     if a.raw_floor {
         return raw_floor(&mut source);
     }
@@ -129,9 +130,11 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
         Err(RunError::Capture(_, s)) => note_totals(&metrics, s),
         Err(_) => {}
     }
-    let fin = out
-        .finish()
-        .map_err(|e| Failure::Runtime(format!("{}: {e}", a.output)))?;
+    let fin = out.finish().map_err(|e| match islet_sink::output::PathError::of(&e) {
+        // The error names its own file (the chain state in the state or spool directory).
+        Some(p) => Failure::Runtime(p.to_string()),
+        None => Failure::Runtime(format!("{}: {e}", a.output)),
+    })?;
     report_delivery(&fin, &destinations)?;
     match result {
         Ok(s) => {
