@@ -388,3 +388,101 @@ fn finding9_revocation_throttling_and_login_csrf() {
     assert!(h.starts_with("http/1.1 303"), "our own form: {h}");
     assert!(h.contains("set-cookie: islet_token="), "{h}");
 }
+
+/// A slowloris sender (a request head trickled a line every 300 ms, never finished) is cut
+/// once the head has taken longer than its 10 s bound; other clients are answered meanwhile.
+/// Before, the console had no head timeout: the connection stayed open as long as it trickled.
+#[test]
+fn finding3_a_request_head_that_never_completes_is_cut() {
+    use std::io::Write as _;
+    if !islet_testkit::tool_or_skip("finding3_slowloris", "curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let console = Serve::start(BIN, &data, "off", &[], &[]);
+    let mut slow: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut s = TcpStream::connect(&console.http).expect("connect");
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .expect("write");
+            s.set_read_timeout(Some(Duration::from_millis(1)))
+                .expect("timeout");
+            s
+        })
+        .collect();
+    let started = Instant::now();
+    let mut cut_at = None;
+    let mut worst: f64 = 0.0;
+    while started.elapsed() < Duration::from_secs(25) {
+        std::thread::sleep(Duration::from_millis(300));
+        let mut open = 0;
+        for s in &mut slow {
+            let alive = s.write_all(b"X-Slow: 1\r\n").is_ok() && {
+                let mut b = [0u8; 256];
+                !matches!(s.read(&mut b), Ok(_))
+            };
+            open += usize::from(alive);
+        }
+        let (h, took) = curl(None, &[&format!("http://{}/healthz", console.http)]);
+        assert!(h.starts_with("http/1.1 200"), "{h}");
+        worst = worst.max(took);
+        if open == 0 {
+            cut_at = Some(started.elapsed());
+            break;
+        }
+    }
+    let cut = cut_at.expect("the trickling heads were cut");
+    eprintln!(
+        "finding3 slowloris: 20 trickled heads cut after {cut:?}; other clients answered in ≤ {worst:.3} s"
+    );
+    assert!(cut >= Duration::from_secs(9), "cut too early: {cut:?}");
+}
+
+/// The console's own Forward port with 1,000 silent connections: a sensor with the key still
+/// delivers, and memory stays within the budget before and after they close.
+#[test]
+fn finding4_console_forward_port_serves_a_sensor_past_1000_silent_connections() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let keyf = dir.path().join("forward.key");
+    std::fs::write(&keyf, "k-1000-idle\n").expect("write");
+    let console = Serve::start(
+        BIN,
+        &data,
+        "127.0.0.1:0",
+        &["--forward-key-file", keyf.to_str().expect("utf8")],
+        &[],
+    );
+    let pid = console.child.id();
+    let held = idle(&console.forward, 1000);
+    let pcap = dir.path().join("scan.pcap");
+    assert!(
+        Command::new(BIN)
+            .args(["synth", "--profile", "scan", "-o"])
+            .arg(&pcap)
+            .status()
+            .expect("synth")
+            .success()
+    );
+    let t = Instant::now();
+    let o = Command::new(BIN)
+        .arg("read")
+        .arg(&pcap)
+        .args(["-o", "/dev/null", "-q", "--forward", &console.forward])
+        .args(["--forward-shared-key", "k-1000-idle"])
+        .output()
+        .expect("read");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let took = t.elapsed();
+    let (peak, now) = rss_kb(pid);
+    eprintln!(
+        "finding4: sensor delivered past 1,000 silent Forward connections in {took:?}; console RSS {now} kB, peak {peak} kB"
+    );
+    assert!(peak < 256 * 1024, "peak RSS {peak} kB");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(500));
+    let (peak, now) = rss_kb(pid);
+    eprintln!("finding4: after they closed: RSS {now} kB, peak {peak} kB");
+    assert!(peak < 256 * 1024, "peak RSS {peak} kB");
+}
