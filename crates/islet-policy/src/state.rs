@@ -202,6 +202,7 @@ impl State {
         let tmp = self.dir.join("active.new");
         remove_tree(&tmp).map_err(|e| io("active.new", e))?;
         std::fs::create_dir(&tmp).map_err(|e| io("active.new", e))?;
+        self.adopt(&tmp);
         let files = [
             (bundle::MANIFEST, &v.manifest),
             (bundle::SIGNATURE, &v.signature),
@@ -213,6 +214,7 @@ impl State {
             f.write_all(bytes)
                 .and_then(|()| f.sync_all())
                 .map_err(|e| io(name, e))?;
+            self.adopt(&tmp.join(name));
         }
         let rec = ActiveRecord {
             version: v.info.version,
@@ -232,6 +234,19 @@ impl State {
         remove_tree(&old).map_err(|e| io("active.old", e))
     }
 
+    /// Give an entry we created the state directory's owner, so that a sensor started as root
+    /// and running as `live.user` (the directory's owner) can replace it at a reload. Best
+    /// effort: without the right to, the entry stays ours.
+    fn adopt(&self, p: &Path) {
+        use std::os::unix::fs::MetadataExt as _;
+        let (Ok(d), Ok(m)) = (std::fs::metadata(&self.dir), std::fs::symlink_metadata(p)) else {
+            return;
+        };
+        if (m.uid(), m.gid()) != (d.uid(), d.gid()) {
+            let _ = std::os::unix::fs::lchown(p, Some(d.uid()), Some(d.gid()));
+        }
+    }
+
     fn write_record(&self, name: &str, rec: &ActiveRecord) -> Result<(), BundleError> {
         use std::io::Write as _;
         let shown = bundle::shown(&self.dir);
@@ -248,6 +263,7 @@ impl State {
         f.write_all(&bytes)
             .and_then(|()| f.sync_all())
             .map_err(io)?;
+        self.adopt(&tmp);
         std::fs::rename(&tmp, self.dir.join(name)).map_err(io)
     }
 }

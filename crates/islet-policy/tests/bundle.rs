@@ -401,3 +401,26 @@ fn check_changes_no_state() {
     accepted(s.check(&signed("check-only-v1", 1), &[key().1], NOW));
     assert!(!st.join("active.json").exists());
 }
+
+#[test]
+fn entries_written_as_root_take_the_state_directory_owner() {
+    use std::os::unix::fs::MetadataExt as _;
+    let st = tmp("owner");
+    let nobody = 65_534;
+    // Only root can give a file away; elsewhere there is nothing to check.
+    if std::os::unix::fs::chown(&st, Some(nobody), Some(nobody)).is_err() {
+        eprintln!("not root: skipped");
+        return;
+    }
+    let s = State::new(&st);
+    accepted(s.load(&signed("owner-v1", 1), &[key().1], NOW));
+    for p in [
+        st.join("active"),
+        st.join("active").join("10-app.toml"),
+        st.join("active.json"),
+        st.join("highest.json"),
+    ] {
+        let m = std::fs::symlink_metadata(&p).expect("meta");
+        assert_eq!((m.uid(), m.gid()), (nobody, nobody), "{}", p.display());
+    }
+}
