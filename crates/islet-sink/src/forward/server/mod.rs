@@ -40,7 +40,8 @@ pub use codec::ServerCodec;
 pub use receiver::Receiver;
 
 /// What a receiver accepts, and the bounds it keeps. The defaults hold a receiver under attack
-/// to about 200 MiB (`max_memory` plus a few tens of KiB per connection).
+/// under 256 MiB: `max_memory` (96 MiB) plus about 110 KiB per open connection (a thread's
+/// stack pages and its allocator heap; 1,024 connections at most).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Require the shared-key handshake with this key.
@@ -76,7 +77,7 @@ pub struct ServerConfig {
     /// Memory one connection may hold: its receive buffer, inflated entries and the estimated
     /// size of its decoded events. Default 64 MiB.
     pub max_connection_memory: usize,
-    /// Memory all connections together may hold, counted as for one. Default 128 MiB.
+    /// Memory all connections together may hold, counted as for one. Default 96 MiB.
     pub max_memory: usize,
 }
 
@@ -98,7 +99,7 @@ impl Default for ServerConfig {
             frame_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(10),
             max_connection_memory: 64 << 20,
-            max_memory: 128 << 20,
+            max_memory: 96 << 20,
         }
     }
 }

@@ -173,17 +173,22 @@ fn accept_loop(
             }
         };
         // Refused: dropped here, closed at once.
-        let Ok(ticket) = gate.admit(&s, peer.ip()) else {
+        // An IPv4 peer on a dual-stack socket is one peer, whichever way it is written.
+        let Ok(ticket) = gate.admit(&s, peer.ip().to_canonical()) else {
             continue;
         };
         stats.connections.fetch_add(1, Ordering::Relaxed);
+        // Made here, so that a connection that stays silent allocates nothing in its own
+        // thread (a thread's first allocation sets up an allocator heap of its own, ~100 KiB).
+        let (codec, greeting) = ServerCodec::with_stats(cfg.clone(), stats.clone());
         let (cfg, handler, stats, tls) = (cfg.clone(), handler.clone(), stats.clone(), tls.clone());
         // If the thread cannot be made, the ticket and socket are dropped with the closure.
         let _ = std::thread::Builder::new()
             .name("forward-conn".into())
             .stack_size(CONN_STACK)
             .spawn(move || {
-                if let Err(e) = serve(s, &cfg, tls, &handler, &stats, &ticket) {
+                let hello = (codec, greeting);
+                if let Err(e) = serve(s, hello, &cfg, tls, &handler, &stats, &ticket) {
                     eprintln!("forward receiver: {peer}: closing: {e}");
                     stats.count_closed(e.reason());
                 }
@@ -195,6 +200,7 @@ fn accept_loop(
 /// One connection, until it ends, fails or misses a deadline (`Ok` when the peer went away).
 fn serve(
     s: TcpStream,
+    (mut codec, greeting): (ServerCodec, Option<Vec<u8>>),
     cfg: &Arc<ServerConfig>,
     tls: Option<Arc<rustls::ServerConfig>>,
     handler: &Handler,
@@ -213,7 +219,6 @@ fn serve(
         },
         None => Conn::Plain(s),
     };
-    let (mut codec, greeting) = ServerCodec::with_stats(cfg.clone(), stats.clone());
     if let Some(g) = greeting
         && let Err(e) = conn.send(&g)
     {
