@@ -4,8 +4,10 @@
 //! the same record (sequence number and SHA-256) is kept already — in the store or earlier in the
 //! batch — and is handed on for the store to drop as a duplicate; otherwise it is refused:
 //! not stored, counted, and alerted (once per sensor and batch, so a flood of them costs one
-//! alert per commit). The one exception is a gap record declaring records up to or past the
-//! head (a sensor restarted after an unclean stop declares what it may not have delivered).
+//! alert per commit). The exceptions are gap records: one declaring records up to or past the
+//! head (a sensor restarted after an unclean stop declares what it may not have delivered), and
+//! one wholly behind the head whose neighbours — the record before it and the last it declares
+//! — are both kept (a Forward client restarted after a crash declares records that had arrived).
 //!
 //! A new chain (seq 1 from genesis) from a sensor whose chain is further on is stored, alerted
 //! (`chain_restart`) and marks the chain `unlinked`: a sensor keeping its saved head continues
@@ -228,6 +230,28 @@ fn check(
             c.next_seq = gap_last + 1;
             c.prev = hash_of(&g["resume_prev"]).unwrap_or(GENESIS);
             return Ok(Verdict::Keep(alert));
+        }
+        if et == "gap"
+            && g["first_seq"].as_u64() == Some(seq)
+            && gap_last >= seq
+            && !matches!(sig, Some(Err(_)))
+        {
+            // A gap wholly behind the head (a Forward client restarted after a crash declares
+            // what it had in memory; the console had received it all): harmless when it fits
+            // the chain kept — the record before it and the last it declares are both kept.
+            let before_kept = match (seq, prev) {
+                (1, Some(p)) => p == GENESIS,
+                (_, Some(p)) => (cx.kept)(s, seq - 1, &p).map_err(|e| e.to_string())?,
+                _ => false,
+            };
+            let resume = hash_of(&g["resume_prev"]);
+            let last_kept = match resume {
+                Some(h) => (cx.kept)(s, gap_last, &h).map_err(|e| e.to_string())?,
+                None => false,
+            };
+            if before_kept && last_kept {
+                return Ok(Verdict::Keep(None));
+            }
         }
         if seq == 1 && prev == Some(GENESIS) {
             let text = format!(

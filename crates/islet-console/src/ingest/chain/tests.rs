@@ -263,3 +263,33 @@ fn an_overlapping_gap_after_an_unclean_stop_is_accepted() {
     let h = c.head();
     assert_eq!((h.chain.as_str(), h.next_seq), ("ok", 13), "{h:?}");
 }
+
+/// A Forward client restarted after a crash declares records it had in memory, which the
+/// console had received already (and more after them): the gap fits the kept chain and is
+/// taken as it is; one that does not fit is refused.
+#[test]
+fn a_gap_wholly_behind_the_head_is_kept_when_it_fits_the_chain() {
+    let c = console();
+    let (log, _) = run(Head::default(), 14, "a");
+    c.send(&log);
+    let hash = |i: usize| -> [u8; 32] { Sha256::digest(&log[i]).into() };
+    let sealer = Sealer::new(
+        ChainConfig {
+            sensor: SENSOR.into(),
+            ..ChainConfig::default()
+        },
+        Some(key()),
+    );
+    // Records 5..8 declared lost: record 4 before them, record 8 the last.
+    let mut gap = Vec::new();
+    sealer.gap_record(5, 8, &hash(3), &hash(7), "client restarted", &mut gap);
+    let r = c.send(&lines(&gap));
+    assert_eq!(r.stored, 1, "{r:?}");
+    assert_eq!(c.head().chain, "ok");
+    // The same range resuming at a record that is not record 8: refused.
+    let mut bad = Vec::new();
+    sealer.gap_record(5, 8, &hash(3), &hash(9), "client restarted", &mut bad);
+    let r = c.send(&lines(&bad));
+    assert_eq!(r.stored, 1, "only the alert: {r:?}");
+    assert_eq!(c.head().chain, "broken");
+}
