@@ -233,18 +233,22 @@ async fn connection(
     close: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    match tls {
-        None => http(stream, peer, router, limits, stats, conn, close).await,
-        Some(acceptor) => {
-            match tokio::time::timeout(limits.handshake, acceptor.accept(stream)).await {
-                Ok(Ok(t)) => http(t, peer, router, limits, stats, conn, close).await,
-                Ok(Err(_)) => {
-                    stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(_) => {
-                    stats.handshake_timeouts.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+    let Some(acceptor) = tls else {
+        return http(stream, peer, router, limits, stats, conn, close).await;
+    };
+    // A connection still in its handshake when the console stops is simply closed.
+    let mut stopping = close.clone();
+    let handshake = tokio::select! {
+        r = tokio::time::timeout(limits.handshake, acceptor.accept(stream)) => r,
+        _ = stopping.changed() => return,
+    };
+    match handshake {
+        Ok(Ok(t)) => http(t, peer, router, limits, stats, conn, close).await,
+        Ok(Err(_)) => {
+            stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(_) => {
+            stats.handshake_timeouts.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

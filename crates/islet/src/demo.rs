@@ -185,6 +185,9 @@ fn console(a: &DemoArgs) -> Result<(), Failure> {
             quiet: true,
             forward: vec![forward.clone()],
             forward_shared_key: Some(key.clone()),
+            // One sensor, one chain: each run continues where the last one ended, so the
+            // console sees one linked chain rather than restarts.
+            state_dir: Some(a.dir.join("sensor-state")),
             intel,
             ..ReadArgs::default()
         };
