@@ -2,14 +2,19 @@
 //!
 //! Counters are atomics written by their owners (the pipeline's totals, the output stage's
 //! events per type, each forwarder's delivery figures) and read when the endpoint is scraped.
-//! The endpoint is a minimal HTTP/1.1 responder for `GET /metrics` on its own thread, bound to
-//! the address the operator gives (loopback by default).
+//! The endpoint is a minimal HTTP/1.1 responder for `GET /metrics`, bound to the address the
+//! operator gives (loopback by default). Its listener keeps the bounds of every islet listener
+//! (issue 18): the accept loop only admits, each request is read on its own small thread
+//! within a deadline, connections are capped in total and per peer address, and what was
+//! refused is counted in its own output.
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::forward::server::gate::{Gate, GateStats, Limits, Ticket};
 
 use crate::forward::{ForwardStats, LATENCY_BUCKETS};
 
@@ -317,12 +322,83 @@ impl Metrics {
     }
 }
 
-/// A running metrics endpoint.
+/// Scrapes served at once; more are refused (or take a silent one's place). A scraper makes one
+/// request every few seconds.
+pub const METRICS_MAX_CONNECTIONS: usize = 64;
+
+/// Scrapes served at once from one address.
+pub const METRICS_MAX_PER_PEER: usize = 8;
+
+/// At a cap, a connection that has not sent its request head for this long is closed to make
+/// room for a new one.
+pub const METRICS_EVICT_AFTER: Duration = Duration::from_millis(200);
+
+/// Time from accept to the end of the request head, and for the response to be written.
+pub const METRICS_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Largest request head read; the request line is all that matters.
+pub const METRICS_MAX_HEAD: usize = 8 << 10;
+
+/// Stack of a request thread (the head is read into a buffer on it).
+const METRICS_STACK: usize = 128 << 10;
+
+/// What the endpoint itself counted (shown in its own output).
+#[derive(Debug, Default)]
+pub struct EndpointStats {
+    pub admission: Arc<GateStats>,
+    /// Requests whose head did not arrive within [`METRICS_REQUEST_TIMEOUT`].
+    pub timeouts: AtomicU64,
+    /// Request heads over [`METRICS_MAX_HEAD`].
+    pub oversized: AtomicU64,
+}
+
+impl EndpointStats {
+    fn render(&self, o: &mut String) {
+        use std::fmt::Write as _;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let a = &self.admission;
+        let _ = writeln!(
+            o,
+            "# HELP islet_metrics_refused_total Scrape connections refused at accept, by limit.\n# TYPE islet_metrics_refused_total counter"
+        );
+        for (why, v) in [
+            ("total", g(&a.refused_total)),
+            ("per_peer", g(&a.refused_per_peer)),
+            ("accept_error", g(&a.accept_errors)),
+        ] {
+            let _ = writeln!(o, "islet_metrics_refused_total{{limit=\"{why}\"}} {v}");
+        }
+        for (name, help, v) in [
+            (
+                "islet_metrics_evicted_total",
+                "Silent scrape connections closed to make room.",
+                g(&a.evicted),
+            ),
+            (
+                "islet_metrics_timeouts_total",
+                "Requests whose head did not arrive in time.",
+                g(&self.timeouts),
+            ),
+            (
+                "islet_metrics_oversized_total",
+                "Request heads over the bound.",
+                g(&self.oversized),
+            ),
+        ] {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        }
+    }
+}
+
+/// A running metrics endpoint: the accept loop only admits and hands each connection to a
+/// small thread, so a silent client holds one thread (and its place under the caps) for at most
+/// [`METRICS_REQUEST_TIMEOUT`], never the endpoint.
 #[derive(Debug)]
 pub struct MetricsServer {
     addr: std::net::SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    pub stats: Arc<EndpointStats>,
 }
 
 impl MetricsServer {
@@ -331,45 +407,111 @@ impl MetricsServer {
         let l = TcpListener::bind(addr)?;
         let local = l.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
-        let st = stop.clone();
+        let stats = Arc::new(EndpointStats::default());
+        let gate = Gate::new(
+            Limits {
+                total: METRICS_MAX_CONNECTIONS,
+                per_peer: METRICS_MAX_PER_PEER,
+                evict_after: Some(METRICS_EVICT_AFTER),
+            },
+            stats.admission.clone(),
+        );
+        let (st, es) = (stop.clone(), stats.clone());
         let thread = std::thread::Builder::new()
             .name("metrics".into())
             .spawn(move || {
-                for s in l.incoming() {
+                loop {
+                    let accepted = l.accept();
                     if st.load(Ordering::SeqCst) {
                         break;
                     }
-                    let Ok(mut s) = s else { continue };
-                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
-                    // The request line is all that matters; bounded read.
-                    let mut req = [0u8; 2048];
-                    let n = s.read(&mut req).unwrap_or(0);
-                    let first = req[..n].split(|&b| b == b'\r').next().unwrap_or(&[]);
-                    let (status, body) = if first.starts_with(b"GET /metrics ")
-                        || first.starts_with(b"GET / ")
-                    {
-                        ("200 OK", m.render())
-                    } else {
-                        ("404 Not Found", "not found: GET /metrics\n".to_string())
+                    let Ok((s, peer)) = accepted else {
+                        es.admission.accept_errors.fetch_add(1, Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
                     };
-                    let _ = write!(
-                        s,
-                        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
+                    let Ok(ticket) = gate.admit(&s, peer.ip().to_canonical()) else {
+                        continue;
+                    };
+                    let (m, es) = (m.clone(), es.clone());
+                    let _ = std::thread::Builder::new()
+                        .name("metrics-request".into())
+                        .stack_size(METRICS_STACK)
+                        .spawn(move || {
+                            respond(s, &m, &es, &ticket);
+                            drop(ticket);
+                        });
                 }
             })?;
         Ok(MetricsServer {
             addr: local,
             stop,
             thread: Some(thread),
+            stats,
         })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
         self.addr
     }
+}
+
+/// Read one request head within the deadline and answer it.
+fn respond(mut s: TcpStream, m: &Metrics, es: &EndpointStats, ticket: &Ticket) {
+    let deadline = Instant::now() + METRICS_REQUEST_TIMEOUT;
+    let _ = s.set_write_timeout(Some(METRICS_REQUEST_TIMEOUT));
+    let mut head = [0u8; METRICS_MAX_HEAD];
+    let mut n = 0;
+    loop {
+        let Some(left) = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+        else {
+            es.timeouts.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let _ = s.set_read_timeout(Some(left));
+        match s.read(&mut head[n..]) {
+            Ok(0) => return,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(_) => return,
+        }
+        if memchr::memmem::find(&head[..n], b"\r\n\r\n").is_some()
+            || memchr::memmem::find(&head[..n], b"\n\n").is_some()
+        {
+            break;
+        }
+        if n == head.len() {
+            es.oversized.fetch_add(1, Ordering::Relaxed);
+            let _ = s.write_all(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            return;
+        }
+    }
+    ticket.proven.store(true, Ordering::Relaxed);
+    let first = head[..n].split(|&b| b == b'\r').next().unwrap_or(&[]);
+    let (status, body) = if first.starts_with(b"GET /metrics ") || first.starts_with(b"GET / ") {
+        let mut body = m.render();
+        es.render(&mut body);
+        ("200 OK", body)
+    } else {
+        ("404 Not Found", "not found: GET /metrics\n".to_string())
+    };
+    let _ = write!(
+        s,
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
 }
 
 impl Drop for MetricsServer {
