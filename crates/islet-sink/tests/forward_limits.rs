@@ -111,20 +111,38 @@ fn issue18_finding4_more_entries_than_the_bound_are_refused_unacked_unstored() {
 
 #[test]
 fn issue18_finding4_gzip_bombs_are_refused_with_bounded_memory() {
-    // 0.5 GiB of `[1,{}]` entries, about half a megabyte of gzip.
+    // 0.5 GiB of `[1,{}]` entries in about half a megabyte of gzip.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     let block = [0x92, 0x01, 0x80].repeat(1 << 20);
     for _ in 0..170 {
         gz.write_all(&block).expect("test setup");
     }
-    let bomb = Arc::new(packed(&gz.finish().expect("test setup"), true));
-    assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+    let entries = Arc::new(packed(&gz.finish().expect("test setup"), true));
+    assert!(entries.len() < 1 << 20, "{}", entries.len());
+    // One entry whose record holds 0.5 GiB of strings of 1 MiB (the window must grow to hold
+    // the entry, and stops at the bound).
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut head = vec![0x92, 0x01, 0xdf];
+    head.extend_from_slice(&512u32.to_be_bytes());
+    gz.write_all(&head).expect("test setup");
+    let value = vec![b'a'; 1 << 20];
+    for i in 0..512u32 {
+        let mut kv = vec![0xce];
+        kv.extend_from_slice(&i.to_be_bytes());
+        kv.push(0xdb);
+        kv.extend_from_slice(&(1u32 << 20).to_be_bytes());
+        gz.write_all(&kv).expect("test setup");
+        gz.write_all(&value).expect("test setup");
+    }
+    let strings = Arc::new(packed(&gz.finish().expect("test setup"), true));
+    assert!(strings.len() < 2 << 20, "{}", strings.len());
     let cfg = ServerConfig::default();
     let total = cfg.max_memory as u64;
     let (r, kept) = receiver(cfg);
     let go = Arc::new(Barrier::new(6));
     let senders: Vec<_> = (0..6)
-        .map(|_| {
+        .map(|i| {
+            let bomb = if i % 2 == 0 { &entries } else { &strings };
             let (bomb, go, mut s) = (bomb.clone(), go.clone(), connect(&r));
             std::thread::spawn(move || {
                 go.wait();

@@ -170,8 +170,15 @@ impl ServerCodec {
         if want <= self.charged {
             return Ok(());
         }
-        // Doubling, but never past what the frame may need.
-        let ceiling = want.max(self.frame_bound());
+        // Doubling, but never past what the frame is known to need (its sizer knows the
+        // length of the payload it waits for) nor past the bound.
+        let need = self.sizer.need();
+        let ceiling = if need > want {
+            need.min(self.frame_bound())
+        } else {
+            self.frame_bound()
+        }
+        .max(want);
         let cap = want
             .max(self.charged.saturating_mul(2))
             .max(INITIAL_BUF)

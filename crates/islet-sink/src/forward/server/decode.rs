@@ -1,6 +1,7 @@
 //! Decoding one complete frame into a [`Batch`], charging what it allocates to the budget
 //! first: the decoded values (counted by the sizer before decoding), the inflated entry stream
-//! (charged as it is inflated, so a gzip bomb stops at the bound), and the events.
+//! (inflated a step at a time into a window holding one entry, charged as it grows, so a gzip
+//! bomb stops at its bound), and the events.
 
 use std::io::Read as _;
 
@@ -17,7 +18,7 @@ const VALUE_COST: usize = std::mem::size_of::<Value>() + 16;
 /// What one event is charged beyond its record's values (the tag is charged separately).
 const EVENT_COST: usize = std::mem::size_of::<Event>();
 
-/// The inflated stream grows by doubling from this size.
+/// The inflated window grows by doubling from this size.
 const INFLATE_START: usize = 64 << 10;
 
 /// Inflated bytes are read this many at a time.
@@ -143,35 +144,100 @@ fn chunk_of(option: Option<&Value>) -> Result<Option<Value>, Refusal> {
         .map(|(_, v)| v.clone()))
 }
 
-/// Inflate a gzip stream (one or several members), charging the output as it grows and
-/// stopping at `max_decompressed`: the stream is never inflated unbounded.
-fn inflate(cfg: &ServerConfig, bytes: &[u8], share: &mut Share) -> Result<Vec<u8>, Refusal> {
-    let mut gz = flate2::read::MultiGzDecoder::new(bytes);
-    let mut out: Vec<u8> = Vec::new();
-    let mut step = [0u8; INFLATE_STEP];
-    loop {
-        let n = match gz.read(&mut step) {
-            Ok(0) => return Ok(out),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return bad(format!("gzip: {e}")),
+/// Where packed entries come from: the frame's bytes, or a gzip stream inflated a step at a
+/// time into a window that holds the entry being sized and little more. The inflated stream is
+/// never held whole, and it stops at `max_decompressed`: a gzip bomb costs one window.
+enum Entries<'a> {
+    Plain(&'a [u8]),
+    Gzip(Box<Window<'a>>),
+}
+
+struct Window<'a> {
+    gz: flate2::read::MultiGzDecoder<&'a [u8]>,
+    buf: Vec<u8>,
+    /// Bytes before `start` are decoded entries, dropped at the next fill.
+    start: usize,
+    /// The window's capacity, charged to the budget.
+    charged: usize,
+    /// Bytes inflated so far.
+    total: usize,
+    eof: bool,
+}
+
+impl Entries<'_> {
+    fn avail(&self) -> &[u8] {
+        match self {
+            Entries::Plain(b) => b,
+            Entries::Gzip(w) => &w.buf[w.start..],
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        match self {
+            Entries::Plain(b) => *b = &b[n..],
+            Entries::Gzip(w) => w.start += n,
+        }
+    }
+
+    /// Make [`Entries::avail`] hold at least `need` bytes; false if the stream ends first.
+    fn fill(
+        &mut self,
+        need: usize,
+        cfg: &ServerConfig,
+        share: &mut Share,
+    ) -> Result<bool, Refusal> {
+        let Entries::Gzip(w) = self else {
+            return Ok(self.avail().len() >= need);
         };
-        let want = out.len() + n;
-        if want > cfg.max_decompressed {
-            return Err(Refusal::Oversized(format!(
-                "more than {} bytes decompressed",
-                cfg.max_decompressed
-            )));
+        if w.start > 0 {
+            w.buf.drain(..w.start);
+            w.start = 0;
         }
-        if want > out.capacity() {
-            let cap = want
-                .max(out.capacity().saturating_mul(2))
-                .max(INFLATE_START)
-                .min(cfg.max_decompressed);
-            share.take(cap - out.capacity())?;
-            out.reserve_exact(cap - out.len());
+        while w.buf.len() < need {
+            if w.eof {
+                return Ok(false);
+            }
+            let want = w.buf.len().max(need) + INFLATE_STEP;
+            if want > w.charged {
+                // Doubling, so an entry whose size is learnt bit by bit is not copied over and
+                // over; never past the bound (plus one step).
+                let cap = want
+                    .max(w.charged.saturating_mul(2))
+                    .max(INFLATE_START)
+                    .min(cfg.max_decompressed.saturating_add(INFLATE_STEP))
+                    .max(want);
+                share.take(cap - w.charged)?;
+                w.buf.reserve_exact(cap - w.buf.len());
+                w.charged = cap;
+            }
+            let old = w.buf.len();
+            w.buf.resize(old + INFLATE_STEP, 0);
+            let n = loop {
+                match w.gz.read(&mut w.buf[old..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return bad(format!("gzip: {e}")),
+                }
+            };
+            w.buf.truncate(old + n);
+            w.eof = n == 0;
+            w.total += n;
+            if w.total > cfg.max_decompressed {
+                return Err(Refusal::Oversized(format!(
+                    "more than {} bytes decompressed",
+                    cfg.max_decompressed
+                )));
+            }
         }
-        out.extend_from_slice(&step[..n]);
+        Ok(true)
+    }
+
+    /// The window's memory, given back once the entries are decoded.
+    fn charged(&self) -> usize {
+        match self {
+            Entries::Plain(_) => 0,
+            Entries::Gzip(w) => w.charged,
+        }
     }
 }
 
@@ -190,13 +256,16 @@ fn packed(
             .and_then(|(_, v)| as_bytes(v)),
         _ => None,
     };
-    let inflated;
-    let stream: &[u8] = match compressed {
-        None | Some(b"text") => bytes,
-        Some(b"gzip") => {
-            inflated = inflate(cfg, bytes, share)?;
-            &inflated
-        }
+    let mut src = match compressed {
+        None | Some(b"text") => Entries::Plain(bytes),
+        Some(b"gzip") => Entries::Gzip(Box::new(Window {
+            gz: flate2::read::MultiGzDecoder::new(bytes),
+            buf: Vec::new(),
+            start: 0,
+            charged: 0,
+            total: 0,
+            eof: false,
+        })),
         Some(other) => {
             return bad(format!(
                 "unknown compression {:?}",
@@ -204,11 +273,25 @@ fn packed(
             ));
         }
     };
+    let r = entries(cfg, tag, &mut src, events, share);
+    share.give(src.charged());
+    r
+}
+
+fn entries(
+    cfg: &ServerConfig,
+    tag: &str,
+    src: &mut Entries<'_>,
+    events: &mut Vec<Event>,
+    share: &mut Share,
+) -> Result<(), Refusal> {
     // Twice the slot: the events vector grows by doubling, its count unknown in advance.
     let per_event = 2 * EVENT_COST + tag.len();
-    let mut rest = stream;
     let mut sizer = Sizer::new();
-    while !rest.is_empty() {
+    loop {
+        if !src.fill(1, cfg, share)? {
+            return Ok(());
+        }
         if events.len() >= cfg.max_entries {
             return Err(Refusal::Oversized(format!(
                 "more than {} entries",
@@ -216,18 +299,23 @@ fn packed(
             )));
         }
         sizer.reset();
-        let n = match sizer.advance(rest, cfg.max_depth) {
-            Ok(Some(n)) => n,
-            Ok(None) => return bad("packed entries end inside an entry"),
-            Err(e) => return bad(e),
+        let n = loop {
+            match sizer.advance(src.avail(), cfg.max_depth) {
+                Ok(Some(n)) => break n,
+                Ok(None) => {
+                    if !src.fill(sizer.need(), cfg, share)? {
+                        return bad("packed entries end inside an entry");
+                    }
+                }
+                Err(e) => return bad(e),
+            }
         };
         share.take(tree_cost(sizer.values(), sizer.payload()).saturating_add(per_event))?;
-        let v = rmpv::decode::read_value_with_max_depth(&mut &rest[..n], cfg.max_depth)
+        let v = rmpv::decode::read_value_with_max_depth(&mut &src.avail()[..n], cfg.max_depth)
             .map_err(|e| Refusal::Malformed(e.to_string()))?;
-        rest = &rest[n..];
+        src.consume(n);
         events.push(entry(tag, v)?);
     }
-    Ok(())
 }
 
 fn entry(tag: &str, e: Value) -> Result<Event, Refusal> {
