@@ -40,8 +40,9 @@ pub use codec::ServerCodec;
 pub use receiver::Receiver;
 
 /// What a receiver accepts, and the bounds it keeps. The defaults hold a receiver under attack
-/// under 256 MiB: `max_memory` (96 MiB) plus about 110 KiB per open connection (a thread's
-/// stack pages and its allocator heap; 1,024 connections at most).
+/// under 256 MiB: `max_memory` (64 MiB; up to half as much again while a buffer is being
+/// reallocated) plus about 110 KiB per open connection (a thread's stack pages and its
+/// allocator heap; 1,024 connections at most).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Require the shared-key handshake with this key.
@@ -75,9 +76,9 @@ pub struct ServerConfig {
     /// Time a reply (PONG, ack) may take to be written. Default 10 s.
     pub write_timeout: Duration,
     /// Memory one connection may hold: its receive buffer, inflated entries and the estimated
-    /// size of its decoded events. Default 64 MiB.
+    /// size of its decoded events. Default 48 MiB (a 32 MiB frame of ordinary records fits).
     pub max_connection_memory: usize,
-    /// Memory all connections together may hold, counted as for one. Default 96 MiB.
+    /// Memory all connections together may hold, counted as for one. Default 64 MiB.
     pub max_memory: usize,
 }
 
@@ -98,8 +99,8 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(300),
             frame_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(10),
-            max_connection_memory: 64 << 20,
-            max_memory: 96 << 20,
+            max_connection_memory: 48 << 20,
+            max_memory: 64 << 20,
         }
     }
 }
