@@ -139,3 +139,36 @@ fn valid_messages_parse() {
         t.ja4
     );
 }
+
+/// Random messages built of labels and backward pointers.
+fn dns_names_message() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec((0u8..4, any::<u8>(), any::<u16>()), 1..200).prop_map(|parts| {
+        let mut m = vec![0u8; 12];
+        for (kind, b, target) in parts {
+            match kind {
+                0 => m.extend_from_slice(&[1, b'a' + b % 26]),
+                1 => m.push(0),
+                2 => {
+                    let t = usize::from(target) % m.len().max(1);
+                    m.extend_from_slice(&[0xC0 | (t >> 8) as u8, t as u8]);
+                }
+                _ => m.extend_from_slice(&[2, b, b'z']),
+            }
+        }
+        m
+    })
+}
+
+proptest! {
+    /// The memoised name decoder gives exactly what a fresh walk gives — the same name, end or
+    /// error — at every offset, read in order as the record parser reads them.
+    #[test]
+    fn dns_memoised_names_equal_fresh_walks(m in dns_names_message(), step in 1usize..7) {
+        let mut names = islet_l7::dns::Names::new(&m);
+        let mut at = 12;
+        while at < m.len() {
+            prop_assert_eq!(names.read(at), islet_l7::dns::read_name(&m, at), "offset {}", at);
+            at += step;
+        }
+    }
+}

@@ -40,8 +40,10 @@ pub fn dns_answers(msg: &[u8], out: &mut Vec<Learned>) {
     let an = u16::from_be_bytes([h[6], h[7]]);
     let mut pos = 12;
     let mut asked = None;
+    // One decoder for the message: a name already read is not walked again.
+    let mut names = islet_l7::dns::Names::new(msg);
     for _ in 0..qd.min(4) {
-        let Ok((name, end)) = islet_l7::dns::read_name(msg, pos) else {
+        let Ok((name, end)) = names.read(pos) else {
             return;
         };
         pos = end + 4;
@@ -49,7 +51,7 @@ pub fn dns_answers(msg: &[u8], out: &mut Vec<Learned>) {
     }
     let start = out.len();
     for _ in 0..usize::from(an).min(MAX_ANSWERS) {
-        let Ok((name, end)) = islet_l7::dns::read_name(msg, pos) else {
+        let Ok((name, end)) = names.read(pos) else {
             return;
         };
         let Some(f) = msg.get(end..end + 10) else {
