@@ -790,6 +790,20 @@ pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap, method: Me
             "idle_timeouts": l.idle_timeouts.load(Relaxed),
             "throttled_logins": app.verifier.throttled(),
         },
+        "forward": app.forward.get().map(|f| {
+            let a = &f.admission;
+            let closed = f.closed.lock().map(|c| c.clone()).unwrap_or_default();
+            json!({
+                "connections": f.connections.load(Relaxed), "open": a.open.load(Relaxed),
+                "events": f.events.load(Relaxed), "acks": f.acks.load(Relaxed),
+                "refused": a.refused_total.load(Relaxed),
+                "refused_per_peer": a.refused_per_peer.load(Relaxed),
+                "evicted": a.evicted.load(Relaxed),
+                "memory_bytes": f.memory_bytes.load(Relaxed),
+                "memory_peak_bytes": f.memory_peak_bytes.load(Relaxed),
+                "closed": closed,
+            })
+        }),
         "store": usage,
     })))
 }

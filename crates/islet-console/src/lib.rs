@@ -45,6 +45,8 @@ pub struct App {
     pub tls: bool,
     /// The HTTP listener's connection counters.
     pub listen: Arc<listen::ListenStats>,
+    /// The Forward receiver's counters, once it runs.
+    pub forward: std::sync::OnceLock<Arc<islet_sink::forward::ServerStats>>,
 }
 
 impl std::fmt::Debug for App {
@@ -130,6 +132,7 @@ pub fn app(
         clock: ingest::now_ms,
         tls,
         listen: Arc::default(),
+        forward: std::sync::OnceLock::new(),
     }))
 }
 

@@ -252,6 +252,9 @@ pub fn start(cfg: ServeConfig) -> Result<Running, String> {
         .map_err(|e| e.to_string())?;
     let http = std_listener.local_addr().map_err(|e| e.to_string())?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    if let Some(r) = &receiver {
+        let _ = app.forward.set(r.stats.clone());
+    }
     let listen_stats = app.listen.clone();
     let limits = cfg.http_limits;
     let router = crate::router(app);

@@ -480,6 +480,22 @@ fn finding4_console_forward_port_serves_a_sensor_past_1000_silent_connections() 
         "finding4: sensor delivered past 1,000 silent Forward connections in {took:?}; console RSS {now} kB, peak {peak} kB"
     );
     assert!(peak < 256 * 1024, "peak RSS {peak} kB");
+    // The silent ones past the per-address bound were evicted for the sensor, and counted.
+    let tok = token(&data, "viewer");
+    let o = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "5",
+            "-H",
+            &format!("Authorization: Bearer {tok}"),
+        ])
+        .arg(format!("http://{}/api/metrics", console.http))
+        .output()
+        .expect("curl");
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(m["forward"]["evicted"].as_u64().unwrap_or(0) > 0, "{m}");
+    assert!(m["forward"]["acks"].as_u64().unwrap_or(0) > 0, "{m}");
     drop(held);
     std::thread::sleep(Duration::from_millis(500));
     let (peak, now) = rss_kb(pid);
