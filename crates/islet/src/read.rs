@@ -130,11 +130,13 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
         Err(RunError::Capture(_, s)) => note_totals(&metrics, s),
         Err(_) => {}
     }
-    let fin = out.finish().map_err(|e| match islet_sink::output::PathError::of(&e) {
-        // The error names its own file (the chain state in the state or spool directory).
-        Some(p) => Failure::Runtime(p.to_string()),
-        None => Failure::Runtime(format!("{}: {e}", a.output)),
-    })?;
+    let fin = out
+        .finish()
+        .map_err(|e| match islet_sink::output::PathError::of(&e) {
+            // The error names its own file (the chain state in the state or spool directory).
+            Some(p) => Failure::Runtime(p.to_string()),
+            None => Failure::Runtime(format!("{}: {e}", a.output)),
+        })?;
     report_delivery(&fin, &destinations)?;
     match result {
         Ok(s) => {
