@@ -48,38 +48,6 @@ fn curl(cacert: Option<&Path>, args: &[&str]) -> (String, f64) {
     )
 }
 
-fn cert(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    (cert, key)
-}
-
 /// Open `n` TCP connections to `addr` that never send a byte.
 fn idle(addr: &str, n: usize) -> Vec<TcpStream> {
     (0..n)
@@ -95,7 +63,7 @@ fn finding3_silent_connections_do_not_stop_the_https_console() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let (c, k) = cert(dir.path());
+    let (c, k) = islet_testkit::console::self_signed(dir.path());
     let data = dir.path().join("data");
     let tok = token(&data, "viewer");
     let console = Serve::start(
@@ -149,7 +117,7 @@ fn finding3_silent_connections_do_not_stop_the_https_console() {
     std::thread::sleep(Duration::from_millis(300));
     let (h, _) = curl(Some(&c), &["-H", &auth, &url]);
     assert!(h.starts_with("http/1.1 200"), "{h}");
-    let m = curl_json(&c, &auth, &format!("https://{}/api/metrics", console.http));
+    let m = metrics(Some(&c), &console.http, &tok);
     assert!(
         m["http"]["evicted_idle"].as_u64().unwrap_or(0) >= 900,
         "{m}"
@@ -159,13 +127,24 @@ fn finding3_silent_connections_do_not_stop_the_https_console() {
     assert!(peak < 256 * 1024, "peak RSS {peak} kB");
 }
 
-fn curl_json(ca: &Path, auth: &str, url: &str) -> serde_json::Value {
-    let o = Command::new("curl")
-        .args(["-s", "--max-time", "5", "--cacert"])
-        .arg(ca)
-        .args(["-H", auth, url])
-        .output()
-        .expect("curl");
+/// `/api/metrics` of a console (over TLS when `ca` is given).
+fn metrics(ca: Option<&Path>, http: &str, token: &str) -> serde_json::Value {
+    let mut c = Command::new("curl");
+    c.args([
+        "-s",
+        "--max-time",
+        "5",
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+    ]);
+    let url = match ca {
+        Some(ca) => {
+            c.arg("--cacert").arg(ca);
+            format!("https://{http}/api/metrics")
+        }
+        None => format!("http://{http}/api/metrics"),
+    };
+    let o = c.arg(url).output().expect("curl");
     serde_json::from_slice(&o.stdout).expect("json")
 }
 
@@ -254,19 +233,9 @@ fn finding4_forward_port_needs_a_key_unless_loopback_and_asked() {
     };
     let tok = token(&data, "viewer");
     let alerts = || -> u64 {
-        let o = Command::new("curl")
-            .args([
-                "-s",
-                "--max-time",
-                "5",
-                "-H",
-                &format!("Authorization: Bearer {tok}"),
-            ])
-            .arg(format!("http://{}/api/metrics", console.http))
-            .output()
-            .expect("curl");
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
-        v["ingest"]["stored"].as_u64().unwrap_or(0)
+        metrics(None, &console.http, &tok)["ingest"]["stored"]
+            .as_u64()
+            .unwrap_or(0)
     };
     let _ = read("wrong-key");
     assert_eq!(alerts(), 0, "records under a wrong key are not stored");
@@ -484,18 +453,7 @@ fn finding4_console_forward_port_serves_a_sensor_past_1000_silent_connections() 
     assert!(peak < 256 * 1024, "peak RSS {peak} kB");
     // The silent ones past the per-address bound were evicted for the sensor, and counted.
     let tok = token(&data, "viewer");
-    let o = Command::new("curl")
-        .args([
-            "-s",
-            "--max-time",
-            "5",
-            "-H",
-            &format!("Authorization: Bearer {tok}"),
-        ])
-        .arg(format!("http://{}/api/metrics", console.http))
-        .output()
-        .expect("curl");
-    let m: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let m = metrics(None, &console.http, &tok);
     assert!(m["forward"]["evicted"].as_u64().unwrap_or(0) > 0, "{m}");
     assert!(m["forward"]["acks"].as_u64().unwrap_or(0) > 0, "{m}");
     drop(held);

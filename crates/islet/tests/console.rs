@@ -618,34 +618,7 @@ fn tls_cors_and_bounds() {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
-    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (cert, key) = islet_testkit::console::self_signed(dir.path());
     let data = dir.path().join("data");
     let tok = token(&data, "viewer");
     let analyst = token(&data, "analyst");
