@@ -125,7 +125,8 @@ pub fn forward_auth_allowed(addr: &str, keyed: bool, unauthenticated: bool) -> R
     if !unauthenticated {
         return Err(format!(
             "the Forward receiver on {addr} needs a shared key (--forward-key-file FILE); \
-             --forward-unauthenticated serves it without one on a loopback address only"
+             --forward-unauthenticated serves it without one on a loopback address only, and \
+             --forward-listen off serves the console without it"
         ));
     }
     let addrs: Vec<SocketAddr> = addr
