@@ -434,6 +434,22 @@ fn read_entry(dir: &Path, name: &str, max: u64) -> Result<Vec<u8>, BundleError> 
     })
 }
 
+/// Read one policy file of a bundle, adding its size to the bundle's `total` (at most
+/// [`MAX_BUNDLE_BYTES`]).
+fn read_policy_file(dir: &Path, name: &str, total: &mut u64) -> Result<Vec<u8>, BundleError> {
+    let bytes = read_entry(dir, name, crate::import::MAX_POLICY_BYTES)?;
+    *total += bytes.len() as u64;
+    if *total > MAX_BUNDLE_BYTES {
+        return Err(BundleError::TooLarge {
+            dir: shown(dir),
+            file: "the bundle".into(),
+            size: *total,
+            max: MAX_BUNDLE_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
 fn list(dir: &Path) -> Result<Vec<(std::ffi::OsString, EntryKind)>, BundleError> {
     crate::files::list_dir(dir, MAX_ENTRIES).map_err(|error| BundleError::Io {
         what: "bundle".into(),
@@ -477,16 +493,7 @@ pub fn sign(
                 kind,
             });
         };
-        let bytes = read_entry(dir, n, crate::import::MAX_POLICY_BYTES)?;
-        total += bytes.len() as u64;
-        if total > MAX_BUNDLE_BYTES {
-            return Err(BundleError::TooLarge {
-                dir: d,
-                file: "the bundle".into(),
-                size: total,
-                max: MAX_BUNDLE_BYTES,
-            });
-        }
+        let bytes = read_policy_file(dir, n, &mut total)?;
         files.push(BundleFile {
             name: n.to_string(),
             bytes,
@@ -644,16 +651,7 @@ pub fn verify_bundle(
                 file: (*name).to_string(),
             });
         }
-        let bytes = read_entry(dir, name, crate::import::MAX_POLICY_BYTES)?;
-        total += bytes.len() as u64;
-        if total > MAX_BUNDLE_BYTES {
-            return Err(BundleError::TooLarge {
-                dir: d,
-                file: "the bundle".into(),
-                size: total,
-                max: MAX_BUNDLE_BYTES,
-            });
-        }
+        let bytes = read_policy_file(dir, name, &mut total)?;
         let got = hex(&Sha256::digest(&bytes));
         if got != *want {
             return Err(BundleError::HashMismatch {

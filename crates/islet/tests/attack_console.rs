@@ -48,6 +48,19 @@ fn curl(cacert: Option<&Path>, args: &[&str]) -> (String, f64) {
     )
 }
 
+/// A console whose Forward port takes `key` (from a key file in `dir`).
+fn keyed_console(dir: &Path, data: &Path, key: &str) -> Serve {
+    let keyf = dir.join("forward.key");
+    std::fs::write(&keyf, format!("{key}\n")).expect("write");
+    Serve::start(
+        BIN,
+        data,
+        "127.0.0.1:0",
+        &["--forward-key-file", keyf.to_str().expect("utf8")],
+        &[],
+    )
+}
+
 /// Open `n` TCP connections to `addr` that never send a byte.
 fn idle(addr: &str, n: usize) -> Vec<TcpStream> {
     (0..n)
@@ -190,15 +203,7 @@ fn finding4_forward_port_needs_a_key_unless_loopback_and_asked() {
 
     // With a key file, a sensor without the key is refused and nothing is stored; with it,
     // its records are.
-    let keyf = dir.path().join("forward.key");
-    std::fs::write(&keyf, "s3cret-forward-key\n").expect("write");
-    let console = Serve::start(
-        BIN,
-        &data,
-        "127.0.0.1:0",
-        &["--forward-key-file", keyf.to_str().expect("utf8")],
-        &[],
-    );
+    let console = keyed_console(dir.path(), &data, "s3cret-forward-key");
     let pcap = dir.path().join("scan.pcap");
     assert!(
         Command::new(BIN)
@@ -416,15 +421,7 @@ fn finding3_a_request_head_that_never_completes_is_cut() {
 fn finding4_console_forward_port_serves_a_sensor_past_1000_silent_connections() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let keyf = dir.path().join("forward.key");
-    std::fs::write(&keyf, "k-1000-idle\n").expect("write");
-    let console = Serve::start(
-        BIN,
-        &data,
-        "127.0.0.1:0",
-        &["--forward-key-file", keyf.to_str().expect("utf8")],
-        &[],
-    );
+    let console = keyed_console(dir.path(), &data, "k-1000-idle");
     let pid = console.child.id();
     let held = idle(&console.forward, 1000);
     let pcap = dir.path().join("scan.pcap");
