@@ -13,6 +13,48 @@ pub struct DetectConfig {
     pub lateral: LateralConfig,
     pub volume: VolumeConfig,
     pub service: ServiceConfig,
+    pub mitigation: MitigationConfig,
+}
+
+/// `detect.mitigation.mode`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MitigationMode {
+    /// No mitigation.
+    #[default]
+    Off,
+    /// Write the rule that would be installed, as an alert; install nothing.
+    Recommend,
+    /// Install the rule inline (`islet run --inline`); elsewhere as `recommend`.
+    Enforce,
+}
+
+/// `[detect.mitigation]`: what a SYN flood's onset does.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MitigationConfig {
+    pub mode: MitigationMode,
+    /// Seconds a rule lives; a flood still going after that raises a new onset.
+    pub lifetime_s: u64,
+    /// Heaviest sources of an own-address or distributed flood dropped by one rule.
+    pub max_sources: usize,
+    /// New SYNs per second let through to the victim of a spoofed flood from sources that
+    /// have not completed a handshake with it (those that have pass).
+    pub syn_rate: u32,
+    /// Rules installed at once.
+    pub max_rules: usize,
+}
+
+impl Default for MitigationConfig {
+    fn default() -> Self {
+        MitigationConfig {
+            mode: MitigationMode::Off,
+            lifetime_s: 60,
+            max_sources: 8,
+            syn_rate: 50,
+            max_rules: 64,
+        }
+    }
 }
 
 /// `[detect.volume]`: packets and bytes per destination host and protocol per second
@@ -44,7 +86,8 @@ impl Default for VolumeConfig {
     }
 }
 
-/// `[detect.lateral]`: the admin-protocol graph, its baseline and what departs from it.
+/// `[detect.lateral]`: admin connections — pivots, fan-out, and the baseline that sets their
+/// severity.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LateralConfig {
@@ -52,17 +95,41 @@ pub struct LateralConfig {
     pub admin_ports: Vec<u16>,
     /// Database ports treated as admin services too (none by default).
     pub database_ports: Vec<u16>,
-    /// Seconds from the first admin connection during which edges are learned, not reported.
+    /// Seconds from the first admin connection during which edges are learned: they are not
+    /// reported as `new_admin_edge`, and chains and fan-outs over them keep full severity.
     pub learn_s: u64,
-    /// New hosts one source must reach over admin protocols within the window.
+    /// Distinct hosts one source must try over admin protocols within the window (automation
+    /// over one protocol — SSH from a config manager — reaches a handful of hosts at a time).
     pub fanout_hosts: usize,
     pub fanout_window_s: u64,
-    /// Most time between one hop and the next of a path.
+    /// Or: distinct admin services (SMB, RDP, WinRM, SSH…) tried on at least
+    /// `fanout_service_hosts` hosts — how attack tooling sprays credentials.
+    pub fanout_services: usize,
+    pub fanout_service_hosts: usize,
+    /// A fan-out past its threshold is reported once its source is quiet this long.
+    pub fanout_quiet_s: u64,
+    /// A chain is reported once it has not grown for this long.
+    pub chain_quiet_s: u64,
+    /// After learning, a new edge out of a node within this long of a closed session into
+    /// it continues that session's path.
     pub chain_window_s: u64,
     /// Baseline edges kept (more are reported as new, not learned).
     pub max_edges: usize,
     /// Nodes with fan-out or path state.
     pub max_nodes: usize,
+    /// Fan-out thresholds per identity group; the first group the source belongs to wins.
+    pub groups: Vec<LateralGroup>,
+}
+
+/// `[[detect.lateral.groups]]`: fan-out thresholds for the workloads of a namespace and/or
+/// with a label (`key=value`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LateralGroup {
+    pub namespace: Option<String>,
+    pub label: Option<String>,
+    pub fanout_hosts: Option<usize>,
+    pub fanout_window_s: Option<u64>,
 }
 
 impl Default for LateralConfig {
@@ -71,11 +138,16 @@ impl Default for LateralConfig {
             admin_ports: vec![22, 3389, 445, 5985, 5986, 135, 5900],
             database_ports: Vec::new(),
             learn_s: 86_400,
-            fanout_hosts: 5,
-            fanout_window_s: 600,
+            fanout_hosts: 10,
+            fanout_window_s: 300,
+            fanout_services: 3,
+            fanout_service_hosts: 3,
+            fanout_quiet_s: 10,
+            chain_quiet_s: 300,
             chain_window_s: 3_600,
             max_edges: 262_144,
             max_nodes: 65_536,
+            groups: Vec::new(),
         }
     }
 }
@@ -157,7 +229,10 @@ pub struct FloodConfig {
     pub syns_per_second: u32,
     /// SYNs across all destinations within one second, for a flood spread over many.
     pub total_syns_per_second: u32,
-    /// Most SYN/ACKs per SYN for it to be a flood (a busy server answers).
+    /// Most completed handshakes per SYN in a flood second of one service (legitimate
+    /// clients complete theirs; a flooder's kernel resets them, a forged source never answers).
+    pub max_completed_ratio: f64,
+    /// Most SYN/ACKs per SYN for a second of SYNs spread over many destinations to be a flood.
     pub max_answered_ratio: f64,
     /// Distinct sources from which a flood is called spoofed.
     pub spoofed_sources: u64,
@@ -172,6 +247,7 @@ impl Default for FloodConfig {
         FloodConfig {
             syns_per_second: 100,
             total_syns_per_second: 100,
+            max_completed_ratio: 0.2,
             max_answered_ratio: 0.1,
             spoofed_sources: 50,
             quiet_s: 10,

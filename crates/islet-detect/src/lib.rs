@@ -3,7 +3,8 @@
 //! the ESXiArgs path), each as a [`Detection`] with a stable name, ATT&CK technique and the
 //! evidence that triggered it.
 //!
-//! Two places run detectors. [`recon::Recon`] sees every packet's header in capture order
+//! Two places run detectors. [`recon::Recon`] (scans), [`flood::Flood`] (SYN floods, judged by
+//! the [`handshake`] completions) and [`lateral::Lateral`] see every packet's header in capture order
 //! (the sensor's reader thread), so a scan or flood spread across workers is judged whole and
 //! the answer does not depend on the worker count; its state is bounded by configuration and
 //! by fixed-size sketches ([`sketch`]). [`service`] judges one flow or one protocol event at a
@@ -13,10 +14,13 @@
 
 pub mod brute;
 pub mod config;
+pub mod flood;
+pub mod handshake;
 pub mod lateral;
 pub mod recon;
 pub mod service;
 pub mod sketch;
+mod spread;
 pub mod volume;
 
 pub use config::DetectConfig;
@@ -98,6 +102,14 @@ pub const HYPERVISOR_MGMT_ACCESS: Kind = Kind {
     mitre_name: "Exploitation of Remote Services",
 };
 
+pub const FLOOD_MITIGATION: Kind = Kind {
+    name: "flood_mitigation",
+    signature_id: 9_300_010,
+    category: "Detection of a Denial of Service Attack",
+    mitre_id: "T1498.001",
+    mitre_name: "Network Denial of Service: Direct Network Flood",
+};
+
 /// One detection: what, who, how bad, and the evidence.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Detection {
@@ -142,6 +154,9 @@ pub struct PacketFacts {
     pub sport: u16,
     pub dport: u16,
     pub tcp_flags: u8,
+    /// TCP sequence and acknowledgement numbers (0 for other protocols).
+    pub seq: u32,
+    pub ack: u32,
     /// The flow id this packet would start (for evidence).
     pub flow_id: u64,
     /// An ICMP destination-unreachable's quoted datagram: its protocol, destination and

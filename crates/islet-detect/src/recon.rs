@@ -8,24 +8,22 @@
 //! `hosts_per_port` hosts of one port (horizontal) is one `port_scan` detection with its
 //! counts — never one per probe.
 //!
-//! **SYN floods.** SYNs are counted per destination service per second in a count-min sketch;
-//! a service past `syns_per_second` becomes a victim, tracked with its SYN/ACKs, peak rate,
-//! distinct sources (HyperLogLog) and heaviest sources (space-saving) until `quiet_s` seconds
-//! pass without a flood second. A flood spread over many destinations is judged per second
-//! over all SYNs. Either is reported when it ends, if few SYNs were answered, as
-//! single-source or spoofed by its distinct-source count.
+//! Answered probes to management ports are not failures; probes to them that failed are listed
+//! in the scan's alert (`management_ports`): a scan that touched them is one alert, not one per
+//! port (a management port is "reached" only by a completed handshake, which the sensor
+//! reports on its own).
 //!
 //! A source is tracked from its second probe: its first waits in a direct-mapped doorkeeper
 //! (as many slots as `scan.max_sources`, up to 2^20), so a spoofed flood whose sources send one
 //! SYN each costs one slot write per SYN, not a table entry.
 //!
-//! Memory: at most `scan.max_sources` sources × `scan.max_probes_per_source` pairs, the
-//! doorkeeper,
-//! `flood.max_victims` victims, and fixed sketches — whatever the traffic.
+//! Memory: at most `scan.max_sources` sources × `scan.max_probes_per_source` pairs and the
+//! doorkeeper, whatever the traffic. SYN floods are [`crate::flood`]'s.
 
-use crate::config::{FloodConfig, ScanConfig};
-use crate::sketch::{CountMin, Hll, TopK, hash64};
-use crate::{Detection, Evidence, MAX_EVIDENCE_FLOWS, PORT_SCAN, PacketFacts, SYN_FLOOD};
+use crate::config::ScanConfig;
+use crate::flood::ip_bytes;
+use crate::sketch::hash64;
+use crate::{Detection, Evidence, MAX_EVIDENCE_FLOWS, PORT_SCAN, PacketFacts};
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
@@ -34,20 +32,6 @@ const SYN: u8 = 0x02;
 const RST: u8 = 0x04;
 const ACK: u8 = 0x10;
 const SEC: u64 = 1_000_000_000;
-
-fn ip_bytes(ip: IpAddr) -> [u8; 16] {
-    match ip {
-        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
-        IpAddr::V6(a) => a.octets(),
-    }
-}
-
-fn service_hash(ip: IpAddr, port: u16) -> u64 {
-    let mut b = [0u8; 18];
-    b[..16].copy_from_slice(&ip_bytes(ip));
-    b[16..].copy_from_slice(&port.to_be_bytes());
-    hash64(&b)
-}
 
 /// One source's probes in its current window.
 #[derive(Debug)]
@@ -82,130 +66,44 @@ struct Door {
     kind: u8,
 }
 
-/// A flood victim (one destination service, or all destinations for a spread flood).
-#[derive(Debug)]
-struct Victim {
-    dst: Option<(IpAddr, u16)>,
-    start_ns: u64,
-    last_flood_ns: u64,
-    syns: u64,
-    answered: u64,
-    /// SYNs in the current second and the peak per second.
-    second: u64,
-    second_count: u64,
-    peak: u64,
-    sources: Hll,
-    dests: Hll,
-    top: TopK<IpAddr, 5>,
-    flows: Vec<u64>,
-    /// The first SYN: source, destination, ports, protocol.
-    first: Option<(IpAddr, IpAddr, u16, u16, u8)>,
-}
-
-impl Victim {
-    fn new(dst: Option<(IpAddr, u16)>, ts: u64) -> Victim {
-        Victim {
-            dst,
-            start_ns: ts,
-            last_flood_ns: ts,
-            syns: 0,
-            answered: 0,
-            second: ts / SEC,
-            second_count: 0,
-            peak: 0,
-            sources: Hll::default(),
-            dests: Hll::default(),
-            top: TopK::default(),
-            flows: Vec::new(),
-            first: None,
-        }
-    }
-
-    fn syn(&mut self, p: &PacketFacts) {
-        if self.syns == 0 {
-            self.start_ns = p.ts_ns;
-        }
-        self.syns += 1;
-        let s = p.ts_ns / SEC;
-        if s != self.second {
-            self.second = s;
-            self.second_count = 0;
-        }
-        self.second_count += 1;
-        self.peak = self.peak.max(self.second_count);
-        self.sources.add(hash64(&ip_bytes(p.src)));
-        self.dests.add(service_hash(p.dst, p.dport));
-        self.top.add(p.src);
-        if self.flows.len() < MAX_EVIDENCE_FLOWS {
-            self.flows.push(p.flow_id);
-        }
-        self.first
-            .get_or_insert((p.src, p.dst, p.sport, p.dport, p.proto));
-    }
-}
-
-/// Scan and flood state of one sensor.
+/// Scan state of one sensor.
 #[derive(Debug)]
 pub struct Recon {
     scan: ScanConfig,
-    flood: FloodConfig,
+    /// Management ports (protocol, port), listed in a scan's alert when it probed them.
+    management: Vec<(u8, u16)>,
     scanners: hashbrown::HashMap<IpAddr, Scanner>,
     /// First probes of sources not tracked yet, direct-mapped by source (a power of two).
     door: Vec<Option<Door>>,
     scan_order: VecDeque<(IpAddr, u64)>,
     seq: u64,
-    /// SYNs and SYN/ACKs per destination service in the current second.
-    syn_cm: CountMin,
-    second: u64,
-    victims: hashbrown::HashMap<(IpAddr, u16), Victim>,
-    /// All SYNs of the current second, and the spread flood in progress.
-    all: Victim,
-    all_answered_second: u64,
-    spread: Option<Victim>,
-    /// Counters: sources evicted, pairs refused, victims refused.
+    /// Counters: sources evicted, pairs refused.
     pub evicted_sources: u64,
     pub refused_probes: u64,
-    pub refused_victims: u64,
 }
 
 impl Recon {
-    pub fn new(scan: ScanConfig, flood: FloodConfig) -> Recon {
+    pub fn new(scan: ScanConfig, management: Vec<(u8, u16)>) -> Recon {
         let door = scan.max_sources.clamp(1_024, 1 << 20).next_power_of_two();
         Recon {
             door: vec![None; door],
             scan,
-            flood,
+            management,
             scanners: hashbrown::HashMap::new(),
             scan_order: VecDeque::new(),
             seq: 0,
-            syn_cm: CountMin::default(),
-            second: 0,
-            victims: hashbrown::HashMap::new(),
-            all: Victim::new(None, 0),
-            all_answered_second: 0,
-            spread: None,
             evicted_sources: 0,
             refused_probes: 0,
-            refused_victims: 0,
         }
     }
 
     /// One packet. Detections whose window or incident ended are appended to `out`.
     pub fn packet(&mut self, p: &PacketFacts, out: &mut Vec<Detection>) {
-        let now = p.ts_ns;
-        if now / SEC != self.second {
-            self.next_second(now, out);
-        }
-        // All SYNs are judged per second from the first of each second's worth.
-        if self.all.syns > 0 && now >= self.all.start_ns.saturating_add(SEC) {
-            self.all_second_end(now, out);
-        }
         match p.proto {
             6 => {
                 let f = p.tcp_flags;
                 if f & (SYN | ACK | RST) == SYN {
                     self.probe(p, 1, out);
-                    self.syn(p);
                 } else if f & (SYN | ACK | RST) == 0 {
                     let kind = match f {
                         0 => 4,
@@ -230,9 +128,9 @@ impl Recon {
         }
     }
 
-    /// Sources and victims tracked now (each within its configured bound).
-    pub fn tracked(&self) -> (usize, usize) {
-        (self.scanners.len(), self.victims.len())
+    /// Sources tracked now (within `scan.max_sources`).
+    pub fn tracked(&self) -> usize {
+        self.scanners.len()
     }
 
     /// The input ended: report every open window and incident.
@@ -243,15 +141,6 @@ impl Recon {
             if let Some(s) = self.scanners.remove(&a) {
                 self.judge_scan(a, s, out);
             }
-        }
-        self.all_second_end(u64::MAX, out);
-        if let Some(v) = self.spread.take() {
-            self.judge_flood(v, out);
-        }
-        let mut vs: Vec<Victim> = self.victims.drain().map(|(_, v)| v).collect();
-        vs.sort_by_key(|v| (v.start_ns, v.dst));
-        for v in vs {
-            self.judge_flood(v, out);
         }
     }
 
@@ -363,13 +252,6 @@ impl Recon {
         {
             s.answered += 1;
         }
-        self.all_answered_second += 1;
-        if let Some(v) = self.victims.get_mut(&(p.src, p.sport)) {
-            v.answered += 1;
-        }
-        if let Some(v) = self.spread.as_mut() {
-            v.answered += 1;
-        }
     }
 
     fn rejected(
@@ -399,6 +281,8 @@ impl Recon {
                 sport: 0,
                 dport,
                 tcp_flags: 0,
+                seq: 0,
+                ack: 0,
                 flow_id: 0,
                 unreachable: None,
                 len: 0,
@@ -474,6 +358,30 @@ impl Recon {
         if let Some((p, _)) = horizontal {
             metadata.push(("scanned_port", vec![p.to_string()]));
         }
+        // Management ports the scan probed without reaching them.
+        let mut mgmt: Vec<(u8, u16)> = self
+            .management
+            .iter()
+            .filter(|(proto, port)| {
+                // Failed pairs do not keep their protocol: a TCP port counts if the scan sent
+                // TCP probes, a UDP port if it sent UDP ones.
+                let sent = if *proto == 17 { 16 } else { 15 };
+                per_port.contains_key(port) && s.kinds & sent != 0
+            })
+            .copied()
+            .collect();
+        mgmt.sort();
+        mgmt.dedup();
+        if !mgmt.is_empty() {
+            metadata.push((
+                "management_ports",
+                mgmt.iter()
+                    .map(|(proto, port)| {
+                        format!("{}/{port}", if *proto == 6 { "tcp" } else { "udp" })
+                    })
+                    .collect(),
+            ));
+        }
         out.push(Detection {
             kind: PORT_SCAN,
             severity: 2,
@@ -503,155 +411,6 @@ impl Recon {
             },
         });
     }
-
-    fn syn(&mut self, p: &PacketFacts) {
-        let key = (p.dst, p.dport);
-        if let Some(v) = self.victims.get_mut(&key) {
-            v.syn(p);
-            if v.second_count >= u64::from(self.flood.syns_per_second) {
-                v.last_flood_ns = p.ts_ns;
-            }
-        } else {
-            let n = self.syn_cm.add(service_hash(p.dst, p.dport), 1);
-            if n >= self.flood.syns_per_second {
-                if self.victims.len() < self.flood.max_victims {
-                    let mut v = Victim::new(Some(key), p.ts_ns);
-                    // The SYNs of this second before it became a victim are counted, not seen.
-                    v.syns = u64::from(n) - 1;
-                    v.second_count = u64::from(n) - 1;
-                    v.syn(p);
-                    v.last_flood_ns = p.ts_ns;
-                    self.victims.insert(key, v);
-                } else {
-                    self.refused_victims += 1;
-                }
-            }
-        }
-        self.all.syn(p);
-        if let Some(v) = self.spread.as_mut() {
-            v.syn(p);
-        }
-    }
-
-    fn next_second(&mut self, now: u64, out: &mut Vec<Detection>) {
-        self.second = now / SEC;
-        if let Some(v) = &self.spread
-            && self.all.syns == 0
-            && now
-                >= v.last_flood_ns
-                    .saturating_add(self.flood.quiet_s.saturating_mul(SEC))
-            && let Some(v) = self.spread.take()
-        {
-            self.judge_flood(v, out);
-        }
-        self.syn_cm.clear();
-        let quiet = self.flood.quiet_s.saturating_mul(SEC);
-        let ended: Vec<(IpAddr, u16)> = self
-            .victims
-            .iter()
-            .filter(|(_, v)| now >= v.last_flood_ns.saturating_add(quiet))
-            .map(|(k, _)| *k)
-            .collect();
-        let mut ended: Vec<Victim> = ended
-            .into_iter()
-            .filter_map(|k| self.victims.remove(&k))
-            .collect();
-        ended.sort_by_key(|v| (v.start_ns, v.dst));
-        for v in ended {
-            self.judge_flood(v, out);
-        }
-    }
-
-    /// The second of all SYNs is over: does it start or extend a spread flood?
-    fn all_second_end(&mut self, now: u64, out: &mut Vec<Detection>) {
-        let all = std::mem::replace(&mut self.all, Victim::new(None, now));
-        let answered = std::mem::take(&mut self.all_answered_second);
-        let flooding = all.syns >= u64::from(self.flood.total_syns_per_second)
-            && (answered as f64) <= self.flood.max_answered_ratio * all.syns as f64
-            && all.sources.estimate() >= self.flood.spoofed_sources
-            && all.dests.estimate() >= self.flood.spoofed_sources;
-        if flooding {
-            match self.spread.as_mut() {
-                Some(v) => v.last_flood_ns = all.start_ns,
-                None => {
-                    let mut v = all;
-                    v.answered = answered;
-                    v.last_flood_ns = v.start_ns;
-                    self.spread = Some(v);
-                }
-            }
-        } else if let Some(v) = &self.spread
-            && now
-                >= v.last_flood_ns
-                    .saturating_add(self.flood.quiet_s.saturating_mul(SEC))
-            && let Some(v) = self.spread.take()
-        {
-            self.judge_flood(v, out);
-        }
-    }
-
-    fn judge_flood(&self, v: Victim, out: &mut Vec<Detection>) {
-        if v.syns == 0 || (v.answered as f64) > self.flood.max_answered_ratio * v.syns as f64 {
-            return;
-        }
-        let Some((src, first_dst, sport, dport, proto)) = v.first else {
-            return;
-        };
-        let sources = v.sources.estimate();
-        let spoofed = sources >= self.flood.spoofed_sources;
-        let who = if spoofed {
-            format!("spoofed, {sources} distinct sources")
-        } else {
-            let top: Vec<String> = v.top.top().iter().map(|(a, _)| a.to_string()).collect();
-            format!("from {}", top.join(", "))
-        };
-        let (victim, dst) = match v.dst {
-            Some((ip, port)) => (format!("{ip} port {port}"), ip),
-            None => (format!("{} destinations", v.dests.estimate()), first_dst),
-        };
-        let summary = format!(
-            "islet detect: SYN flood on {victim}: {} SYNs, peak {}/s, {} answered, {who}",
-            v.syns, v.peak, v.answered
-        );
-        let mut metadata = vec![
-            ("victim", vec![victim]),
-            (
-                "flood_source",
-                vec![if spoofed { "spoofed" } else { "single" }.to_string()],
-            ),
-        ];
-        if !spoofed {
-            metadata.push((
-                "top_sources",
-                v.top.top().iter().map(|(a, _)| a.to_string()).collect(),
-            ));
-        }
-        out.push(Detection {
-            kind: SYN_FLOOD,
-            severity: 1,
-            summary,
-            src,
-            dst: v.dst.map_or(dst, |d| d.0),
-            sport,
-            dport,
-            proto,
-            ts_ns: v.last_flood_ns,
-            flow_id: v.flows.first().copied().unwrap_or(0),
-            metadata,
-            evidence: Evidence {
-                flow_ids: v.flows,
-                counts: vec![
-                    ("syns", v.syns),
-                    ("answered", v.answered),
-                    ("peak_syns_per_second", v.peak),
-                    ("distinct_sources", sources),
-                    ("distinct_destinations", v.dests.estimate()),
-                ],
-                start_ns: v.start_ns,
-                end_ns: v.last_flood_ns,
-            },
-        });
-    }
 }
 
 #[cfg(test)]
@@ -667,6 +426,8 @@ mod tests {
             sport: 40_000,
             dport,
             tcp_flags: flags,
+            seq: 0,
+            ack: 0,
             flow_id: u64::from(dport),
             unreachable: None,
             len: 60,
@@ -682,7 +443,7 @@ mod tests {
 
     #[test]
     fn stealth_and_udp_scans_and_answered_probes() {
-        let mut r = Recon::new(ScanConfig::default(), FloodConfig::default());
+        let mut r = Recon::new(ScanConfig::default(), Vec::new());
         let mut out = Vec::new();
         // Xmas probes (FIN|PSH|URG) to 20 ports of one host.
         for port in 1..=20u16 {

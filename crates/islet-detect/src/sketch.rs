@@ -66,6 +66,13 @@ impl Hll {
     pub fn clear(&mut self) {
         self.regs.fill(0);
     }
+
+    /// Add every hash `other` saw (the union of both sets).
+    pub fn merge(&mut self, other: &Hll) {
+        for (a, b) in self.regs.iter_mut().zip(other.regs.iter()) {
+            *a = (*a).max(*b);
+        }
+    }
 }
 
 /// Count-min sketch (Cormode and Muthukrishnan 2005): 4 rows of 2^12 counters, 64 KiB. An
@@ -134,17 +141,26 @@ impl<T, const K: usize> Default for TopK<T, K> {
 
 impl<T: PartialEq + Copy, const K: usize> TopK<T, K> {
     pub fn add(&mut self, key: T) {
+        self.add_n(key, 1);
+    }
+
+    /// Count `key` `n` times.
+    pub fn add_n(&mut self, key: T, n: u64) {
         if let Some(it) = self.items.iter_mut().find(|it| it.0 == key) {
-            it.1 += 1;
+            it.1 += n;
             return;
         }
         if self.items.len() < K {
-            self.items.push((key, 1, 0));
+            self.items.push((key, n, 0));
             return;
         }
         if let Some(min) = self.items.iter_mut().min_by_key(|it| it.1) {
-            *min = (key, min.1 + 1, min.1);
+            *min = (key, min.1 + n, min.1);
         }
+    }
+
+    pub fn clear(&mut self) {
+        self.items.clear();
     }
 
     /// Keys with counts, heaviest first.

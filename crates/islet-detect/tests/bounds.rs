@@ -4,6 +4,7 @@
 
 use islet_detect::brute::Brute;
 use islet_detect::config::{BruteConfig, FloodConfig, ScanConfig};
+use islet_detect::flood::Flood;
 use islet_detect::recon::Recon;
 use islet_detect::{Detection, PacketFacts};
 use proptest::prelude::*;
@@ -18,6 +19,8 @@ fn syn(ts: u64, src: u32, dst: u32, dport: u16, flags: u8) -> PacketFacts {
         sport: 40_000,
         dport,
         tcp_flags: flags,
+        seq: 0,
+        ack: 0,
         flow_id: u64::from(src),
         unreachable: None,
         len: 60,
@@ -30,7 +33,8 @@ proptest! {
     fn tables_stay_bounded(seed in any::<u64>(), flags in prop::sample::select(vec![0x02u8, 0x00, 0x01, 0x29])) {
         let scan = ScanConfig { max_sources: 64, max_probes_per_source: 32, ..ScanConfig::default() };
         let flood = FloodConfig { max_victims: 8, syns_per_second: 5, ..FloodConfig::default() };
-        let mut r = Recon::new(scan, flood);
+        let mut r = Recon::new(scan, Vec::new());
+        let mut fl = Flood::new(flood);
         let mut b = Brute::new(BruteConfig { max_pairs: 16, ..BruteConfig::default() });
         let mut out: Vec<Detection> = Vec::new();
         let mut x = seed | 1;
@@ -43,10 +47,12 @@ proptest! {
             let port = ((x >> 16) % 2000) as u16;
             let p = syn(i * 1_000_000, src, dst, port, flags);
             r.packet(&p, &mut out);
+            if flags == 0x02 {
+                fl.syn(&p, &mut out);
+            }
             let s = syn(i * 1_000_000, src, dst, 22, if i % 2 == 0 { 0x02 } else { 0x11 });
             b.packet(&s, &mut out);
-            let (sources, victims) = r.tracked();
-            prop_assert!(sources <= 64 && victims <= 8 && b.tracked() <= 16);
+            prop_assert!(r.tracked() <= 64 && fl.tracked() <= 8 && b.tracked() <= 16);
         }
         // A real scanner among the noise is still found.
         for port in 1..=40u16 {

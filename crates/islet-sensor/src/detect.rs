@@ -2,7 +2,11 @@
 //! from every packet's header (so the answer does not depend on the worker count), per-flow
 //! detectors in the workers, and each [`Detection`] written as an EVE `alert`.
 
+use crate::mitigate::Mitigator;
 use islet_detect::brute::Brute;
+use islet_detect::config::LateralGroup;
+use islet_detect::flood::Flood;
+use islet_detect::handshake::{Answer, Conn, Handshakes};
 use islet_detect::lateral::{AdminEdge, Lateral};
 use islet_detect::recon::Recon;
 use islet_detect::service::{hypervisor_port, smb_remote_exec};
@@ -24,20 +28,28 @@ const SYN: u8 = 0x02;
 const RST: u8 = 0x04;
 const ACK: u8 = 0x10;
 
-/// Scans and floods, in the reader thread.
+/// Scans, floods and admin connections, in the reader thread.
 #[derive(Debug)]
 pub(crate) struct ReaderDetect {
     recon: Recon,
+    flood: Flood,
+    handshakes: Handshakes,
     brute: Brute,
     lateral: Lateral,
     volume: Volume,
+    mitigate: Mitigator,
     found: Vec<Detection>,
+    actions: Vec<(Detection, &'static str)>,
     hypervisor_ports: Vec<(u8, u16)>,
+    /// TCP ports whose handshakes and sessions are followed (admin and management), as bits.
+    watched: Box<[u64; 1024]>,
+    groups: Vec<LateralGroup>,
     /// Who is an admin: the policy's inventory, when there is one.
     policy: Option<crate::policy::PolicyState>,
-    /// (source, destination, protocol, port) reported recently, and when: one alert per
+    /// (client, server, protocol, port) reported recently, and when: one alert per
     /// management service and source per [`REPEAT_NS`], not one per flow.
     reported: hashbrown::HashMap<(IpAddr, IpAddr, u8, u16), u64>,
+    last_ts: u64,
     pub(crate) alerts: u64,
 }
 
@@ -45,28 +57,69 @@ pub(crate) struct ReaderDetect {
 const REPEAT_NS: u64 = 300 * 1_000_000_000;
 /// Most (source, service) pairs remembered; past it the memory is cleared.
 const MAX_REPORTED: usize = 65_536;
+const FIN: u8 = 0x01;
+
+fn conn(client: IpAddr, cport: u16, server: IpAddr, sport: u16) -> Conn {
+    Conn {
+        client,
+        cport,
+        server,
+        sport,
+    }
+}
 
 impl ReaderDetect {
     pub(crate) fn new(
         cfg: &DetectConfig,
         policy: Option<crate::policy::PolicyRuntime>,
     ) -> Option<ReaderDetect> {
+        let hypervisor_ports = cfg.service.ports().unwrap_or_default();
+        let mut watched = Box::new([0u64; 1024]);
+        let tcp_mgmt = hypervisor_ports.iter().filter(|p| p.0 == 6).map(|p| p.1);
+        for port in cfg
+            .lateral
+            .admin_ports
+            .iter()
+            .chain(&cfg.lateral.database_ports)
+            .copied()
+            .chain(tcp_mgmt)
+        {
+            watched[usize::from(port) / 64] |= 1 << (port % 64);
+        }
         cfg.enabled.0.then(|| ReaderDetect {
-            recon: Recon::new(cfg.scan.clone(), cfg.flood.clone()),
+            recon: Recon::new(cfg.scan.clone(), hypervisor_ports.clone()),
+            flood: Flood::new(cfg.flood.clone()),
+            handshakes: Handshakes::default(),
             brute: Brute::new(cfg.brute.clone()),
             lateral: Lateral::new(cfg.lateral.clone()),
             volume: Volume::new(cfg.volume.clone()),
+            mitigate: Mitigator::new(cfg.mitigation.clone()),
             found: Vec::new(),
-            hypervisor_ports: cfg.service.ports().unwrap_or_default(),
+            actions: Vec::new(),
+            hypervisor_ports,
+            watched,
+            groups: cfg.lateral.groups.clone(),
             policy: policy.map(|p| crate::policy::PolicyState::new(Some(p))),
             reported: hashbrown::HashMap::new(),
+            last_ts: 0,
             alerts: 0,
         })
     }
 
+    /// Frames pass through this sensor inline: mitigation can enforce.
+    pub(crate) fn set_inline(&mut self, inline: bool) {
+        self.mitigate.set_inline(inline);
+    }
+
+    fn watched(&self, port: u16) -> bool {
+        self.watched[usize::from(port) / 64] & (1 << (port % 64)) != 0
+    }
+
     /// One decoded packet. Every packet adds to the volumetric sketch; beyond that only what
-    /// a detector reads is looked at: TCP without ACK (probes, SYNs), SYN/ACKs, SSH/RDP
-    /// packets, datagrams to management ports and ICMP destination-unreachables.
+    /// a detector reads is looked at: TCP without ACK (probes, SYNs), SYN/ACKs, the client
+    /// segments and closes of followed handshakes and sessions, SSH/RDP packets, datagrams
+    /// from management ports and ICMP destination-unreachables. True if an enforced
+    /// mitigation rule drops the packet.
     pub(crate) fn packet(
         &mut self,
         ts: u64,
@@ -74,8 +127,9 @@ impl ReaderDetect {
         d: &Decoded,
         out: &mut Vec<u8>,
         eve: &EveOptions,
-    ) {
+    ) -> bool {
         let t = &d.tuple;
+        self.last_ts = self.last_ts.max(ts);
         let vp = VolumePacket {
             ts_ns: ts,
             src: t.src_ip(),
@@ -91,11 +145,19 @@ impl ReaderDetect {
             || islet_flow::flow_id(&FlowKey::from_tuple(t).0, ts),
             &mut self.found,
         );
-        if matches!(t.proto, 6 | 17)
-            && (t.proto == 17 || d.tcp_flags & (SYN | ACK) == SYN)
-            && hypervisor_port(&self.hypervisor_ports, t.proto, t.dport)
-        {
-            self.hypervisor(ts, t, out, eve);
+        self.flood.tick(ts, &mut self.found);
+        self.lateral.tick(ts, &mut self.found);
+        self.mitigate.expire(ts, false, &mut self.actions);
+        if t.proto == 17 && hypervisor_port(&self.hypervisor_ports, 17, t.sport) {
+            // A datagram from a management port answers its addressee: reached.
+            self.hypervisor(
+                ts,
+                (t.dst_ip(), t.dport),
+                (t.src_ip(), t.sport),
+                17,
+                out,
+                eve,
+            );
         }
         let f = d.tcp_flags;
         let tcp = t.proto == 6;
@@ -108,11 +170,16 @@ impl ReaderDetect {
             }
             _ => (false, None),
         };
-        if !recon && !watched {
+        let follow = tcp && !recon && self.follows(t, f);
+        let drop = tcp
+            && self
+                .mitigate
+                .verdict(ts, t.src_ip(), t.dst_ip(), t.dport, f);
+        if !recon && !watched && !follow {
             self.flush(out, eve);
-            return;
+            return drop;
         }
-        let flow_id = if t.proto == 6 && d.tcp_flags & ACK == 0 {
+        let flow_id = if tcp && f & ACK == 0 {
             islet_flow::flow_id(&FlowKey::from_tuple(t).0, ts)
         } else {
             0
@@ -124,7 +191,9 @@ impl ReaderDetect {
             proto: t.proto,
             sport: t.sport,
             dport: t.dport,
-            tcp_flags: d.tcp_flags,
+            tcp_flags: f,
+            seq: d.tcp_seq,
+            ack: d.tcp_ack,
             flow_id,
             unreachable,
             len: d.pkt_len,
@@ -135,35 +204,171 @@ impl ReaderDetect {
         if watched {
             self.brute.packet(&p, &mut self.found);
         }
-        let syn = tcp && f & (SYN | ACK | RST) == SYN;
-        let into_hypervisor = syn
-            && !hypervisor_port(&self.hypervisor_ports, 6, t.dport)
-            && self.policy.as_mut().is_some_and(|pol| {
-                pol.has_label(p.dst, ts, "islet.io/role", "hypervisor-management")
-                    && !pol.is_admin(p.src, ts)
-            });
-        let admin = syn && self.lateral.is_admin_port(t.dport);
-        if into_hypervisor || admin {
-            let src = self.node(p.src, ts);
-            let dst = self.node(p.dst, ts);
-            let e = AdminEdge {
-                ts_ns: ts,
-                src_node: &src,
-                dst_node: &dst,
-                src: p.src,
-                dst: p.dst,
-                sport: p.sport,
-                dport: p.dport,
-                flow_id: p.flow_id,
-            };
-            if into_hypervisor && let Some(d) = self.lateral.hypervisor_edge(&e) {
-                self.found.push(d);
+        if tcp {
+            self.tcp(&p, out, eve);
+        }
+        self.onsets();
+        self.flush(out, eve);
+        drop
+    }
+
+    /// Does a TCP segment that is neither a probe nor a SYN/ACK matter: a client's answer to
+    /// a followed handshake, or the close or refusal of a followed connection?
+    fn follows(&self, t: &Tuple, f: u8) -> bool {
+        (!self.handshakes.is_empty()
+            && (self.watched(t.dport)
+                || self.flood.is_victim(t.dst_ip(), t.dport)
+                || self.policy.is_some()))
+            || (f & (FIN | RST) != 0 && (self.watched(t.dport) || self.watched(t.sport)))
+            || (f & RST != 0 && self.flood.is_victim(t.src_ip(), t.sport))
+    }
+
+    /// Handshakes, floods and admin connections, from one TCP segment.
+    fn tcp(&mut self, p: &PacketFacts, out: &mut Vec<u8>, eve: &EveOptions) {
+        let f = p.tcp_flags;
+        if f & (SYN | ACK | RST) == SYN {
+            self.flood.syn(p, &mut self.found);
+            if self.lateral.is_admin_port(p.dport) {
+                self.admin(p, p.src, p.sport, p.dst, p.dport, Admin::Attempt);
             }
-            if admin {
-                self.lateral.edge(&e, &mut self.found);
+            return;
+        }
+        if f & (SYN | ACK | RST) == SYN | ACK {
+            self.flood.answered();
+            let (server, sport, client, cport) = (p.src, p.sport, p.dst, p.dport);
+            let follow = self.watched(sport)
+                || self.flood.is_victim(server, sport)
+                || self.into_hypervisor(server, p.ts_ns);
+            if follow {
+                let re = self
+                    .handshakes
+                    .synack(conn(client, cport, server, sport), p.seq, p.ts_ns);
+                self.flood.synack(server, sport, re);
+            }
+            return;
+        }
+        // A segment from a client: does it answer a waiting SYN/ACK?
+        let c = conn(p.src, p.sport, p.dst, p.dport);
+        match self.handshakes.client(c, f, p.ack) {
+            Some(Answer::Completed) => {
+                self.flood.completed(p.dst, p.dport);
+                self.mitigate.completed(p.src, (p.dst, p.dport));
+                if self.lateral.is_admin_port(p.dport) {
+                    self.admin(p, p.src, p.sport, p.dst, p.dport, Admin::Completed);
+                }
+                if hypervisor_port(&self.hypervisor_ports, 6, p.dport) {
+                    self.hypervisor(p.ts_ns, (p.src, p.sport), (p.dst, p.dport), 6, out, eve);
+                } else if self.into_hypervisor(p.dst, p.ts_ns)
+                    && !self
+                        .policy
+                        .as_mut()
+                        .is_some_and(|pol| pol.is_admin(p.src, p.ts_ns))
+                {
+                    self.admin(p, p.src, p.sport, p.dst, p.dport, Admin::Hypervisor);
+                }
+                return;
+            }
+            Some(Answer::Reset) => {
+                self.flood.client_reset(p.dst, p.dport);
+                return;
+            }
+            None => {}
+        }
+        if f & (FIN | RST) == 0 {
+            return;
+        }
+        // A close of an open admin session (either side), or a server's refusal.
+        let back = conn(p.dst, p.dport, p.src, p.sport);
+        if self.lateral.is_open(&c) {
+            self.lateral.closed(&c);
+        } else if self.lateral.is_open(&back) {
+            self.lateral.closed(&back);
+        } else if f & RST != 0 {
+            self.flood.server_reset(p.src, p.sport);
+            if self.lateral.is_admin_port(p.sport)
+                && self.handshakes.waiting_since(back).is_none()
+                && f & ACK != 0
+            {
+                self.admin(p, p.dst, p.dport, p.src, p.sport, Admin::Refused);
             }
         }
-        self.flush(out, eve);
+    }
+
+    /// Is `server` a workload labelled hypervisor management (with an inventory)?
+    fn into_hypervisor(&mut self, server: IpAddr, ts: u64) -> bool {
+        self.policy
+            .as_mut()
+            .is_some_and(|pol| pol.has_label(server, ts, "islet.io/role", "hypervisor-management"))
+    }
+
+    /// An admin connection from `client` to `server`, as nodes.
+    fn admin(
+        &mut self,
+        p: &PacketFacts,
+        client: IpAddr,
+        cport: u16,
+        server: IpAddr,
+        sport: u16,
+        what: Admin,
+    ) {
+        let ts = p.ts_ns;
+        let src = self.node(client, ts);
+        let dst = self.node(server, ts);
+        let admin_source = self
+            .policy
+            .as_mut()
+            .is_some_and(|pol| pol.is_admin(client, ts));
+        let mut fanout = self.lateral.fanout_default();
+        if let Some(pol) = self.policy.as_mut() {
+            for g in &self.groups {
+                let label = g.label.as_deref().and_then(|l| l.split_once('='));
+                if pol.in_group(client, ts, g.namespace.as_deref(), label) {
+                    fanout = (
+                        g.fanout_hosts.unwrap_or(fanout.0),
+                        g.fanout_window_s.unwrap_or(fanout.1),
+                    );
+                    break;
+                }
+            }
+        }
+        let e = AdminEdge {
+            ts_ns: ts,
+            src_node: &src,
+            dst_node: &dst,
+            src: client,
+            dst: server,
+            sport: cport,
+            dport: sport,
+            flow_id: p.flow_id,
+            admin_source,
+            fanout,
+        };
+        match what {
+            Admin::Attempt => self.lateral.attempt(&e, &mut self.found),
+            Admin::Completed => self.lateral.completed(&e),
+            Admin::Refused => self.lateral.refused(&e),
+            Admin::Hypervisor => {
+                if let Some(d) = self.lateral.hypervisor_edge(&e) {
+                    self.found.push(d);
+                }
+            }
+        }
+    }
+
+    /// Floods that began: their mitigation.
+    fn onsets(&mut self) {
+        let onsets = self.flood.take_onsets();
+        if onsets.is_empty() || !self.mitigate.active() {
+            return;
+        }
+        for o in &onsets {
+            let pol = &mut self.policy;
+            let mut protected = |a: IpAddr| {
+                pol.as_mut()
+                    .is_some_and(|p| p.has_label(a, o.ts_ns, "islet.io/protected", "true"))
+            };
+            self.mitigate.onset(o, &mut protected, &mut self.actions);
+        }
     }
 
     /// A node of the admin graph: the workload the inventory names, else the address.
@@ -174,73 +379,78 @@ impl ReaderDetect {
             .unwrap_or_else(|| ip.to_string())
     }
 
-    /// A connection attempt (TCP SYN) or datagram to a hypervisor management port: from a
-    /// source that is not a workload labelled `islet.io/admin: "true"`? (With no inventory no
+    /// A management service reached (a completed handshake, or a datagram answered) from
+    /// `client`, not a workload labelled `islet.io/admin: "true"`? (With no inventory no
     /// source is.)
-    fn hypervisor(&mut self, ts: u64, t: &Tuple, out: &mut Vec<u8>, eve: &EveOptions) {
-        if self
-            .policy
-            .as_mut()
-            .is_some_and(|p| p.is_admin(t.src_ip(), ts))
-        {
+    fn hypervisor(
+        &mut self,
+        ts: u64,
+        (client, cport): (IpAddr, u16),
+        (server, sport): (IpAddr, u16),
+        proto: u8,
+        out: &mut Vec<u8>,
+        eve: &EveOptions,
+    ) {
+        if self.policy.as_mut().is_some_and(|p| p.is_admin(client, ts)) {
             return;
         }
-        let flow_id = islet_flow::flow_id(&FlowKey::from_tuple(t).0, ts);
-        let ctx = EventContext {
-            ts_ns: ts,
-            flow_id,
-            pcap_cnt: None,
-            tuple: t,
-            community_id: None,
-        };
-        let key = (t.src_ip(), t.dst_ip(), t.proto, t.dport);
+        let key = (client, server, proto, sport);
         if self
             .reported
             .get(&key)
-            .is_some_and(|&at| ctx.ts_ns < at.saturating_add(REPEAT_NS))
+            .is_some_and(|&at| ts < at.saturating_add(REPEAT_NS))
         {
             return;
         }
         if self.reported.len() >= MAX_REPORTED {
             self.reported.clear();
         }
-        self.reported.insert(key, ctx.ts_ns);
-        let proto = if t.proto == 6 { "tcp" } else { "udp" };
-        let det = Detection {
+        self.reported.insert(key, ts);
+        let name = if proto == 6 { "tcp" } else { "udp" };
+        let mut det = Detection {
             kind: HYPERVISOR_MGMT_ACCESS,
             severity: 1,
             summary: format!(
-                "islet detect: hypervisor management {proto}/{} reached from non-admin {}",
-                t.dport,
-                t.src_ip()
+                "islet detect: hypervisor management {name}/{sport} of {server} reached from non-admin {client} ({})",
+                if proto == 6 {
+                    "handshake completed"
+                } else {
+                    "datagram answered"
+                }
             ),
-            src: t.src_ip(),
-            dst: t.dst_ip(),
-            sport: t.sport,
-            dport: t.dport,
-            proto: t.proto,
-            ts_ns: ctx.ts_ns,
-            flow_id: ctx.flow_id,
+            src: client,
+            dst: server,
+            sport: cport,
+            dport: sport,
+            proto,
+            ts_ns: ts,
+            flow_id: 0,
             metadata: vec![
-                ("victim", vec![t.dst_ip().to_string()]),
-                ("service", vec![format!("{proto}/{}", t.dport)]),
+                ("victim", vec![server.to_string()]),
+                ("service", vec![format!("{name}/{sport}")]),
             ],
-            evidence: Evidence {
-                flow_ids: vec![ctx.flow_id],
-                counts: vec![("flows", 1)],
-                start_ns: ctx.ts_ns,
-                end_ns: ctx.ts_ns,
-            },
+            evidence: Evidence::default(),
         };
-        write_with(out, &ctx, &det, None, eve);
+        let tuple = tuple_of(&det);
+        det.flow_id = islet_flow::flow_id(&FlowKey::from_tuple(&tuple).0, ts);
+        det.evidence = Evidence {
+            flow_ids: vec![det.flow_id],
+            counts: vec![("flows", 1)],
+            start_ns: ts,
+            end_ns: ts,
+        };
+        write_detection(out, &det, eve);
         self.alerts += 1;
     }
 
-    /// The input ended: report open windows, incidents and paths.
+    /// The input ended: report open windows, incidents and paths; remove every rule.
     pub(crate) fn finish(&mut self, out: &mut Vec<u8>, eve: &EveOptions) {
         self.recon.finish(&mut self.found);
+        self.flood.finish(&mut self.found);
+        self.onsets();
         self.volume.finish(&mut self.found);
         self.lateral.finish(&mut self.found);
+        self.mitigate.expire(self.last_ts, true, &mut self.actions);
         self.flush(out, eve);
     }
 
@@ -249,7 +459,20 @@ impl ReaderDetect {
             write_detection(out, &det, eve);
             self.alerts += 1;
         }
+        for (det, action) in self.actions.drain(..) {
+            write_action(out, &det, action, eve);
+            self.alerts += 1;
+        }
     }
+}
+
+/// What an admin connection did.
+#[derive(Clone, Copy, Debug)]
+enum Admin {
+    Attempt,
+    Completed,
+    Refused,
+    Hypervisor,
 }
 
 fn tuple_of(det: &Detection) -> Tuple {
@@ -279,6 +502,12 @@ fn tuple_of(det: &Detection) -> Tuple {
 
 /// Write one detection as an EVE `alert`.
 pub(crate) fn write_detection(out: &mut Vec<u8>, det: &Detection, eve: &EveOptions) {
+    write_action(out, det, "allowed", eve);
+}
+
+/// Write one detection as an EVE `alert` with `alert.action` (`blocked` for an enforced
+/// mitigation).
+fn write_action(out: &mut Vec<u8>, det: &Detection, action: &'static str, eve: &EveOptions) {
     let tuple = tuple_of(det);
     let ctx = EventContext {
         ts_ns: det.ts_ns,
@@ -287,7 +516,7 @@ pub(crate) fn write_detection(out: &mut Vec<u8>, det: &Detection, eve: &EveOptio
         tuple: &tuple,
         community_id: None,
     };
-    write_with(out, &ctx, det, None, eve);
+    write_with_action(out, &ctx, det, None, action, eve);
 }
 
 fn write_with(
@@ -295,6 +524,17 @@ fn write_with(
     ctx: &EventContext<'_>,
     det: &Detection,
     proto: Option<&AppEvent>,
+    eve: &EveOptions,
+) {
+    write_with_action(out, ctx, det, proto, "allowed", eve);
+}
+
+fn write_with_action(
+    out: &mut Vec<u8>,
+    ctx: &EventContext<'_>,
+    det: &Detection,
+    proto: Option<&AppEvent>,
+    action: &'static str,
     eve: &EveOptions,
 ) {
     let k = det.kind;
@@ -311,7 +551,7 @@ fn write_with(
         end_ns,
     } = &det.evidence;
     let a = Alert {
-        action: "allowed",
+        action,
         signature_id: k.signature_id,
         rev: 1,
         signature: det.summary.clone(),

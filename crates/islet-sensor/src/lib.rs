@@ -11,6 +11,7 @@ pub mod config;
 mod detect;
 #[cfg(target_os = "linux")]
 pub mod live;
+mod mitigate;
 pub mod names;
 pub mod output;
 mod pipeline;

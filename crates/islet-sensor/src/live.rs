@@ -866,6 +866,7 @@ fn worker_loop(
     let mut kflows: Vec<KernelFlow> = Vec::new();
     let kbudget = (KERNEL_BYPASS_FLOWS as usize / cfg.workers().max(1)).max(1);
     let mut dec = Decoder::new(cfg, eve_opts, judges.policy.clone());
+    dec.set_inline(inline);
     let mut w = Worker::new(
         cfg.flow_config(1),
         cfg.stream_config(),
@@ -965,6 +966,8 @@ fn worker_loop(
                         }
                     }
                 });
+                // A flood mitigation rule drops the frame (it was still seen and counted).
+                deny |= dec.take_mitigated();
                 tally.packets += 1;
                 if dec.stats.ipv4 + dec.stats.ipv6 == ip_before {
                     tally.non_ip += 1;

@@ -87,6 +87,8 @@ pub(crate) struct Decoder {
     next_expire_ns: u64,
     /// Scans and floods, judged here in capture order.
     detect: Option<crate::detect::ReaderDetect>,
+    /// An enforced mitigation rule dropped the frame just fed.
+    mitigated: bool,
 }
 
 /// What the decoder hands on for one packet.
@@ -113,7 +115,20 @@ impl Decoder {
             write_anomalies: cfg.output.anomalies.unwrap_or(true),
             next_expire_ns: 0,
             detect: crate::detect::ReaderDetect::new(&cfg.detect, policy),
+            mitigated: false,
         }
+    }
+
+    /// Frames pass through inline: an enforced mitigation rule drops them.
+    pub(crate) fn set_inline(&mut self, inline: bool) {
+        if let Some(d) = self.detect.as_mut() {
+            d.set_inline(inline);
+        }
+    }
+
+    /// Did an enforced mitigation rule drop the frame just fed?
+    pub(crate) fn take_mitigated(&mut self) -> bool {
+        std::mem::take(&mut self.mitigated)
     }
 
     fn anomaly(&mut self, ts: u64, cnt: u64, ev: DecodeEvent, d: &Decoded) {
@@ -182,7 +197,7 @@ impl Decoder {
                 Kind::NotIp => {}
                 Kind::Ip => {
                     if let Some(det) = self.detect.as_mut() {
-                        det.packet(ts, p.data, &d, &mut self.out, &self.eve);
+                        self.mitigated |= det.packet(ts, p.data, &d, &mut self.out, &self.eve);
                     }
                     sink(ts, Step::Packet(p.data, &d));
                 }
@@ -220,7 +235,7 @@ impl Decoder {
                             sink(ts, Step::Outer(o));
                         }
                         if let Some(det) = self.detect.as_mut() {
-                            det.packet(ts, buf, d2, &mut self.out, &self.eve);
+                            self.mitigated |= det.packet(ts, buf, d2, &mut self.out, &self.eve);
                         }
                         sink(ts, Step::Packet(buf, d2));
                     }

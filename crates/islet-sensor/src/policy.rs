@@ -312,6 +312,31 @@ impl PolicyState {
             .is_some_and(|w| w.labels.get(key).is_some_and(|v| v == value))
     }
 
+    /// Is `ip` a workload of `namespace` (if given) with label `key=value` (if given) at
+    /// `ts`? False without a policy, or if neither is given.
+    pub(crate) fn in_group(
+        &mut self,
+        ip: std::net::IpAddr,
+        ts: u64,
+        namespace: Option<&str>,
+        label: Option<(&str, &str)>,
+    ) -> bool {
+        if namespace.is_none() && label.is_none() {
+            return false;
+        }
+        let Some(cache) = self.cache.as_mut() else {
+            return false;
+        };
+        let e = cache.load();
+        let id = e
+            .inventory
+            .resolve(ip, i64::try_from(ts).unwrap_or(i64::MAX));
+        e.inventory.workload(id).is_some_and(|w| {
+            namespace.is_none_or(|n| w.namespace == n)
+                && label.is_none_or(|(k, v)| w.labels.get(k).is_some_and(|x| x == v))
+        })
+    }
+
     /// The inventory's name of the workload holding `ip` at `ts` (`namespace/name`).
     pub(crate) fn workload_name(&mut self, ip: std::net::IpAddr, ts: u64) -> Option<String> {
         let e = self.cache.as_mut()?.load();

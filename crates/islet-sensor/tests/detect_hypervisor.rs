@@ -1,12 +1,12 @@
 //! New edges into workloads labelled hypervisor management: after the learning period, a
-//! connection from a workload that is not an admin alerts once per edge at high severity;
-//! admins and edges learned before do not.
+//! completed connection from a workload that is not an admin alerts once per edge at high
+//! severity; admins, edges learned before, and attempts nothing answered do not.
 
 use islet_capture::Frames;
 use islet_policy::{Engine, Inventory, import};
 use islet_sensor::policy::PolicyRuntime;
 use islet_sensor::{Judges, SensorConfig, run_judged};
-use islet_testkit::frames::tcp;
+use islet_testkit::frames::{handshake, tcp};
 use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -41,25 +41,22 @@ fn new_edges_into_hypervisors_from_non_admins_alert_once() {
     let build = Ipv4Addr::new(10, 0, 7, 7);
     let sec = 1_000_000_000u64;
     let t0 = 1_700_000_000 * sec;
-    let frames = vec![
-        // Learning: the build host already talked to the hypervisor's API.
-        (t0, tcp((build, 50_000), esxi, 1, 0x02)),
-        (t0 + 100 * sec, tcp((build, 50_001), esxi, 1, 0x02)),
-        // After learning: the admin on a new port (admins are fine), the build host on a new
-        // port (alert), and again (no second alert).
-        (
-            t0 + 200 * sec,
-            tcp((admin, 50_002), (esxi.0, 8_443), 1, 0x02),
-        ),
-        (
-            t0 + 300 * sec,
-            tcp((build, 50_003), (esxi.0, 5_480), 1, 0x02),
-        ),
-        (
-            t0 + 400 * sec,
-            tcp((build, 50_004), (esxi.0, 5_480), 1, 0x02),
-        ),
-    ];
+    let mut frames = Vec::new();
+    // Learning: the build host already talked to the hypervisor's API.
+    frames.extend(handshake(t0, (build, 50_000), esxi));
+    frames.extend(handshake(t0 + 100 * sec, (build, 50_001), esxi));
+    // After learning: the admin on a new port (admins are fine), the build host probing
+    // ports nothing answers (no alert: a probe is not a reach), then on a new port (alert),
+    // and again (no second alert).
+    frames.extend(handshake(t0 + 200 * sec, (admin, 50_002), (esxi.0, 8_443)));
+    for port in [9_000, 9_001, 9_002] {
+        frames.push((
+            t0 + 250 * sec,
+            tcp((build, 50_010), (esxi.0, port), 1, 0x02),
+        ));
+    }
+    frames.extend(handshake(t0 + 300 * sec, (build, 50_003), (esxi.0, 5_480)));
+    frames.extend(handshake(t0 + 400 * sec, (build, 50_004), (esxi.0, 5_480)));
     let mut cfg = SensorConfig::default();
     cfg.sensor.workers = 1;
     cfg.detect.lateral.learn_s = 60;

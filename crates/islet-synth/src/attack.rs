@@ -373,6 +373,13 @@ pub fn generate_attack<W: Write>(
             let len = srvrqst.len() as u32;
             srvrqst[2..5].copy_from_slice(&len.to_be_bytes()[1..]);
             o.udp(t0, (&ws, 51_000), (&esxi, 427), &srvrqst)?;
+            // The SLP service answers: a SrvRply (function 2) with the same XID, no error and
+            // no URL entries.
+            let mut srvrply = vec![2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0, 2, b'e', b'n'];
+            srvrply.extend_from_slice(&[0, 0, 0, 0]);
+            let len = srvrply.len() as u32;
+            srvrply[2..5].copy_from_slice(&len.to_be_bytes()[1..]);
+            o.udp(t0 + MS, (&esxi, 427), (&ws, 51_000), &srvrply)?;
             o.session(
                 t0 + SEC,
                 (&ws, 51_001),

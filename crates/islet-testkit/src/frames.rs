@@ -42,13 +42,34 @@ pub fn udp(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> Vec<u8
 
 /// A TCP segment without payload, with `flags` (0x02 SYN, 0x12 SYN/ACK, 0x10 ACK, 0x04 RST).
 pub fn tcp(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), seq: u32, flags: u8) -> Vec<u8> {
+    tcp_ack(src, dst, seq, 0, flags)
+}
+
+/// A TCP segment without payload, with its acknowledgement number.
+pub fn tcp_ack(
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    seq: u32,
+    ack: u32,
+    flags: u8,
+) -> Vec<u8> {
     let mut t = Vec::with_capacity(20);
     t.extend_from_slice(&src.1.to_be_bytes());
     t.extend_from_slice(&dst.1.to_be_bytes());
     t.extend_from_slice(&seq.to_be_bytes());
-    t.extend_from_slice(&0u32.to_be_bytes());
+    t.extend_from_slice(&ack.to_be_bytes());
     t.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
     ipv4(src.0, dst.0, 6, &t)
+}
+
+/// A completed TCP handshake from `client` to `server` starting at `ts` (SYN, SYN/ACK, ACK,
+/// a millisecond apart), as (time, frame) pairs.
+pub fn handshake(ts: u64, client: (Ipv4Addr, u16), server: (Ipv4Addr, u16)) -> [(u64, Vec<u8>); 3] {
+    [
+        (ts, tcp_ack(client, server, 100, 0, 0x02)),
+        (ts + 1_000_000, tcp_ack(server, client, 5_000, 101, 0x12)),
+        (ts + 2_000_000, tcp_ack(client, server, 101, 5_001, 0x10)),
+    ]
 }
 
 /// A DNS response to `qname` (class IN, type A) answering with `addrs`, each with `ttl`.
