@@ -1,9 +1,13 @@
 //! The behavioural detectors on arbitrary packet sequences (16 bytes per packet: time step,
 //! addresses from small pools so state builds up, ports, flags, protocol), with small bounds
-//! so every eviction path runs; and the ICMP quoted-datagram reader on the raw input.
+//! so every eviction path runs: scans, floods with the handshake table between them (SYN/ACK
+//! sequence numbers and client acknowledgements from the input), lateral attempts,
+//! completions, refusals and closes; and the ICMP quoted-datagram reader on the raw input.
 #![no_main]
 use islet_detect::brute::Brute;
 use islet_detect::config::{BruteConfig, FloodConfig, LateralConfig, ScanConfig, VolumeConfig};
+use islet_detect::flood::Flood;
+use islet_detect::handshake::{Answer, Conn, Handshakes};
 use islet_detect::lateral::{AdminEdge, Lateral};
 use islet_detect::recon::Recon;
 use islet_detect::volume::{Volume, VolumePacket, key_hash};
@@ -22,14 +26,16 @@ fuzz_target!(|data: &[u8]| {
             hosts_per_port: 2,
             ..ScanConfig::default()
         },
-        FloodConfig {
-            max_victims: 2,
-            syns_per_second: 2,
-            total_syns_per_second: 2,
-            spoofed_sources: 2,
-            ..FloodConfig::default()
-        },
+        vec![(6, 902), (17, 623)],
     );
+    let mut f = Flood::new(FloodConfig {
+        max_victims: 2,
+        syns_per_second: 2,
+        total_syns_per_second: 2,
+        spoofed_sources: 2,
+        ..FloodConfig::default()
+    });
+    let mut h = Handshakes::default();
     let mut b = Brute::new(BruteConfig {
         max_pairs: 2,
         sessions: 2,
@@ -38,6 +44,8 @@ fuzz_target!(|data: &[u8]| {
     let mut l = Lateral::new(LateralConfig {
         learn_s: 1,
         fanout_hosts: 2,
+        fanout_quiet_s: 1,
+        chain_quiet_s: 1,
         max_nodes: 4,
         max_edges: 4,
         ..LateralConfig::default()
@@ -65,11 +73,64 @@ fuzz_target!(|data: &[u8]| {
             sport,
             dport,
             tcp_flags: c[7],
+            seq: u32::from(c[15]),
+            ack: u32::from(c[15]) + 1,
             flow_id: u64::from(c[9]),
             unreachable: (c[10] & 1 == 1).then(|| (c[11], dst, u16::from(c[12]))),
             len: u32::from(c[13]),
         };
         r.packet(&p, &mut out);
+        f.tick(ts, &mut out);
+        l.tick(ts, &mut out);
+        let fl = c[7];
+        let conn = Conn {
+            client: src,
+            cport: sport,
+            server: dst,
+            sport: dport,
+        };
+        let back = Conn {
+            client: dst,
+            cport: dport,
+            server: src,
+            sport,
+        };
+        let (s, d) = (src.to_string(), dst.to_string());
+        let e = AdminEdge {
+            ts_ns: ts,
+            src_node: &s,
+            dst_node: &d,
+            src,
+            dst,
+            sport,
+            dport,
+            flow_id: 0,
+            admin_source: c[13] & 1 == 1,
+            fanout: (2, 60),
+        };
+        if proto == 6 && fl & 0x16 == 0x02 {
+            f.syn(&p, &mut out);
+            l.attempt(&e, &mut out);
+        } else if proto == 6 && fl & 0x16 == 0x12 {
+            let re = h.synack(back, p.seq, ts);
+            f.synack(src, sport, re);
+        } else if proto == 6 {
+            match h.client(conn, fl, p.ack) {
+                Some(Answer::Completed) => {
+                    f.completed(dst, dport);
+                    l.completed(&e);
+                }
+                Some(Answer::Reset) => f.client_reset(dst, dport),
+                None if fl & 0x04 != 0 => {
+                    f.server_reset(src, sport);
+                    l.refused(&e);
+                }
+                None => {}
+            }
+            if fl & 0x05 != 0 && l.is_open(&conn) {
+                l.closed(&conn);
+            }
+        }
         let mut d = [0u8; 16];
         d[..4].copy_from_slice(&[10, 0, 1, c[2] & 7]);
         let vp = VolumePacket {
@@ -87,24 +148,11 @@ fuzz_target!(|data: &[u8]| {
         if b.watches(sport, dport) {
             b.packet(&p, &mut out);
         }
-        let (s, d) = (src.to_string(), dst.to_string());
-        l.edge(
-            &AdminEdge {
-                ts_ns: ts,
-                src_node: &s,
-                dst_node: &d,
-                src,
-                dst,
-                sport,
-                dport,
-                flow_id: 0,
-            },
-            &mut out,
-        );
-        assert!(r.tracked().0 <= 4 && r.tracked().1 <= 2 && b.tracked() <= 2);
+        assert!(r.tracked() <= 4 && f.tracked() <= 2 && b.tracked() <= 2);
         out.clear();
     }
     r.finish(&mut out);
+    f.finish(&mut out);
     v.finish(&mut out);
     l.finish(&mut out);
 });

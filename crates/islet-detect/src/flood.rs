@@ -74,7 +74,10 @@ impl FloodSource {
 /// The first flood second of a phase: what a mitigation acts on.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Onset {
+    /// When it was found (the packet that closed its first second).
     pub ts_ns: u64,
+    /// Its first SYN.
+    pub start_ns: u64,
     pub victim: (IpAddr, u16),
     pub kind: FloodSource,
     /// The second's heaviest sources with their SYNs, heaviest first.
@@ -227,7 +230,7 @@ impl Flood {
         let mut ended = Vec::new();
         for (k, v) in self.victims.iter_mut() {
             if v.second < now / SEC {
-                close_second(&self.cfg, v, &mut self.onsets, out);
+                close_second(&self.cfg, v, now, &mut self.onsets, out);
                 v.second = now / SEC;
             }
             if now >= v.last_flood_ns.saturating_add(quiet) {
@@ -310,7 +313,8 @@ impl Flood {
         let mut vs: Vec<Victim> = self.victims.drain().map(|(_, v)| v).collect();
         vs.sort_by_key(|v| (v.incident_start, v.dst));
         for mut v in vs {
-            close_second(&self.cfg, &mut v, &mut self.onsets, out);
+            let end = (v.second + 1).saturating_mul(SEC);
+            close_second(&self.cfg, &mut v, end, &mut self.onsets, out);
             end_phase(&mut v, out);
         }
         self.spread.finish(out);
@@ -321,6 +325,7 @@ impl Flood {
 fn close_second(
     cfg: &FloodConfig,
     v: &mut Victim,
+    now: u64,
     onsets: &mut Vec<Onset>,
     out: &mut Vec<Detection>,
 ) {
@@ -344,7 +349,8 @@ fn close_second(
         if v.phase.is_none() {
             let top = v.sec_top.top();
             onsets.push(Onset {
-                ts_ns: v.sec_first_ns,
+                ts_ns: now,
+                start_ns: v.sec_first_ns,
                 victim: v.dst,
                 kind,
                 sources: top,

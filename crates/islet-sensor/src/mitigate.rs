@@ -2,8 +2,9 @@
 //! ([`islet_detect::flood::Onset`]) becomes a time-limited rule.
 //!
 //! - An own-address or distributed flood: drop every packet from its heaviest sources (at most
-//!   `max_sources`, never a workload the inventory labels `islet.io/protected: "true"`) to the
-//!   victim service.
+//!   `max_sources`, each with at least a tenth of the heaviest one's SYNs, never a client
+//!   that completed a handshake with the victim at a client's pace, never a workload the
+//!   inventory labels `islet.io/protected: "true"`) to the victim service.
 //! - A spoofed flood: let at most `syn_rate` new SYNs a second through to the victim service
 //!   from sources that have not completed a handshake with it; sources that have (remembered
 //!   in a direct-mapped table from the moment the service is a victim) and every segment of an
@@ -26,6 +27,10 @@ use std::net::IpAddr;
 const SEC: u64 = 1_000_000_000;
 const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
+/// SYNs in a flood's first second from which a source is dropped even if it has completed a
+/// handshake with the victim before (no client opens that many connections a second and
+/// leaves them half open).
+const HEAVY_SYNS: u64 = 50;
 /// Sources remembered as having completed a handshake with a victim.
 const GOOD_SLOTS: usize = 1 << 14;
 
@@ -142,11 +147,18 @@ impl Mitigator {
                 per_second: self.cfg.syn_rate,
             },
             _ => {
+                // The heavy hitters only: a tenth of the heaviest source's SYNs at least, and
+                // not a client that completes its handshakes at a client's pace.
+                let top = o.sources.first().map_or(0, |s| s.1);
                 let srcs: Vec<IpAddr> = o
                     .sources
                     .iter()
+                    .filter(|(a, n)| {
+                        n * 10 >= top
+                            && (*n >= HEAVY_SYNS || !self.is_good(*a, o.victim))
+                            && !protected(*a)
+                    })
                     .map(|(a, _)| *a)
-                    .filter(|a| !protected(*a))
                     .take(self.cfg.max_sources)
                     .collect();
                 if srcs.is_empty() {
@@ -331,6 +343,7 @@ mod tests {
     fn onset(kind: FloodSource) -> Onset {
         Onset {
             ts_ns: 10 * SEC,
+            start_ns: 9 * SEC,
             victim: (IpAddr::from([198, 51, 100, 20]), 443),
             kind,
             sources: vec![
@@ -350,10 +363,29 @@ mod tests {
         m.set_inline(true);
         let mut out = Vec::new();
         let prot = IpAddr::from([198, 51, 100, 7]);
-        m.onset(&onset(FloodSource::Single), &mut |a| a == prot, &mut out);
+        // A client among the top sources that completes its handshakes is spared; so is a
+        // source with few SYNs.
+        let client = IpAddr::from([198, 51, 100, 1]);
+        let v = (IpAddr::from([198, 51, 100, 20]), 443);
+        m.completed(client, v);
+        let mut o = onset(FloodSource::Single);
+        o.sources[0].1 = 300;
+        o.sources.push((client, 40));
+        o.sources.push((IpAddr::from([198, 51, 100, 8]), 20));
+        m.onset(&o, &mut |a| a == prot, &mut out);
+        let rule = &out[0]
+            .0
+            .metadata
+            .iter()
+            .find(|m| m.0 == "mitigation_rule")
+            .expect("rule")
+            .1[0];
+        assert!(
+            rule.starts_with("drop tcp from 198.51.100.66 to "),
+            "{rule}"
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].1, "blocked");
-        let v = (IpAddr::from([198, 51, 100, 20]), 443);
         assert!(m.verdict(11 * SEC, IpAddr::from([198, 51, 100, 66]), v.0, v.1, 0x10));
         assert!(!m.verdict(11 * SEC, prot, v.0, v.1, 0x02), "protected");
         assert!(

@@ -1,0 +1,3 @@
+//! Helpers shared by the live tests.
+
+pub mod netlab;
