@@ -107,6 +107,7 @@ fuzz_target!(|data: &[u8]| {
             flow_id: 0,
             admin_source: c[13] & 1 == 1,
             fanout: (2, 60),
+            scanning: c[13] & 2 == 2,
         };
         if proto == 6 && fl & 0x16 == 0x02 {
             f.syn(&p, &mut out);
@@ -117,7 +118,7 @@ fuzz_target!(|data: &[u8]| {
         } else if proto == 6 {
             match h.client(conn, fl, p.ack) {
                 Some(Answer::Completed) => {
-                    f.completed(dst, dport);
+                    f.completed(src, dst, dport);
                     l.completed(&e);
                 }
                 Some(Answer::Reset) => f.client_reset(dst, dport),

@@ -140,6 +140,17 @@ struct Victim {
     sec_flows: Vec<u64>,
     sec_first: Option<(IpAddr, u16)>,
     phase: Option<Phase>,
+    /// Hashes of sources that completed a handshake with the victim (direct-mapped): not
+    /// the flood's face.
+    good: Box<[u64; GOOD]>,
+}
+
+/// Sources remembered per victim as having completed a handshake.
+const GOOD: usize = 256;
+
+fn good_slot(ip: IpAddr) -> (usize, u64) {
+    let h = hash64(&ip_bytes(ip)) | 1;
+    ((h as usize) & (GOOD - 1), h)
 }
 
 impl Victim {
@@ -158,7 +169,13 @@ impl Victim {
             sec_flows: Vec::new(),
             sec_first: None,
             phase: None,
+            good: Box::new([0; GOOD]),
         }
+    }
+
+    fn is_good(&self, ip: IpAddr) -> bool {
+        let (i, h) = good_slot(ip);
+        self.good[i] == h
     }
 
     fn syn(&mut self, p: &PacketFacts) {
@@ -171,7 +188,9 @@ impl Victim {
         if self.sec_flows.len() < MAX_EVIDENCE_FLOWS {
             self.sec_flows.push(p.flow_id);
         }
-        self.sec_first.get_or_insert((p.src, p.sport));
+        if self.sec_first.is_none() && !self.is_good(p.src) {
+            self.sec_first = Some((p.src, p.sport));
+        }
     }
 }
 
@@ -282,10 +301,12 @@ impl Flood {
         }
     }
 
-    /// A client completed a handshake with `server:port` (its ACK of the SYN/ACK).
-    pub fn completed(&mut self, server: IpAddr, port: u16) {
+    /// `client` completed a handshake with `server:port` (its ACK of the SYN/ACK).
+    pub fn completed(&mut self, client: IpAddr, server: IpAddr, port: u16) {
         if let Some(v) = self.victims.get_mut(&(server, port)) {
             v.sec.completed += 1;
+            let (i, h) = good_slot(client);
+            v.good[i] = h;
         }
     }
 
@@ -404,7 +425,11 @@ fn end_phase(v: &mut Victim, out: &mut Vec<Detection>) {
     };
     v.phases += 1;
     let sources = p.sources.estimate();
-    let top = p.top.top();
+    // Heavy hitters: a tenth of the heaviest source's SYNs at least (a client that kept
+    // connecting during the flood is not one).
+    let mut top = p.top.top();
+    let heaviest = top.first().map_or(0, |t| t.1);
+    top.retain(|(_, n)| n * 10 >= heaviest);
     let (ip, port) = v.dst;
     let who = match p.kind {
         FloodSource::Spoofed => format!("spoofed, about {sources} distinct sources"),
@@ -526,7 +551,7 @@ mod tests {
         match c {
             Client::Completes => {
                 if h.client(conn, 0x10, 1001) == Some(Answer::Completed) {
-                    f.completed(server, 443);
+                    f.completed(src, server, 443);
                 }
             }
             Client::Resets => {
@@ -607,8 +632,17 @@ mod tests {
         assert_eq!(out.len(), 2, "{out:#?}");
         assert_eq!(md(&out[0], "flood_source"), ["single"]);
         assert_eq!(out[0].src, attacker);
-        assert_eq!(md(&out[0], "top_sources")[0], attacker.to_string());
+        assert_eq!(
+            md(&out[0], "top_sources"),
+            [attacker.to_string()],
+            "the clients are not heavy hitters"
+        );
         assert_eq!(md(&out[1], "flood_source"), ["spoofed"]);
+        assert!(
+            out[1].src.to_string().starts_with("10."),
+            "a forged source, not a client: {}",
+            out[1].src
+        );
         assert_eq!(md(&out[1], "victim"), ["198.51.100.20 port 443"]);
         // The phases meet where the source changed, within a second.
         let (a, b) = (&out[0].evidence, &out[1].evidence);

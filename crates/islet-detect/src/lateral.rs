@@ -9,7 +9,8 @@
 //!   an admin connection to C is a hop: whoever holds the session into B is reaching through
 //!   it. Hops that continue each other (A→B open, B→C open, C→D…) are one chain per origin,
 //!   reported once when it has not grown for `chain_quiet_s` (or the input ends), as a
-//!   `lateral_movement_chain` with every host of the path in order (`metadata.path`), the hops
+//!   `lateral_movement_chain` with every host of the path in order (`metadata.path`, and their
+//!   addresses in `path_addresses`), the hops
 //!   with their services and times, and how many hop attempts were refused. After learning, a
 //!   new edge out of B within `chain_window_s` of a session into B that has closed continues
 //!   its path too (code left running on B, as a remote task or service is).
@@ -18,7 +19,8 @@
 //!   runs), or
 //!   `fanout_services` distinct admin services on `fanout_service_hosts` hosts (credential
 //!   spraying over SMB, RDP, WinRM and SSH), within `fanout_window_s` — attempts, completions
-//!   and refusals counted, at least one
+//!   and refusals counted, none made while the source was scanning (the scan's alert is the
+//!   incident's), at least one
 //!   session completed (without one it is a probe sweep, the scan detector's) — is one
 //!   `admin_protocol_fanout`, reported when the source has been quiet for `fanout_quiet_s` or
 //!   the window ends, unless the source is an admin or jump host of the inventory; an identity
@@ -71,6 +73,8 @@ pub struct AdminEdge<'a> {
     pub admin_source: bool,
     /// Fan-out thresholds for the source's identity group: (hosts, window in seconds).
     pub fanout: (usize, u64),
+    /// The source is scanning (the scan detector's): its admin attempts are the scan's.
+    pub scanning: bool,
 }
 
 impl AdminEdge<'_> {
@@ -99,12 +103,16 @@ struct Fanout {
     refused: u64,
     any_new: bool,
     reported: bool,
+    /// An attempt came while the source was scanning: the scan's alert covers it.
+    scanning: bool,
     flows: Vec<u64>,
     first: Option<(IpAddr, IpAddr, u16, u16)>,
 }
 
 #[derive(Debug, Default)]
 struct NodeState {
+    /// The node's address last seen (a workload may have several).
+    addr: Option<IpAddr>,
     fan: Option<Fanout>,
     /// Open admin sessions into this node: the connection, the path that reached it (and
     /// the path's first connection), and when it opened.
@@ -279,6 +287,11 @@ impl Lateral {
         }
         // During learning every edge counts as new: nothing is known yet.
         let unknown = new || learning;
+        for (name, ip) in [(e.src_node, e.src), (e.dst_node, e.dst)] {
+            if let Some(n) = self.node(name) {
+                n.addr = Some(ip);
+            }
+        }
         if !e.admin_source {
             self.fan_attempt(e, unknown);
         }
@@ -395,6 +408,7 @@ impl Lateral {
         });
         f.last_ns = e.ts_ns;
         f.attempts += 1;
+        f.scanning |= e.scanning;
         f.any_new |= unknown;
         f.first.get_or_insert((e.src, e.dst, e.sport, e.dport));
         if !f.hosts.iter().any(|h| h == e.dst_node) && f.hosts.len() < MAX_FANOUT_HOSTS {
@@ -514,7 +528,8 @@ impl Lateral {
         while i < self.chains.len() {
             if now >= self.chains[i].last_ns.saturating_add(quiet) {
                 let c = self.chains.remove(i);
-                out.push(chain_detection(c));
+                let addrs = self.addrs(&c.path);
+                out.push(chain_detection(c, addrs));
             } else {
                 i += 1;
             }
@@ -536,11 +551,11 @@ impl Lateral {
             if let Some(f) = self.nodes.get_mut(&name).and_then(|n| n.fan.take()) {
                 fanout_detection(&name, f, out);
             }
-            if self
-                .nodes
-                .get(&name)
-                .is_some_and(|n| n.inbound.is_empty() && n.reached.is_none())
-            {
+            if self.nodes.get(&name).is_some_and(|n| {
+                n.inbound.is_empty()
+                    && n.reached.is_none()
+                    && !self.chains.iter().any(|c| c.path.contains(&name))
+            }) {
                 self.nodes.remove(&name);
             }
         }
@@ -559,6 +574,14 @@ impl Lateral {
         }
     }
 
+    /// The addresses of a path's nodes, as far as known.
+    fn addrs(&self, path: &[String]) -> Vec<String> {
+        path.iter()
+            .filter_map(|n| self.nodes.get(n).and_then(|s| s.addr))
+            .map(|a| a.to_string())
+            .collect()
+    }
+
     /// The input ended: report the fan-outs and chains still open.
     pub fn finish(&mut self, out: &mut Vec<Detection>) {
         let mut fans: Vec<(u64, String, Fanout)> = self
@@ -571,7 +594,8 @@ impl Lateral {
             fanout_detection(&name, f, out);
         }
         for c in std::mem::take(&mut self.chains) {
-            out.push(chain_detection(c));
+            let addrs = self.addrs(&c.path);
+            out.push(chain_detection(c, addrs));
         }
     }
 }
@@ -585,7 +609,7 @@ impl Fanout {
         let wide = self.hosts.len() >= self.need && self.attempts > self.completed;
         let multi =
             self.services.len() >= self.need_multi.0 && self.hosts.len() >= self.need_multi.1;
-        (wide || multi) && self.completed > 0 && !self.reported
+        (wide || multi) && self.completed > 0 && !self.reported && !self.scanning
     }
 }
 
@@ -633,7 +657,7 @@ fn fanout_detection(src_node: &str, f: Fanout, out: &mut Vec<Detection>) {
     ));
 }
 
-fn chain_detection(c: Chain) -> Detection {
+fn chain_detection(c: Chain, addrs: Vec<String>) -> Detection {
     let hops = c.hops.len() as u64;
     detection(
         LATERAL_MOVEMENT_CHAIN,
@@ -647,6 +671,7 @@ fn chain_detection(c: Chain) -> Detection {
         c.last_ns,
         vec![
             ("path", c.path.clone()),
+            ("path_addresses", addrs),
             (
                 "hops",
                 c.hops

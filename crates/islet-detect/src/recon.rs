@@ -51,6 +51,10 @@ struct Scanner {
     seq: u64,
     /// Pairs refused for the per-source bound.
     overflow: u64,
+    /// Its failed pairs have had a scan's shape (sticky for the window), and how many failed
+    /// pairs there were when that was last looked at.
+    scanning: bool,
+    checked: usize,
 }
 
 /// A source's first probe, waiting for a second before the source is tracked.
@@ -128,6 +132,36 @@ impl Recon {
         }
     }
 
+    /// Is `src` scanning now: do its failed probes of this window have a scan's shape
+    /// (`ports_per_host` ports of one host, or `hosts_per_port` hosts on one port)? What it
+    /// does to admin ports then is the scan's, not a fan-out. Looked at again only when its
+    /// failed pairs grew by 16 since the last look, and sticky once true, so a scanner's
+    /// admin probes cost amortised O(1) each.
+    pub fn is_scanning(&mut self, src: IpAddr) -> bool {
+        let (pph, hpp) = (self.scan.ports_per_host, self.scan.hosts_per_port);
+        let Some(s) = self.scanners.get_mut(&src) else {
+            return false;
+        };
+        let n = s.failed.len();
+        if s.scanning || n < pph.min(hpp) as usize || n < s.checked + 16 && s.checked > 0 {
+            return s.scanning;
+        }
+        s.checked = n;
+        let mut per_host: hashbrown::HashMap<IpAddr, u32> = hashbrown::HashMap::new();
+        let mut per_port: hashbrown::HashMap<u16, u32> = hashbrown::HashMap::new();
+        for (h, p) in &s.failed {
+            let a = per_host.entry(*h).or_default();
+            *a += 1;
+            let b = per_port.entry(*p).or_default();
+            *b += 1;
+            if *a >= pph || *b >= hpp {
+                s.scanning = true;
+                break;
+            }
+        }
+        s.scanning
+    }
+
     /// Sources tracked now (within `scan.max_sources`).
     pub fn tracked(&self) -> usize {
         self.scanners.len()
@@ -201,6 +235,8 @@ impl Recon {
                 flows: Vec::new(),
                 seq,
                 overflow: 0,
+                scanning: false,
+                checked: 0,
             },
         );
         self.scan_order.push_back((d.src, seq));

@@ -238,7 +238,7 @@ impl ReaderDetect {
             let (server, sport, client, cport) = (p.src, p.sport, p.dst, p.dport);
             let follow = self.watched(sport)
                 || self.flood.is_victim(server, sport)
-                || self.into_hypervisor(server, p.ts_ns);
+                || self.is_hypervisor(server, p.ts_ns);
             if follow {
                 let re = self
                     .handshakes
@@ -251,14 +251,14 @@ impl ReaderDetect {
         let c = conn(p.src, p.sport, p.dst, p.dport);
         match self.handshakes.client(c, f, p.ack) {
             Some(Answer::Completed) => {
-                self.flood.completed(p.dst, p.dport);
+                self.flood.completed(p.src, p.dst, p.dport);
                 self.mitigate.completed(p.src, (p.dst, p.dport));
                 if self.lateral.is_admin_port(p.dport) {
                     self.admin(p, p.src, p.sport, p.dst, p.dport, Admin::Completed);
                 }
                 if hypervisor_port(&self.hypervisor_ports, 6, p.dport) {
                     self.hypervisor(p.ts_ns, (p.src, p.sport), (p.dst, p.dport), 6, out, eve);
-                } else if self.into_hypervisor(p.dst, p.ts_ns)
+                } else if self.is_hypervisor(p.dst, p.ts_ns)
                     && !self
                         .policy
                         .as_mut()
@@ -295,7 +295,7 @@ impl ReaderDetect {
     }
 
     /// Is `server` a workload labelled hypervisor management (with an inventory)?
-    fn into_hypervisor(&mut self, server: IpAddr, ts: u64) -> bool {
+    fn is_hypervisor(&mut self, server: IpAddr, ts: u64) -> bool {
         self.policy
             .as_mut()
             .is_some_and(|pol| pol.has_label(server, ts, "islet.io/role", "hypervisor-management"))
@@ -342,6 +342,7 @@ impl ReaderDetect {
             flow_id: p.flow_id,
             admin_source,
             fanout,
+            scanning: self.recon.is_scanning(client),
         };
         match what {
             Admin::Attempt => self.lateral.attempt(&e, &mut self.found),

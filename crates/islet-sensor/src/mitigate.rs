@@ -14,8 +14,9 @@
 //! in the worker that decodes the frame, before it is sent on); `recommend`, and `enforce`
 //! where nothing is inline, only write it. Each rule is an EVE `alert` (`flood_mitigation`,
 //! `alert.action` `blocked` when enforced) carrying the rule as text and as the `tc flower`
-//! command that would install it in a NIC's eSwitch; each removal — at the end of
-//! `lifetime_s`, or at shutdown — is another, with the packets it dropped. Rules live in
+//! command that would install it in a NIC's eSwitch; each removal of an enforced rule — at the
+//! end of `lifetime_s`, or at shutdown — is another, with the packets it dropped (a
+//! recommended rule lapses silently, and may be recommended again after it). Rules live in
 //! the process: none outlives it.
 
 use islet_detect::config::{MitigationConfig, MitigationMode};
@@ -136,7 +137,14 @@ impl Mitigator {
         protected: &mut dyn FnMut(IpAddr) -> bool,
         out: &mut Vec<(Detection, &'static str)>,
     ) {
-        if !self.active() || self.rules.iter().any(|r| r.victim == o.victim) {
+        // One rule per victim and kind of action: a spoofed phase after an own-address one
+        // gets its rate limit beside the source drop.
+        let limit = o.kind == FloodSource::Spoofed;
+        if !self.active()
+            || self.rules.iter().any(|r| {
+                r.victim == o.victim && matches!(r.action, Action::LimitSyns { .. }) == limit
+            })
+        {
             return;
         }
         if self.rules.len() >= self.cfg.max_rules {
@@ -254,7 +262,10 @@ impl Mitigator {
                 } else {
                     "removed"
                 };
-                out.push((self.alert(&r, state, now.min(r.expires_ns), 0), "allowed"));
+                // A recommended rule was never in force: its end is not news.
+                if r.enforced {
+                    out.push((self.alert(&r, state, now.min(r.expires_ns), 0), "allowed"));
+                }
             } else {
                 i += 1;
             }

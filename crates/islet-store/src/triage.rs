@@ -188,7 +188,14 @@ impl AlertFacts {
         for ip in src_ip.iter().chain(dest_ip.iter()) {
             push(&mut obs, "ip", "ip", ip, is_ioc(ip));
         }
-        for key in ["victim", "path", "src_node", "dest_node", "attacker"] {
+        for key in [
+            "victim",
+            "path",
+            "path_addresses",
+            "src_node",
+            "dest_node",
+            "attacker",
+        ] {
             for ip in strings(&md[key]) {
                 if is_ip(&ip) {
                     push(&mut obs, "ip", "ip", &ip, is_ioc(&ip));

@@ -15,11 +15,10 @@
 
 mod common;
 
-use common::netlab::{ISLET, Lab, lines, ok, sh, wait_for};
+use common::netlab::{ISLET, Lab, lines, ok, wait_for};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const INVENTORY: &str = r#"
 [[workload]]

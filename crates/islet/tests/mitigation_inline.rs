@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::netlab::{ISLET, Lab, lines, ok, wait_for};
+use common::netlab::{Lab, lines, ok, wait_for};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -20,6 +20,7 @@ fn edge<'a>(ms: u64, a: &'a str, b: &'a str, port: u16, sport: u16) -> AdminEdge
         flow_id: ms,
         admin_source: false,
         fanout: (10, 300),
+        scanning: false,
     }
 }
 
@@ -127,6 +128,19 @@ fn fanout_counts_attempts_and_refusals_and_spares_admin_hosts() {
             d.evidence.counts
         );
     }
+    // The same attempts from a source that is scanning: the scan's, not a fan-out.
+    let mut l = Lateral::new(LateralConfig::default());
+    let mut out = Vec::new();
+    for (i, h) in ["b", "c", "d"].iter().enumerate() {
+        for port in [445u16, 3389, 22] {
+            let mut e = edge(i as u64, "a", h, port, port);
+            e.scanning = port == 3389;
+            l.attempt(&e, &mut out);
+            l.completed(&e);
+        }
+    }
+    l.finish(&mut out);
+    assert!(out.is_empty(), "{:?}", names(&out));
     // One protocol to four hosts, one refused: nothing at the default of ten hosts, one
     // alert for a group with a threshold of three; all completing (automation): nothing.
     for (need, refuse, alerts) in [(10, true, 0), (3, true, 1), (3, false, 0)] {
