@@ -568,13 +568,6 @@ mod tests {
         }
     }
 
-    fn md<'a>(d: &'a Detection, k: &str) -> &'a [String] {
-        d.metadata
-            .iter()
-            .find(|(n, _)| *n == k)
-            .map_or(&[], |(_, v)| v.as_slice())
-    }
-
     #[test]
     fn own_address_then_spoofed_phases_are_each_reported_and_busy_clients_are_not() {
         let mut f = Flood::new(FloodConfig::default());
@@ -630,20 +623,20 @@ mod tests {
         }
         f.finish(&mut out);
         assert_eq!(out.len(), 2, "{out:#?}");
-        assert_eq!(md(&out[0], "flood_source"), ["single"]);
+        assert_eq!(out[0].meta("flood_source"), ["single"]);
         assert_eq!(out[0].src, attacker);
         assert_eq!(
-            md(&out[0], "top_sources"),
+            out[0].meta("top_sources"),
             [attacker.to_string()],
             "the clients are not heavy hitters"
         );
-        assert_eq!(md(&out[1], "flood_source"), ["spoofed"]);
+        assert_eq!(out[1].meta("flood_source"), ["spoofed"]);
         assert!(
             out[1].src.to_string().starts_with("10."),
             "a forged source, not a client: {}",
             out[1].src
         );
-        assert_eq!(md(&out[1], "victim"), ["198.51.100.20 port 443"]);
+        assert_eq!(out[1].meta("victim"), ["198.51.100.20 port 443"]);
         // The phases meet where the source changed, within a second.
         let (a, b) = (&out[0].evidence, &out[1].evidence);
         assert!(

@@ -230,26 +230,19 @@ impl Lateral {
         if !self.learn(key, true) || learning {
             return None;
         }
-        Some(detection(
+        Some(edge_detection(
             crate::HYPERVISOR_MGMT_ACCESS,
             1,
             format!(
                 "islet detect: new edge into hypervisor management: {} -> {} on tcp/{}",
                 e.src_node, e.dst_node, e.dport
             ),
-            (e.src, e.dst, e.sport, e.dport),
-            e.ts_ns,
+            e,
             vec![
                 ("victim", vec![e.dst_node.to_string()]),
                 ("service", vec![format!("tcp/{}", e.dport)]),
                 ("src_node", vec![e.src_node.to_string()]),
             ],
-            Evidence {
-                flow_ids: vec![e.flow_id],
-                counts: vec![("edges", 1)],
-                start_ns: e.ts_ns,
-                end_ns: e.ts_ns,
-            },
         ))
     }
 
@@ -263,26 +256,19 @@ impl Lateral {
         let key = (e.src_node.to_string(), e.dst_node.to_string(), e.dport);
         let new = self.learn(key, false);
         if new && !learning {
-            out.push(detection(
+            out.push(edge_detection(
                 NEW_ADMIN_EDGE,
                 3,
                 format!(
                     "islet detect: new admin edge {} -> {} on port {}",
                     e.src_node, e.dst_node, e.dport
                 ),
-                (e.src, e.dst, e.sport, e.dport),
-                e.ts_ns,
+                e,
                 vec![
                     ("src_node", vec![e.src_node.to_string()]),
                     ("dest_node", vec![e.dst_node.to_string()]),
                     ("service", vec![format!("tcp/{}", e.dport)]),
                 ],
-                Evidence {
-                    flow_ids: vec![e.flow_id],
-                    counts: vec![("edges", 1)],
-                    start_ns: e.ts_ns,
-                    end_ns: e.ts_ns,
-                },
             ));
         }
         // During learning every edge counts as new: nothing is known yet.
@@ -704,6 +690,30 @@ fn chain_detection(c: Chain, addrs: Vec<String>) -> Detection {
             flow_ids: c.flows,
             start_ns: c.start_ns,
             end_ns: c.last_ns,
+        },
+    )
+}
+
+/// A detection of one edge, with that edge as its evidence.
+fn edge_detection(
+    kind: crate::Kind,
+    severity: u8,
+    summary: String,
+    e: &AdminEdge<'_>,
+    metadata: Vec<(&'static str, Vec<String>)>,
+) -> Detection {
+    detection(
+        kind,
+        severity,
+        summary,
+        (e.src, e.dst, e.sport, e.dport),
+        e.ts_ns,
+        metadata,
+        Evidence {
+            flow_ids: vec![e.flow_id],
+            counts: vec![("edges", 1)],
+            start_ns: e.ts_ns,
+            end_ns: e.ts_ns,
         },
     )
 }

@@ -131,6 +131,16 @@ pub struct Detection {
     pub evidence: Evidence,
 }
 
+impl Detection {
+    /// The values of metadata key `k` (empty if absent).
+    pub fn meta(&self, k: &str) -> &[String] {
+        self.metadata
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map_or(&[], |(_, v)| v.as_slice())
+    }
+}
+
 /// `islet.evidence`: the flows, counts and time window behind a detection.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Evidence {

@@ -300,6 +300,17 @@ impl PolicyState {
         key: &str,
         value: &str,
     ) -> bool {
+        self.workload_is(ip, ts, |w| w.labels.get(key).is_some_and(|v| v == value))
+    }
+
+    /// Does the workload holding `ip` at `ts` satisfy `f`? False without a policy or a
+    /// workload.
+    fn workload_is(
+        &mut self,
+        ip: std::net::IpAddr,
+        ts: u64,
+        f: impl FnOnce(&islet_policy::Workload) -> bool,
+    ) -> bool {
         let Some(cache) = self.cache.as_mut() else {
             return false;
         };
@@ -307,9 +318,7 @@ impl PolicyState {
         let id = e
             .inventory
             .resolve(ip, i64::try_from(ts).unwrap_or(i64::MAX));
-        e.inventory
-            .workload(id)
-            .is_some_and(|w| w.labels.get(key).is_some_and(|v| v == value))
+        e.inventory.workload(id).is_some_and(f)
     }
 
     /// Is `ip` a workload of `namespace` (if given) with label `key=value` (if given) at
@@ -324,14 +333,7 @@ impl PolicyState {
         if namespace.is_none() && label.is_none() {
             return false;
         }
-        let Some(cache) = self.cache.as_mut() else {
-            return false;
-        };
-        let e = cache.load();
-        let id = e
-            .inventory
-            .resolve(ip, i64::try_from(ts).unwrap_or(i64::MAX));
-        e.inventory.workload(id).is_some_and(|w| {
+        self.workload_is(ip, ts, |w| {
             namespace.is_none_or(|n| w.namespace == n)
                 && label.is_none_or(|(k, v)| w.labels.get(k).is_some_and(|x| x == v))
         })

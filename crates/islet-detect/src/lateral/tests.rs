@@ -28,13 +28,6 @@ fn names(out: &[Detection]) -> Vec<&str> {
     out.iter().map(|d| d.kind.name).collect()
 }
 
-fn md<'a>(d: &'a Detection, k: &str) -> &'a [String] {
-    d.metadata
-        .iter()
-        .find(|(n, _)| *n == k)
-        .map_or(&[], |(_, v)| v.as_slice())
-}
-
 #[test]
 fn a_pivot_on_the_first_day_is_one_chain_with_the_whole_path() {
     // Learning lasts a day: the pivot happens within its first minute.
@@ -52,14 +45,14 @@ fn a_pivot_on_the_first_day_is_one_chain_with_the_whole_path() {
     // Quiet for chain_quiet_s: reported once.
     l.tick(302_000_000_000, &mut out);
     assert_eq!(names(&out), ["lateral_movement_chain"]);
-    assert_eq!(md(&out[0], "path"), ["a", "b", "c", "d"].map(String::from));
+    assert_eq!(out[0].meta("path"), ["a", "b", "c", "d"].map(String::from));
     assert_eq!(out[0].src, ip("a"));
     assert_eq!(out[0].severity, 1, "new edges: full severity");
     let counts = &out[0].evidence.counts;
     assert!(counts.contains(&("hops", 3)), "{counts:?}");
     assert!(counts.contains(&("refused", 1)), "{counts:?}");
     assert_eq!(
-        md(&out[0], "services"),
+        out[0].meta("services"),
         ["tcp/22", "tcp/22", "tcp/445"].map(String::from)
     );
     l.finish(&mut out);
@@ -111,9 +104,9 @@ fn fanout_counts_attempts_and_refusals_and_spares_admin_hosts() {
     assert_eq!(names(&out), ["admin_protocol_fanout"], "{out:#?}");
     let d = &out[0];
     assert_eq!(d.src, ip("a"));
-    assert_eq!(md(d, "dest_nodes"), ["b", "c", "d", "e"].map(String::from));
+    assert_eq!(d.meta("dest_nodes"), ["b", "c", "d", "e"].map(String::from));
     assert_eq!(
-        md(d, "services"),
+        d.meta("services"),
         ["tcp/22", "tcp/445", "tcp/3389", "tcp/5985"].map(String::from)
     );
     for c in [
@@ -186,7 +179,7 @@ fn the_baseline_lowers_severity_after_learning_and_never_mutes() {
     l.finish(&mut out);
     assert_eq!(names(&out), ["new_admin_edge", "lateral_movement_chain"]);
     assert_eq!(out[1].severity, 1, "the chain grew over a new edge");
-    assert_eq!(md(&out[1], "path"), ["a", "b", "c", "d"].map(String::from));
+    assert_eq!(out[1].meta("path"), ["a", "b", "c", "d"].map(String::from));
 }
 
 #[test]
