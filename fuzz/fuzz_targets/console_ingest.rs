@@ -3,7 +3,7 @@
 //! (flows, names, alerts into cases). Nothing may panic; a record is stored or refused whole.
 #![no_main]
 
-use islet_store::{IngestBatch, Record, SqliteStore, Store as _, triage};
+use islet_store::{EvidenceStore as _, IngestBatch, Record, SqliteStore, triage};
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest as _, Sha256};
 use std::cell::RefCell;

@@ -9,5 +9,5 @@ fuzz_target!(|data: &[u8]| {
     cfg.sensor.workers = 1;
     cfg.flow.max_flows = 64;
     cfg.defrag.memcap = 1 << 16;
-    let _ = islet_sensor::run(&cfg, &mut f, &mut std::io::sink(), &mut |_| {});
+    let _ = islet_sensor::run(&cfg, &mut f, &mut std::io::sink());
 });

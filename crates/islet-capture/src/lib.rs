@@ -9,8 +9,9 @@
 //! Live sources and the enforcement backends are here too (Linux only): [`afpacket`]
 //! (TPACKET_V3 rings, fanout, `virtio_net_hdr` offload handling), [`afxdp`] (UMEM, the four
 //! rings, the XDP steering program loaded with bpf(2)), [`tc`] (flower filters over
-//! rtnetlink) and [`privs`] (dropping root, keeping capabilities). This is the one crate that
-//! holds `unsafe`, and only in those modules (each says `#![allow(unsafe_code)]`); the file
+//! rtnetlink) and [`privs`] (dropping root, keeping capabilities). Of the capture path this is
+//! the one crate with `unsafe`, and only in those modules (each says `#![allow(unsafe_code)]`;
+//! the only other `unsafe` in islet is `islet-intel`'s read-only map of a snapshot); the file
 //! readers have none.
 #![deny(unsafe_code)]
 

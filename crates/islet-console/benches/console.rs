@@ -9,7 +9,9 @@
 
 use islet_console::identify::Identify;
 use islet_console::ingest::{Incoming, Ingest, IngestConfig};
-use islet_store::{AlertQuery, CaseQuery, FlowQuery, PageReq, SqliteStore, Store as _};
+use islet_store::{
+    AlertQuery, CaseQuery, CaseStore as _, EvidenceStore as _, FlowQuery, PageReq, SqliteStore,
+};
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use base64::Engine as _;
-use islet_store::{NewToken, Role, Store};
+use islet_store::{AccessStore, NewToken, Role};
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -158,7 +158,7 @@ pub struct Verifier {
 
 impl Verifier {
     /// The principal of a presented token, or None (unknown, revoked, malformed, throttled).
-    pub fn check(&self, token: &str, store: &dyn Store) -> Option<Principal> {
+    pub fn check(&self, token: &str, store: &dyn AccessStore) -> Option<Principal> {
         self.check_from(token, store, None).ok()
     }
 
@@ -166,7 +166,7 @@ impl Verifier {
     pub fn check_from(
         &self,
         token: &str,
-        store: &dyn Store,
+        store: &dyn AccessStore,
         peer: Option<IpAddr>,
     ) -> Result<Principal, Denied> {
         let now = Instant::now();

@@ -5,7 +5,10 @@
 //! in the API. TheHive refusing an alert because its (type, source, sourceRef) already exists
 //! counts as delivered: the sourceRef is stable per case, so that is TheHive's own dedup.
 
-use islet_store::{CaseDetail, ExportOutcome, ExportRow, NewExport, SqliteStore, Store};
+use islet_store::{
+    CaseDetail, CaseStore as _, ExportOutcome, ExportQueue as _, ExportRow, NewExport, SqliteStore,
+    Store,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;

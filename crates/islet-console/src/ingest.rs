@@ -20,7 +20,7 @@ use crate::identify::Identify;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use ed25519_dalek::VerifyingKey;
 use islet_sink::chain::SigError;
-use islet_store::{IngestBatch, IngestReport, Record, SensorHead, SqliteStore, Store as _};
+use islet_store::{EvidenceStore as _, IngestBatch, IngestReport, Record, SensorHead, SqliteStore};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;

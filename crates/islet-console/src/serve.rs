@@ -4,7 +4,7 @@
 use crate::export::{ExportConfig, Exporter};
 use crate::identify::Identify;
 use crate::ingest::{Ingest, IngestConfig};
-use islet_store::{Retention, Store as _};
+use islet_store::{EvidenceStore as _, Retention};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;

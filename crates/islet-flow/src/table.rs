@@ -425,7 +425,10 @@ impl<X: Default> FlowTable<X> {
         (proto_group(f.key.proto) * 3 + s) as u8
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the packet's key and hash, computed once by the caller on the per-packet path"
+    )]
     fn create(
         &mut self,
         now_ns: u64,

@@ -397,7 +397,10 @@ impl Importer {
     }
 
     /// Check one indicator, apply the warninglists, keep it.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "an indicator's fields as each importer reads them, before one is built"
+    )]
     pub(crate) fn add(
         &mut self,
         source: &str,

@@ -85,7 +85,10 @@ impl L7Flow {
     }
 
     /// One TCP segment. `flags` are its TCP flags, `seq` its sequence number.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a TCP segment's fields as the flow table hands them over, on the per-packet path"
+    )]
     pub fn tcp(
         &mut self,
         cfg: &StreamConfig,

@@ -238,7 +238,7 @@ fn run(path: &std::path::Path) -> u64 {
     let mut cfg = islet_sensor::SensorConfig::default();
     cfg.sensor.workers = 1;
     let mut src = PcapFile::open(path).expect("pcap");
-    islet_sensor::run(&cfg, &mut src, &mut std::io::sink(), &mut |_| {})
+    islet_sensor::run(&cfg, &mut src, &mut std::io::sink())
         .expect("run")
         .packets
 }

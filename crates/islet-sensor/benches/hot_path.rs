@@ -100,7 +100,7 @@ fn pipeline_one_worker_per_packet(b: Bencher<'_, '_>) {
     cfg.sensor.workers = 1;
     b.counter(ItemsCount::new(n)).bench(|| {
         let mut src = PcapFile::open(capture()).expect("pcap");
-        islet_sensor::run(&cfg, &mut src, &mut std::io::sink(), &mut |_| {})
+        islet_sensor::run(&cfg, &mut src, &mut std::io::sink())
             .expect("run")
             .packets
     });

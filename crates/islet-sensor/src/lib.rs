@@ -19,4 +19,4 @@ pub mod policy;
 mod worker;
 
 pub use config::{ConfigError, SensorConfig};
-pub use pipeline::{Judges, Progress, RunError, Summary, run, run_judged, run_with_intel};
+pub use pipeline::{Judges, Progress, Reader, RunError, Summary, run};

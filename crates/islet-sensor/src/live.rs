@@ -632,9 +632,13 @@ pub struct Control {
 }
 
 /// Run the live sensor until `ctl.stop`. `tick` is called on the calling thread about every
-/// 200 ms with the current counters (reload policy there, print stats); `log` takes the
-/// sensor's messages.
-#[allow(clippy::too_many_arguments)]
+/// 200 ms with the current counters (reload policy there, print stats); EVE lines it appends
+/// to the buffer it is given (a `policy` record for a bundle refused on reload) are written
+/// in order with the sensor's own; `log` takes the sensor's messages.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the live sensor's configuration, sockets, output and callbacks, passed once at start"
+)]
 pub fn run(
     cfg: &SensorConfig,
     live: &LiveConfig,
@@ -642,7 +646,7 @@ pub fn run(
     judges: Judges,
     out: &mut (dyn Write + Send),
     ctl: &Control,
-    tick: &mut dyn FnMut(&LiveStats),
+    tick: &mut dyn FnMut(&LiveStats, &mut Vec<u8>),
     log: &(dyn Fn(String) + Sync),
 ) -> Result<(Stats, LiveStats), std::io::Error> {
     let eve_opts = EveOptions {
@@ -717,7 +721,11 @@ pub fn run(
         while !ctl.stop.load(Ordering::Relaxed) && !handles.iter().all(|h| h.is_finished()) {
             std::thread::sleep(Duration::from_millis(200));
             let st = gather(cpu0);
-            tick(&st);
+            let mut records = Vec::new();
+            tick(&st, &mut records);
+            if !records.is_empty() {
+                let _ = wtx.send(records);
+            }
             if !live.stats_interval.is_zero() && Instant::now() >= next_stats {
                 next_stats += live.stats_interval;
                 let mut b = Vec::new();
@@ -849,7 +857,10 @@ pub fn write_live_stats(b: &mut Vec<u8>, ts_ns: u64, st: &LiveStats, mode: &str,
     b.push(b'\n');
 }
 
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one worker's sockets, channels and shared counters, passed once when it starts"
+)]
 fn worker_loop(
     cfg: &SensorConfig,
     live: &LiveConfig,

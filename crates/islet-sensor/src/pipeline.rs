@@ -289,35 +289,68 @@ fn shard(t: &islet_wire::Tuple, n: usize) -> usize {
     (FlowKey::from_tuple(t).0.stable_hash() % n as u64) as usize
 }
 
-/// Read `source` to its end, writing EVE lines to `out`. `progress` is called about every batch.
+/// Read `source` to its end, writing EVE lines to `out`, with no judges and no progress
+/// reports ([`Reader`] sets those).
 pub fn run(
     cfg: &SensorConfig,
     source: &mut dyn PacketSource,
     out: &mut (dyn Write + Send),
-    progress: &mut dyn FnMut(Progress),
 ) -> Result<Summary, RunError> {
-    run_with_intel(cfg, None, source, out, progress)
+    Reader::new(cfg).run(source, out)
 }
 
-/// [`run`], matching every new flow's endpoints and every protocol event against the
-/// current indicator snapshot (swappable while running), and offering sightings.
-pub fn run_with_intel(
-    cfg: &SensorConfig,
-    intel: Option<IntelRuntime>,
-    source: &mut dyn PacketSource,
-    out: &mut (dyn Write + Send),
-    progress: &mut dyn FnMut(Progress),
-) -> Result<Summary, RunError> {
-    run_judged(
-        cfg,
-        Judges {
-            intel,
-            policy: None,
-        },
-        source,
-        out,
-        progress,
-    )
+/// One read of a packet source, set up step by step:
+/// `Reader::new(&cfg).judges(j).progress(&mut f).run(&mut source, &mut out)`.
+pub struct Reader<'a> {
+    cfg: &'a SensorConfig,
+    judges: Judges,
+    progress: Option<&'a mut dyn FnMut(Progress)>,
+}
+
+impl std::fmt::Debug for Reader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("judges", &self.judges)
+            .field("progress", &self.progress.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(cfg: &'a SensorConfig) -> Reader<'a> {
+        Reader {
+            cfg,
+            judges: Judges::default(),
+            progress: None,
+        }
+    }
+
+    /// Judge flows with threat intelligence (every new flow's endpoints and every protocol
+    /// event against the current snapshot, swappable while running) and a policy.
+    pub fn judges(mut self, judges: Judges) -> Reader<'a> {
+        self.judges = judges;
+        self
+    }
+
+    /// Called about every batch with how far the read has come.
+    pub fn progress(mut self, f: &'a mut dyn FnMut(Progress)) -> Reader<'a> {
+        self.progress = Some(f);
+        self
+    }
+
+    /// Read `source` to its end, writing EVE lines to `out`.
+    pub fn run(
+        self,
+        source: &mut dyn PacketSource,
+        out: &mut (dyn Write + Send),
+    ) -> Result<Summary, RunError> {
+        let mut none = |_: Progress| {};
+        let progress = match self.progress {
+            Some(p) => p,
+            None => &mut none,
+        };
+        run_judged(self.cfg, self.judges, source, out, progress)
+    }
 }
 
 /// What workers judge flows with: threat intelligence and a segmentation policy.
@@ -327,8 +360,7 @@ pub struct Judges {
     pub policy: Option<crate::policy::PolicyRuntime>,
 }
 
-/// As [`run`], judging flows with intelligence and policy.
-pub fn run_judged(
+fn run_judged(
     cfg: &SensorConfig,
     judges: Judges,
     source: &mut dyn PacketSource,
@@ -511,7 +543,10 @@ impl WorkerTotals {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the running pipeline's state, lent to the sharded loop for its length"
+)]
 fn run_sharded(
     cfg: &SensorConfig,
     n: usize,

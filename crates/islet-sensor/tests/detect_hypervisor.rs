@@ -5,7 +5,7 @@
 use islet_capture::Frames;
 use islet_policy::{Engine, Inventory, import};
 use islet_sensor::policy::PolicyRuntime;
-use islet_sensor::{Judges, SensorConfig, run_judged};
+use islet_sensor::{Judges, Reader, SensorConfig};
 use islet_testkit::frames::{handshake, tcp};
 use serde_json::Value;
 use std::net::Ipv4Addr;
@@ -65,14 +65,10 @@ fn new_edges_into_hypervisors_from_non_admins_alert_once() {
         policy: Some(rt),
     };
     let mut out = Vec::new();
-    run_judged(
-        &cfg,
-        judges,
-        &mut Frames::new(frames),
-        &mut out,
-        &mut |_| {},
-    )
-    .expect("run");
+    Reader::new(&cfg)
+        .judges(judges)
+        .run(&mut Frames::new(frames), &mut out)
+        .expect("run");
     let alerts: Vec<Value> = String::from_utf8(out)
         .expect("utf-8")
         .lines()

@@ -6,7 +6,7 @@
 use islet_capture::Frames;
 use islet_policy::{Engine, Inventory, import};
 use islet_sensor::policy::PolicyRuntime;
-use islet_sensor::{Judges, SensorConfig, run_judged};
+use islet_sensor::{Judges, Reader, SensorConfig};
 use islet_testkit::frames::{dns_a_response, tcp, udp};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -104,7 +104,10 @@ fn run(workers: usize) -> BTreeMap<u64, (String, String, String, Option<String>)
     };
     let mut out = Vec::new();
     let mut source = Frames::new(capture());
-    run_judged(&cfg, judges, &mut source, &mut out, &mut |_| {}).expect("run");
+    Reader::new(&cfg)
+        .judges(judges)
+        .run(&mut source, &mut out)
+        .expect("run");
     let mut flows = BTreeMap::new();
     for line in String::from_utf8(out).expect("utf-8").lines() {
         let e: Value = serde_json::from_str(line).expect("json");

@@ -5,7 +5,7 @@
 use islet_capture::{CaptureError, Frames, Packet, PacketSource};
 use islet_policy::{Engine, Inventory, import};
 use islet_sensor::policy::PolicyRuntime;
-use islet_sensor::{Judges, SensorConfig, run_judged};
+use islet_sensor::{Judges, Reader, SensorConfig};
 use std::sync::Arc;
 
 const INVENTORY: &str = r#"
@@ -106,7 +106,10 @@ fn flows_after_a_reload_get_the_new_policy_and_older_flows_keep_their_provenance
         policy: Some(runtime.clone()),
     };
     let mut out = Vec::new();
-    let summary = run_judged(&cfg, judges, &mut source, &mut out, &mut |_| {}).expect("run");
+    let summary = Reader::new(&cfg)
+        .judges(judges)
+        .run(&mut source, &mut out)
+        .expect("run");
     assert_eq!(summary.stats.flows_total, u64::from(flows));
 
     let text = String::from_utf8(out).expect("utf-8");

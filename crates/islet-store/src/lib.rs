@@ -1,9 +1,12 @@
 //! islet's evidence store: the investigation side's memory.
 //!
-//! Layer: above `islet-event` (it stores what sensors emit, as EVE records), below the
-//! console. The store is a trait, [`Store`], with one implementation now ([`SqliteStore`]:
-//! bundled SQLite, WAL, one transaction per ingest batch, versioned migrations). A backend on a
-//! distributed engine comes later, so nothing outside this crate sees SQL: callers speak in
+//! Layer: beside the sinks, below the console; it depends on no other islet crate (it stores
+//! what sensors emit, EVE records, as JSON). The store is four traits split by concern —
+//! [`EvidenceStore`] (what sensors send), [`CaseStore`] (what analysts do), [`AccessStore`]
+//! (tokens) and [`ExportQueue`] — together [`Store`], with one implementation now
+//! ([`SqliteStore`]: bundled SQLite, WAL, one transaction per ingest batch, versioned
+//! migrations, one module per trait). A backend on a distributed engine comes later, so
+//! nothing outside this crate sees SQL: callers speak in
 //! [`Record`]s, queries and the row types below.
 //!
 //! What ingest does in one transaction (so that a Forward ack sent after it is true):
@@ -47,16 +50,14 @@ impl std::error::Error for StoreError {}
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// The store's operations. Every time is passed in (Unix ms); the store reads no clock.
-pub trait Store: Send {
+/// The evidence sensors send, and what is asked of it: ingest, flows, protocol events and the
+/// names in them, the map, sensors, retention. Every time is passed in (Unix ms); the store
+/// reads no clock.
+pub trait EvidenceStore: Send {
     /// Commit a batch of records in one transaction; nothing of it is kept on error.
     fn ingest(&mut self, batch: &IngestBatch) -> Result<IngestReport>;
     /// Each sensor's chain head as last committed (to resume checking after a restart).
     fn sensor_heads(&self) -> Result<Vec<SensorHead>>;
-
-    fn cases(&self, q: &CaseQuery) -> Result<Page<CaseSummary>>;
-    fn case(&self, id: i64) -> Result<CaseDetail>;
-    fn alerts(&self, q: &AlertQuery) -> Result<Page<AlertRow>>;
     fn flows(&self, q: &FlowQuery) -> Result<Page<FlowRow>>;
     /// Every flow and protocol event that mentions an observable.
     fn observable_links(&self, data_type: &str, data: &str, page: &PageReq) -> Result<Links>;
@@ -72,7 +73,18 @@ pub trait Store: Send {
     ) -> Result<Page<NameHit>>;
     fn sensors(&self) -> Result<Vec<SensorRow>>;
     fn workloads(&self, q: &WorkloadQuery) -> Result<Page<WorkloadRow>>;
+    /// Enforce retention: delete what is older than each table's age limit, then the oldest
+    /// rows of tables over their row budget.
+    fn prune(&mut self, r: &Retention, now_ms: i64) -> Result<PruneReport>;
+    /// Rows per table and bytes on disk.
+    fn usage(&self) -> Result<Usage>;
+}
 
+/// Cases and alerts, and everything an analyst does to them (audited).
+pub trait CaseStore: Send {
+    fn cases(&self, q: &CaseQuery) -> Result<Page<CaseSummary>>;
+    fn case(&self, id: i64) -> Result<CaseDetail>;
+    fn alerts(&self, q: &AlertQuery) -> Result<Page<AlertRow>>;
     /// Change a case's status, assignee, tags, TLP or PAP.
     fn update_case(
         &mut self,
@@ -97,12 +109,18 @@ pub trait Store: Send {
         detail: &str,
         now_ms: i64,
     ) -> Result<()>;
+}
 
+/// API tokens: who may use the console.
+pub trait AccessStore: Send {
     fn create_token(&mut self, token: &NewToken, now_ms: i64) -> Result<()>;
     fn token(&self, id: &str) -> Result<Option<TokenRow>>;
     fn tokens(&self) -> Result<Vec<TokenRow>>;
     fn revoke_token(&mut self, id: &str, now_ms: i64) -> Result<()>;
+}
 
+/// The export queue: cases and sightings kept until TheHive or MISP took them.
+pub trait ExportQueue: Send {
     /// Queue an export (kept until delivered or given up); returns its id.
     fn enqueue_export(&mut self, e: &NewExport, now_ms: i64) -> Result<i64>;
     /// Exports due at `now`, oldest first.
@@ -120,10 +138,10 @@ pub trait Store: Send {
     ) -> Result<Vec<i64>>;
     /// Indicator-hit alerts never queued as a sighting (`misp-sighting`).
     fn unsighted_alerts(&self, limit: usize) -> Result<Vec<AlertRow>>;
-
-    /// Enforce retention: delete what is older than each table's age limit, then the oldest
-    /// rows of tables over their row budget.
-    fn prune(&mut self, r: &Retention, now_ms: i64) -> Result<PruneReport>;
-    /// Rows per table and bytes on disk.
-    fn usage(&self) -> Result<Usage>;
 }
+
+/// A whole store: the four concerns over one database. Code that needs one concern takes
+/// that trait (`&dyn CaseStore`, …); a `&dyn Store` coerces to each.
+pub trait Store: EvidenceStore + CaseStore + AccessStore + ExportQueue {}
+
+impl<T: EvidenceStore + CaseStore + AccessStore + ExportQueue + ?Sized> Store for T {}

@@ -242,7 +242,7 @@ CREATE INDEX exports_alert ON exports (alert_id, target);
 
 #[cfg(test)]
 mod tests {
-    use crate::{FlowQuery, SqliteStore, Store as _, Sync};
+    use crate::{EvidenceStore as _, FlowQuery, SqliteStore, Sync};
 
     /// A store made by the first release (schema 1) with a flow in it opens under the current
     /// schema: the flow is found by address and is on the map.

@@ -268,12 +268,10 @@ pub(crate) struct IntelCheckArgs {
     pub warninglists: Vec<PathBuf>,
 }
 
-/// Arguments of `islet read`.
+/// What `islet read` and `islet run` share: configuration, workers, judges (intel, policy)
+/// and output (format, chain, Forward, metrics).
 #[derive(Debug, Default, clap::Args)]
-pub(crate) struct ReadArgs {
-    /// Capture files, read in order as one stream.
-    #[arg(required = true)]
-    pub pcaps: Vec<PathBuf>,
+pub(crate) struct SensorArgs {
     /// Where to write EVE JSON lines (`-` for stdout).
     #[arg(short = 'o', long = "output", default_value = "-")]
     pub output: String,
@@ -289,17 +287,9 @@ pub(crate) struct ReadArgs {
     /// Most flows tracked at once (overrides flow.max_flows).
     #[arg(long)]
     pub max_flows: Option<usize>,
-    /// No progress bar, even on a terminal.
+    /// Fewer messages (`read`: no progress bar, even on a terminal).
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Only read the capture and touch each packet: no decoding, no output. Measures the raw
-    /// read floor that throughput is compared with (docs/PERFORMANCE.md).
-    #[arg(long)]
-    pub raw_floor: bool,
-    /// Skip a corrupt pcapng block (resuming at the next block whose length checks out) with a
-    /// warning, instead of stopping with exit 2.
-    #[arg(long = "keep-going")]
-    pub keep_going: bool,
     /// Threat intelligence to match (MISP JSON, feed folders, STIX, lists, snapshots).
     #[arg(long)]
     pub intel: Vec<PathBuf>,
@@ -316,9 +306,10 @@ pub(crate) struct ReadArgs {
     /// The inventory of workloads (islet TOML or a Kubernetes pod list).
     #[arg(long)]
     pub inventory: Option<PathBuf>,
-    /// Policy state directory: the active bundle stays in force when `--policy` is rejected,
-    /// and older versions are refused. Without one, a pinned bundle is verified but a rollback
-    /// to an older signed version cannot be refused (said once on stderr).
+    /// Policy state directory (overrides policy.state_dir): the active bundle stays in force
+    /// when `--policy` is rejected, and older versions are refused. `run` always keeps one when
+    /// a key is pinned (by default in /var/lib/islet/policy); `read` without one cannot refuse
+    /// a rollback to an older signed version (said once on stderr).
     #[arg(long = "policy-state")]
     pub policy_state: Option<PathBuf>,
     /// Record format: eve or ocsf (overrides output.format).
@@ -363,12 +354,27 @@ pub(crate) struct ReadArgs {
     pub metrics: Option<String>,
 }
 
+/// Arguments of `islet read`.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct ReadArgs {
+    /// Capture files, read in order as one stream.
+    #[arg(required = true)]
+    pub pcaps: Vec<PathBuf>,
+    /// Only read the capture and touch each packet: no decoding, no output. Measures the raw
+    /// read floor that throughput is compared with (docs/PERFORMANCE.md).
+    #[arg(long)]
+    pub raw_floor: bool,
+    /// Skip a corrupt pcapng block (resuming at the next block whose length checks out) with a
+    /// warning, instead of stopping with exit 2.
+    #[arg(long = "keep-going")]
+    pub keep_going: bool,
+    #[command(flatten)]
+    pub sensor: SensorArgs,
+}
+
 /// Arguments of `islet run`.
 #[derive(Debug, Default, clap::Args)]
 pub(crate) struct RunArgs {
-    /// Configuration file (TOML); see docs/CONFIG.md (`[live]`).
-    #[arg(short = 'c', long)]
-    pub config: Option<PathBuf>,
     /// Validate the configuration, interfaces, privileges, policy and intel, then exit.
     #[arg(long = "check-config")]
     pub check_config: bool,
@@ -381,12 +387,6 @@ pub(crate) struct RunArgs {
     /// Capture backend: afpacket or afxdp.
     #[arg(long)]
     pub backend: Option<String>,
-    /// Where to write EVE JSON lines (`-` for stdout).
-    #[arg(short = 'o', long = "output", default_value = "-")]
-    pub output: String,
-    /// Worker threads (0 = one per core; overrides sensor.workers).
-    #[arg(short = 'w', long)]
-    pub workers: Option<usize>,
     /// Print the performance-to-protection line on stderr every this many seconds, and write
     /// a `stats` record as often (overrides live.stats_interval).
     #[arg(long = "stats-interval")]
@@ -397,38 +397,8 @@ pub(crate) struct RunArgs {
     /// Do not program tc flower rules for denied flows.
     #[arg(long = "no-offload")]
     pub no_offload: bool,
-    /// Fewer messages.
-    #[arg(short = 'q', long)]
-    pub quiet: bool,
-    /// Threat intelligence to match (as for `islet read`).
-    #[arg(long)]
-    pub intel: Vec<PathBuf>,
-    #[arg(long = "warninglist")]
-    pub warninglists: Vec<PathBuf>,
-    /// A policy bundle directory (or one policy file).
-    #[arg(long)]
-    pub policy: Option<PathBuf>,
-    #[arg(long = "pubkey")]
-    pub pubkeys: Vec<PathBuf>,
-    #[arg(long)]
-    pub inventory: Option<PathBuf>,
-    /// Policy state directory (overrides policy.state_dir). With a key pinned, a state is
-    /// always kept: by default in /var/lib/islet/policy.
-    #[arg(long = "policy-state")]
-    pub policy_state: Option<PathBuf>,
-    /// Record format: eve or ocsf.
-    #[arg(long)]
-    pub format: Option<String>,
-    #[arg(long = "sign-key")]
-    pub sign_key: Option<PathBuf>,
-    #[arg(long = "forward")]
-    pub forward: Vec<String>,
-    #[arg(long = "forward-shared-key")]
-    pub forward_shared_key: Option<String>,
-    #[arg(long = "state-dir")]
-    pub state_dir: Option<PathBuf>,
-    #[arg(long)]
-    pub metrics: Option<String>,
+    #[command(flatten)]
+    pub sensor: SensorArgs,
 }
 
 /// Arguments of `islet synth`.

@@ -3,7 +3,7 @@
 //! (scan, floods, lateral movement, SLP) and the detections they raise.
 
 use crate::Failure;
-use crate::cli::{DemoArgs, ReadArgs};
+use crate::cli::{DemoArgs, ReadArgs, SensorArgs};
 use islet_synth::SynthOptions;
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -31,21 +31,12 @@ pub(crate) fn run(a: &DemoArgs) -> Result<(), Failure> {
         islet_sink::chain::keygen(&keys).map_err(Failure::Runtime)?;
     }
     let args = ReadArgs {
-        sign_key: Some(keys.join("sensor.key")),
         pcaps: vec![pcap.clone()],
-        output: eve.to_string_lossy().into_owned(),
-        config: None,
-        community_id_seed: None,
-        workers: None,
-        max_flows: None,
-        quiet: false,
-        raw_floor: false,
-        intel: Vec::new(),
-        warninglists: Vec::new(),
-        policy: None,
-        pubkeys: Vec::new(),
-        inventory: None,
-        policy_state: None,
+        sensor: SensorArgs {
+            sign_key: Some(keys.join("sensor.key")),
+            output: eve.to_string_lossy().into_owned(),
+            ..SensorArgs::default()
+        },
         ..ReadArgs::default()
     };
     let summary = crate::read::run(&args)?;
@@ -108,19 +99,12 @@ fn attacks(a: &DemoArgs) -> Result<(), Failure> {
         crate::synth::write(&o, &pcap)?;
         let args = ReadArgs {
             pcaps: vec![pcap],
-            output: eve.to_string_lossy().into_owned(),
-            config: None,
-            community_id_seed: None,
-            workers: None,
-            max_flows: None,
-            quiet: true,
-            raw_floor: false,
-            intel,
-            warninglists: Vec::new(),
-            policy: None,
-            pubkeys: Vec::new(),
-            inventory: None,
-            policy_state: None,
+            sensor: SensorArgs {
+                output: eve.to_string_lossy().into_owned(),
+                quiet: true,
+                intel,
+                ..SensorArgs::default()
+            },
             ..ReadArgs::default()
         };
         println!("  {profile}:");
@@ -181,14 +165,17 @@ fn console(a: &DemoArgs) -> Result<(), Failure> {
         };
         let args = ReadArgs {
             pcaps: vec![pcap],
-            output: "/dev/null".into(),
-            quiet: true,
-            forward: vec![forward.clone()],
-            forward_shared_key: Some(key.clone()),
-            // One sensor, one chain: each run continues where the last one ended, so the
-            // console sees one linked chain rather than restarts.
-            state_dir: Some(a.dir.join("sensor-state")),
-            intel,
+            sensor: SensorArgs {
+                output: "/dev/null".into(),
+                quiet: true,
+                forward: vec![forward.clone()],
+                forward_shared_key: Some(key.clone()),
+                // One sensor, one chain: each run continues where the last one ended, so the
+                // console sees one linked chain rather than restarts.
+                state_dir: Some(a.dir.join("sensor-state")),
+                intel,
+                ..SensorArgs::default()
+            },
             ..ReadArgs::default()
         };
         crate::read::run(&args)?;

@@ -316,7 +316,7 @@ pub(crate) struct Loading {
 /// reported on stderr and as a `policy` event); with none pinned, an unsigned policy is
 /// accepted with a warning. The policy is parsed from the bytes that were verified.
 pub(crate) fn for_read(
-    a: &crate::cli::ReadArgs,
+    a: &crate::cli::SensorArgs,
     cfg: &islet_sensor::config::PolicySection,
     how: &Loading,
 ) -> Result<(Option<islet_sensor::policy::PolicyRuntime>, Vec<u8>), Failure> {
@@ -486,7 +486,9 @@ fn replay(
         intel: None,
         policy: runtime,
     };
-    islet_sensor::run_judged(&cfg, judges, &mut source, &mut out, &mut |_| {})
+    islet_sensor::Reader::new(&cfg)
+        .judges(judges)
+        .run(&mut source, &mut out)
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     let mut edges: std::collections::BTreeMap<EdgeKey, EdgeSeen> = Default::default();
     for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {

@@ -1,7 +1,7 @@
 //! `islet read`: capture files → EVE JSON.
 
 use crate::Failure;
-use crate::cli::ReadArgs;
+use crate::cli::{ReadArgs, SensorArgs};
 use indicatif::{ProgressBar, ProgressStyle};
 use islet_capture::PcapFiles;
 use islet_sensor::output::{FileTarget, build_output};
@@ -12,7 +12,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-pub(crate) fn config(a: &ReadArgs) -> Result<SensorConfig, Failure> {
+pub(crate) fn config(a: &SensorArgs) -> Result<SensorConfig, Failure> {
     let mut cfg = match &a.config {
         Some(p) => SensorConfig::load(p).map_err(|e| Failure::Input(e.to_string()))?,
         None => SensorConfig::default(),
@@ -67,11 +67,12 @@ pub(crate) fn config(a: &ReadArgs) -> Result<SensorConfig, Failure> {
     Ok(cfg)
 }
 
-pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
+pub(crate) fn run(r: &ReadArgs) -> Result<Summary, Failure> {
+    let a = &r.sensor;
     let cfg = config(a)?;
-    let mut source = PcapFiles::open(&a.pcaps).map_err(|e| Failure::Input(e.to_string()))?;
-    source.set_keep_going(a.keep_going);
-    if a.raw_floor {
+    let mut source = PcapFiles::open(&r.pcaps).map_err(|e| Failure::Input(e.to_string()))?;
+    source.set_keep_going(r.keep_going);
+    if r.raw_floor {
         return raw_floor(&mut source);
     }
     let intel = crate::intel::for_read(&cfg.intel, &a.intel, &a.warninglists, a.quiet)?;
@@ -105,7 +106,10 @@ pub(crate) fn run(a: &ReadArgs) -> Result<Summary, Failure> {
         }
     };
     let judges = islet_sensor::Judges { intel, policy };
-    let result = islet_sensor::run_judged(&cfg, judges, &mut source, &mut out, &mut on_progress);
+    let result = islet_sensor::Reader::new(&cfg)
+        .judges(judges)
+        .progress(&mut on_progress)
+        .run(&mut source, &mut out);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

@@ -2,7 +2,7 @@
 //! intelligence, SIGTERM/SIGINT drain and stop.
 
 use crate::Failure;
-use crate::cli::{ReadArgs, RunArgs};
+use crate::cli::{RunArgs, SensorArgs};
 use islet_capture::afpacket::RingConfig;
 use islet_capture::privs;
 use islet_sensor::SensorConfig;
@@ -10,29 +10,6 @@ use islet_sensor::live::{self, Backend, Control, LiveConfig, LiveStats, Mode, Of
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-/// The `islet read` arguments that `run` shares (policy, intel, output).
-fn as_read(a: &RunArgs) -> ReadArgs {
-    ReadArgs {
-        output: a.output.clone(),
-        config: a.config.clone(),
-        workers: a.workers,
-        quiet: a.quiet,
-        intel: a.intel.clone(),
-        warninglists: a.warninglists.clone(),
-        policy: a.policy.clone(),
-        pubkeys: a.pubkeys.clone(),
-        inventory: a.inventory.clone(),
-        policy_state: a.policy_state.clone(),
-        format: a.format.clone(),
-        sign_key: a.sign_key.clone(),
-        forward: a.forward.clone(),
-        forward_shared_key: a.forward_shared_key.clone(),
-        state_dir: a.state_dir.clone(),
-        metrics: a.metrics.clone(),
-        ..ReadArgs::default()
-    }
-}
 
 /// How `islet run` loads its policy: with a key pinned, the rollback state is kept even when
 /// neither `--policy-state` nor `[policy] state_dir` names it, in
@@ -136,8 +113,8 @@ fn live_config(cfg: &SensorConfig, a: &RunArgs) -> Result<LiveConfig, Failure> {
 }
 
 pub(crate) fn run(a: &RunArgs) -> Result<(), Failure> {
-    let ra = as_read(a);
-    let cfg = crate::read::config(&ra)?;
+    let ra = &a.sensor;
+    let cfg = crate::read::config(ra)?;
     let live = live_config(&cfg, a)?;
     // Everything that can be checked before a port is touched: interfaces, privilege,
     // policy bundle, intelligence.
@@ -156,13 +133,13 @@ pub(crate) fn run(a: &RunArgs) -> Result<(), Failure> {
                 .into(),
         ));
     }
-    let intel = crate::intel::for_read(&cfg.intel, &ra.intel, &ra.warninglists, a.quiet)?;
+    let intel = crate::intel::for_read(&cfg.intel, &ra.intel, &ra.warninglists, ra.quiet)?;
     let (intel, sightings) = match intel {
         Some((rt, q)) => (Some(rt), q),
         None => (None, None),
     };
     let (mut policy, policy_events) =
-        crate::policy::for_read(&ra, &cfg.policy, &loading(a.check_config))?;
+        crate::policy::for_read(ra, &cfg.policy, &loading(a.check_config))?;
     if a.check_config {
         println!(
             "islet: configuration OK: {} {}, {} workers, policy {}, intel {}, offload {}",
@@ -202,7 +179,7 @@ pub(crate) fn run(a: &RunArgs) -> Result<(), Failure> {
         destinations,
         metrics,
         _server,
-    } = crate::read::open_output(&cfg, &a.output, &a.forward, &policy_events)?;
+    } = crate::read::open_output(&cfg, &ra.output, &ra.forward, &policy_events)?;
     // The output (files, spool, metrics listener) is opened as started; then root goes.
     if !user.is_empty() {
         let d = privs::drop_to(&user, &[privs::CAP_NET_ADMIN, privs::CAP_NET_RAW])
@@ -234,14 +211,14 @@ pub(crate) fn run(a: &RunArgs) -> Result<(), Failure> {
     let stats_every = a.stats_interval.map(Duration::from_secs);
     let mut last_line = Instant::now();
     let mut prev = LiveStats::default();
-    let quiet = a.quiet;
-    let mut tick = |st: &LiveStats| {
+    let quiet = ra.quiet;
+    let mut tick = |st: &LiveStats, records: &mut Vec<u8>| {
         publish(&metrics, st);
         if term.load(Ordering::Relaxed) {
             ctl.stop.store(true, Ordering::Relaxed);
         }
         if hup.swap(false, Ordering::Relaxed) {
-            reload(&ra, &cfg, policy.as_ref(), intel.as_ref());
+            reload(ra, &cfg, policy.as_ref(), intel.as_ref(), records);
         }
         if let Some(every) = stats_every
             && !every.is_zero()
@@ -292,7 +269,7 @@ pub(crate) fn run(a: &RunArgs) -> Result<(), Failure> {
     }
     let fin = out
         .finish()
-        .map_err(|e| Failure::Runtime(format!("{}: {e}", a.output)))?;
+        .map_err(|e| Failure::Runtime(format!("{}: {e}", ra.output)))?;
     let (stats, st) = result.map_err(|e| Failure::Runtime(format!("live capture: {e}")))?;
     crate::read::report_delivery(&fin, &destinations)?;
     eprintln!(
@@ -402,15 +379,28 @@ fn describe(m: &Mode) -> String {
 }
 
 /// SIGHUP: load the policy and intelligence again and swap them in. A bundle that fails
-/// verification leaves the one in force (fail closed); so does unreadable intelligence.
+/// verification leaves the one in force (fail closed), says which version that is and
+/// writes the `policy` rejection record into `records`; unreadable intelligence leaves the
+/// snapshot in force.
 fn reload(
-    ra: &ReadArgs,
+    ra: &SensorArgs,
     cfg: &SensorConfig,
     policy: Option<&islet_sensor::policy::PolicyRuntime>,
     intel: Option<&islet_intel::feed::IntelRuntime>,
+    records: &mut Vec<u8>,
 ) {
     if let Some(rt) = policy {
         match crate::policy::for_read(ra, &cfg.policy, &loading(false)) {
+            Ok((Some(_), rejected)) if !rejected.is_empty() => {
+                // The state refused the candidate and handed back its active bundle: the one
+                // in force stays (it is that bundle, or was loaded before the state had one).
+                let e = rt.engine.load();
+                eprintln!(
+                    "islet: SIGHUP: policy not reloaded: the bundle was rejected (written as a policy record); bundle version {} stays in force",
+                    e.bundle_version
+                );
+                records.extend_from_slice(&rejected);
+            }
             Ok((Some(new), _)) => {
                 let e = new.engine.load_full();
                 eprintln!(

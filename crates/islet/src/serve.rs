@@ -4,7 +4,7 @@ use crate::Failure;
 use crate::cli::{ServeArgs, ServeCommand, TokenCommand};
 use islet_console::export::{MispConfig, TheHiveConfig};
 use islet_console::serve::ServeConfig;
-use islet_store::{Role, Store as _};
+use islet_store::{AccessStore as _, CaseStore as _, Role};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -94,7 +94,9 @@ pub(crate) fn suggest(a: &PolicySuggestArgs) -> Result<(), Failure> {
         intel: None,
         policy: Some(islet_sensor::policy::PolicyRuntime::fixed(engine)),
     };
-    islet_sensor::run_judged(&cfg, judges, &mut source, &mut out, &mut |_| {})
+    islet_sensor::Reader::new(&cfg)
+        .judges(judges)
+        .run(&mut source, &mut out)
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     // Events name workloads `namespace/name` (or `name`): back to the workloads.
     let by_name: BTreeMap<String, &Workload> = inv

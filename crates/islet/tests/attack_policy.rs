@@ -345,3 +345,114 @@ fn finding9_run_keeps_a_rollback_state_by_default() {
     );
     assert!(!state.join("active.json").exists());
 }
+
+/// SIGHUP with a bundle that no longer verifies (an unsigned file written into it): the
+/// running sensor keeps the version in force, says so, and writes the `policy` rejection
+/// record into its output; a properly signed newer version is then taken on the next SIGHUP.
+#[test]
+fn sighup_with_a_rejected_bundle_writes_the_rejection_and_keeps_the_version() {
+    use std::io::Read as _;
+    use std::time::{Duration, Instant};
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !is_root {
+        eprintln!("not root: `islet run` cannot open a capture socket; skipped");
+        return;
+    }
+    let s = setup("sighup");
+    let b = s.bundle("live", 3);
+    let state = s.root.join("state");
+    let out = s.root.join("eve.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_islet"))
+        .args([os("run"), os("--tap"), os("lo"), os("-w"), os("1")])
+        .args([os("-o"), out.as_os_str(), os("--policy"), b.as_os_str()])
+        .args([os("--pubkey"), s.pubkey.as_os_str()])
+        .args([os("--policy-state"), state.as_os_str()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("islet run");
+    let err = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut pipe = child.stderr.take().expect("stderr");
+    let e2 = err.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            e2.lock()
+                .expect("lock")
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let pid = child.id().to_string();
+    let signal = |sig: &str| {
+        let st = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(st.success());
+    };
+    let wait_for = |what: &str, needle: &str| {
+        let t = Instant::now();
+        while !err.lock().expect("lock").contains(needle) {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "{what}: no {needle:?} in\n{}",
+                err.lock().expect("lock")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("start", "offloads:");
+
+    // An unsigned file in the bundle: refused on reload, version 3 stays.
+    std::fs::write(b.join(".evil.toml"), EVIL).expect("w");
+    signal("-HUP");
+    wait_for("refused reload", "policy not reloaded");
+    let text = err.lock().expect("lock").clone();
+    assert!(
+        text.contains("bundle version 3 stays in force"),
+        "which version stays: {text}"
+    );
+    assert!(!text.contains("policy reloaded"), "{text}");
+
+    // The file removed and the bundle signed again as version 4: taken.
+    std::fs::remove_file(b.join(".evil.toml")).expect("rm");
+    let r = islet(&[
+        os("policy"),
+        os("sign"),
+        os("--key"),
+        s.key.as_os_str(),
+        os("--version"),
+        os("4"),
+        b.as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    signal("-HUP");
+    wait_for(
+        "accepted reload",
+        "bundle version 4); new flows are judged by it",
+    );
+
+    signal("-TERM");
+    let status = child.wait().expect("wait");
+    reader.join().expect("reader");
+    assert!(status.success(), "{}", err.lock().expect("lock"));
+    let eve = std::fs::read_to_string(&out).expect("eve");
+    let rejected: Vec<serde_json::Value> = eve
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event_type"] == "policy" && v["policy"]["event"] == "bundle_rejected")
+        .collect();
+    assert_eq!(rejected.len(), 1, "one rejection record:\n{eve}");
+    let p = &rejected[0]["policy"];
+    assert_eq!(p["active"]["version"], 3, "{p}");
+    assert!(
+        p["reason"].as_str().unwrap_or("").contains(".evil.toml"),
+        "the reason names the file: {p}"
+    );
+    assert_eq!(p["bundle"], b.display().to_string());
+}

@@ -103,7 +103,7 @@ fn analyst_triages_a_case_and_travels_the_map_in_chromium() {
         );
     }
     let store = islet_store::SqliteStore::open_reader(&data.join("islet.sqlite")).expect("store");
-    use islet_store::Store as _;
+    use islet_store::CaseStore as _;
     let cases = store
         .cases(&islet_store::CaseQuery::default())
         .expect("cases");

@@ -36,7 +36,7 @@ fn replay(name: &str, bytes: Vec<u8>) -> u64 {
     let Ok(mut src) = PcapFile::from_bytes(name, bytes) else {
         return 0;
     };
-    match islet_sensor::run(&config(), &mut src, &mut std::io::sink(), &mut |_| {}) {
+    match islet_sensor::run(&config(), &mut src, &mut std::io::sink()) {
         Ok(s) => s.packets,
         Err(islet_sensor::RunError::Capture(_, s)) => s.packets,
         Err(e) => panic!("{name}: {e}"),

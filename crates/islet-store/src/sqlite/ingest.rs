@@ -1,7 +1,9 @@
 //! Ingest helpers of the SQLite store: flows with their workloads and edges, protocol events
 //! with the name index, sensor stats, and triage of alerts into cases.
 
-use super::{BatchSums, SqliteStore, ip_endpoint, json_str, parse_vec, workload_id};
+use super::{
+    BatchSums, SqliteStore, TenSums, ip_endpoint, json_str, parse_vec, sensor_id, workload_id,
+};
 use crate::Result;
 use crate::triage::{AlertFacts, case_severity};
 use crate::types::*;
@@ -419,5 +421,128 @@ impl SqliteStore {
             ],
         )?;
         Ok(())
+    }
+
+    pub(super) fn ingest_batch(&mut self, batch: &IngestBatch) -> Result<IngestReport> {
+        let mut report = IngestReport::default();
+        let tx = self.conn.transaction()?;
+        let mut sums = BatchSums::default();
+        // The caches hold only committed rows: on failure they are dropped whole.
+        let mut sensor_cache = std::mem::take(&mut self.sensor_ids);
+        let mut wl_cache = std::mem::take(&mut self.workload_ids);
+        let mut addr_cache = std::mem::take(&mut self.addresses);
+        for rec in &batch.records {
+            let sensor = sensor_id(&tx, &mut sensor_cache, &rec.sensor, rec.ts_ms)?;
+            let digest = i64::from_le_bytes(rec.digest[..8].try_into().unwrap_or([0; 8]));
+            let fresh = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO seen (sensor, seq, digest) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![sensor, rec.seq.map_or(-1, |s| s as i64), digest])?;
+            let s = sums
+                .sensors
+                .entry(sensor)
+                .or_insert((rec.ts_ms, rec.ts_ms, 0, 0));
+            s.0 = s.0.min(rec.ts_ms);
+            s.1 = s.1.max(rec.ts_ms);
+            if fresh == 0 {
+                s.3 += 1;
+                report.duplicates += 1;
+                continue;
+            }
+            s.2 += 1;
+            report.stored += 1;
+            let et = rec.value["event_type"].as_str().unwrap_or("");
+            match et {
+                "flow" | "netflow" => {
+                    Self::ingest_flow(&tx, &mut wl_cache, &mut addr_cache, &mut sums, sensor, rec)?;
+                    report.flows += 1;
+                }
+                "alert" => {
+                    Self::ingest_event(&tx, sensor, rec, et)?;
+                    Self::triage(&tx, sensor, rec, batch, &mut sums, &mut report)?;
+                }
+                "stats" => {
+                    Self::ingest_stats(&tx, sensor, rec)?;
+                    Self::ingest_event(&tx, sensor, rec, et)?;
+                }
+                "" => {
+                    Self::ingest_event(&tx, sensor, rec, "unknown")?;
+                }
+                _ => {
+                    Self::ingest_event(&tx, sensor, rec, et)?;
+                }
+            }
+        }
+        for (id, (first, last)) in &sums.workloads_seen {
+            tx.prepare_cached(
+                "UPDATE workloads SET first_seen = min(first_seen, ?2), last_seen = max(last_seen, ?3) WHERE id = ?1",
+            )?
+            .execute(params![id, first, last])?;
+        }
+        let mut tens: TenSums<'_> = HashMap::new();
+        for ((minute, src, dest, service, verdict), (alerted, flows, bytes)) in &sums.edges {
+            tx.prepare_cached(
+                "INSERT INTO edges (minute, src, dest, service, verdict, alerted, flows, bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (minute, src, dest, service, verdict) DO UPDATE SET
+                   alerted = max(alerted, excluded.alerted), flows = flows + excluded.flows,
+                   bytes = bytes + excluded.bytes",
+            )?
+            .execute(params![
+                minute,
+                src,
+                dest,
+                service,
+                verdict,
+                alerted,
+                *flows as i64,
+                *bytes as i64
+            ])?;
+            let t = tens
+                .entry((
+                    minute.div_euclid(10),
+                    *src,
+                    *dest,
+                    service.as_str(),
+                    verdict.as_str(),
+                ))
+                .or_insert((false, 0, 0, *minute, *minute));
+            t.0 |= *alerted;
+            t.1 += flows;
+            t.2 += bytes;
+            t.3 = t.3.min(*minute);
+            t.4 = t.4.max(*minute);
+        }
+        for ((bucket, src, dest, service, verdict), (alerted, flows, bytes, first, last)) in &tens {
+            tx.prepare_cached(
+                "INSERT INTO edges10 (bucket, src, dest, service, verdict, alerted, flows, bytes, first_minute, last_minute)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (bucket, src, dest, service, verdict) DO UPDATE SET
+                   alerted = max(alerted, excluded.alerted), flows = flows + excluded.flows,
+                   bytes = bytes + excluded.bytes, first_minute = min(first_minute, excluded.first_minute),
+                   last_minute = max(last_minute, excluded.last_minute)",
+            )?
+            .execute(params![bucket, src, dest, service, verdict, alerted, *flows as i64, *bytes as i64, first, last])?;
+        }
+        for (id, (first, last, stored, dups)) in &sums.sensors {
+            tx.prepare_cached(
+                "UPDATE sensors SET first_seen = min(first_seen, ?5), last_seen = max(last_seen, ?2),
+                   events = events + ?3, duplicates = duplicates + ?4 WHERE id = ?1",
+            )?
+            .execute(params![id, last, *stored as i64, *dups as i64, first])?;
+        }
+        for h in &batch.heads {
+            let id = sensor_id(&tx, &mut sensor_cache, &h.sensor, batch.now_ms)?;
+            tx.execute(
+                "UPDATE sensors SET next_seq = ?2, prev = ?3, chain = ?4, chain_detail = ?5 WHERE id = ?1",
+                params![id, h.next_seq as i64, h.prev, h.chain, h.detail],
+            )?;
+        }
+        tx.commit()?;
+        self.sensor_ids = sensor_cache;
+        self.workload_ids = wl_cache;
+        self.addresses = addr_cache;
+        Ok(report)
     }
 }

@@ -4,7 +4,7 @@
 use crate::ingest::{Incoming, Ingest, IngestConfig};
 use ed25519_dalek::SigningKey;
 use islet_sink::chain::{ChainConfig, Head, Sealer};
-use islet_store::{SensorHead, SqliteStore, Store as _};
+use islet_store::{EvidenceStore as _, SensorHead, SqliteStore};
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
