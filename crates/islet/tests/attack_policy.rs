@@ -145,6 +145,18 @@ impl Setup {
     }
 }
 
+/// Whether this test runs as root; if not, says why it skips.
+fn root_or_skip(why: &str) -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root {
+        eprintln!("not root: {why}; skipped");
+    }
+    root
+}
+
 /// One way to put something unsigned into a bundle: its label, the name the refusal must
 /// show, and what it does to the bundle directory.
 type Injection = (&'static str, &'static str, fn(&Path));
@@ -297,12 +309,7 @@ fn finding9_read_without_a_state_says_it_cannot_refuse_a_rollback_once() {
 
 #[test]
 fn finding9_run_keeps_a_rollback_state_by_default() {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !is_root {
-        eprintln!("not root: `islet run --check-config` stops before the policy; skipped");
+    if !root_or_skip("`islet run --check-config` stops before the policy") {
         return;
     }
     let s = setup("finding9-run");
@@ -353,12 +360,7 @@ fn finding9_run_keeps_a_rollback_state_by_default() {
 fn sighup_with_a_rejected_bundle_writes_the_rejection_and_keeps_the_version() {
     use std::io::Read as _;
     use std::time::{Duration, Instant};
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !is_root {
-        eprintln!("not root: `islet run` cannot open a capture socket; skipped");
+    if !root_or_skip("`islet run` cannot open a capture socket") {
         return;
     }
     let s = setup("sighup");
