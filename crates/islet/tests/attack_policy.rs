@@ -97,6 +97,12 @@ impl Setup {
         let b = self.root.join(name);
         std::fs::create_dir_all(&b).expect("dir");
         std::fs::write(b.join("10-app.toml"), POLICY).expect("write");
+        self.sign(&b, version);
+        b
+    }
+
+    /// Sign the bundle directory `b` (again) as `version`.
+    fn sign(&self, b: &Path, version: u64) {
         let v = version.to_string();
         let r = islet(&[
             os("policy"),
@@ -108,7 +114,6 @@ impl Setup {
             b.as_os_str(),
         ]);
         assert_eq!(r.code, 0, "{}", r.stderr);
-        b
     }
 
     fn verify(&self, b: &Path, state: Option<&Path>) -> Run {
@@ -423,16 +428,7 @@ fn sighup_with_a_rejected_bundle_writes_the_rejection_and_keeps_the_version() {
 
     // The file removed and the bundle signed again as version 4: taken.
     std::fs::remove_file(b.join(".evil.toml")).expect("rm");
-    let r = islet(&[
-        os("policy"),
-        os("sign"),
-        os("--key"),
-        s.key.as_os_str(),
-        os("--version"),
-        os("4"),
-        b.as_os_str(),
-    ]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    s.sign(&b, 4);
     signal("-HUP");
     wait_for(
         "accepted reload",
