@@ -16,6 +16,7 @@ pub mod eve_proto;
 pub mod json;
 mod model;
 pub mod proto;
+pub mod record;
 pub mod time;
 
 pub use alert::{Alert, AlertEvidence, IntelMatch, PolicyNote, PolicyRejected};

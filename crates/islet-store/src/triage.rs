@@ -51,70 +51,9 @@ fn strings(v: &Value) -> Vec<String> {
     }
 }
 
-/// Parse an EVE timestamp (`2026-01-06T10:10:00.004000+0000`, also `Z` and `+00:00`) to
-/// Unix ms; the offset is applied.
+/// Parse an EVE timestamp to Unix ms (moved to `islet_event::time::parse_iso_ms`).
 pub fn parse_ts(t: &str) -> Option<i64> {
-    let b = t.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let mut n = 0i64;
-        for &c in b.get(r)? {
-            if !c.is_ascii_digit() {
-                return None;
-            }
-            n = n * 10 + i64::from(c - b'0');
-        }
-        Some(n)
-    };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut ms = 0i64;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let mut digits = 0;
-        while let Some(c) = b.get(i).filter(|c| c.is_ascii_digit()) {
-            if digits < 3 {
-                ms = ms * 10 + i64::from(c - b'0');
-            }
-            digits += 1;
-            i += 1;
-        }
-        if digits == 0 {
-            return None;
-        }
-        for _ in digits..3 {
-            ms *= 10;
-        }
-    }
-    let offset_min = match b.get(i) {
-        None | Some(b'Z') => 0,
-        Some(&sign @ (b'+' | b'-')) => {
-            let rest = &t[i + 1..];
-            let (oh, om) = match rest.len() {
-                4 => (num(i + 1..i + 3)?, num(i + 3..i + 5)?),
-                5 if rest.as_bytes()[2] == b':' => (num(i + 1..i + 3)?, num(i + 4..i + 6)?),
-                _ => return None,
-            };
-            let m = oh * 60 + om;
-            if sign == b'-' { -m } else { m }
-        }
-        _ => return None,
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + h * 3600 + mi * 60 + se) - offset_min * 60) * 1000 + ms)
+    islet_event::time::parse_iso_ms(t)
 }
 
 fn push(out: &mut Vec<Obs>, data_type: &'static str, kind: &'static str, data: &str, ioc: bool) {
