@@ -19,9 +19,9 @@ use self::chain::{BatchSeen, Chain, ChainCtx, chain};
 use crate::identify::Identify;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use ed25519_dalek::VerifyingKey;
+use islet_event::record::EveRecord;
 use islet_sink::chain::SigError;
 use islet_store::{EvidenceStore as _, IngestBatch, IngestReport, Record, SensorHead, SqliteStore};
-use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -311,9 +311,10 @@ struct Decoded {
     sig: Option<Result<(), SigError>>,
 }
 
-/// Decode one line into a store record: parsed, hashed, timed, both ends named; a signed
-/// record's signature checked (here, in the submitting thread, where the line's bytes are).
-/// None (and counted) when it is not a JSON object or over the bound.
+/// Decode one line into a store record: decoded once into its typed form, hashed, timed,
+/// both ends named; a signed record's signature checked (here, in the submitting thread, where
+/// the line's bytes are). The line itself is kept as the sealed bytes. None (and counted) when
+/// it is not a JSON object or over the bound.
 fn decode(inc: Incoming, cfg: &IngestConfig, stats: &IngestStats) -> Option<Decoded> {
     let bad = || {
         stats.malformed.fetch_add(1, Ordering::Relaxed);
@@ -322,43 +323,37 @@ fn decode(inc: Incoming, cfg: &IngestConfig, stats: &IngestStats) -> Option<Deco
     if inc.line.len() > MAX_RECORD {
         return bad();
     }
-    let Ok(value) = serde_json::from_slice::<Value>(&inc.line) else {
+    let Ok(eve) = EveRecord::decode(&inc.line) else {
         return bad();
     };
-    if !value.is_object() {
-        return bad();
-    }
     let d = digest(&inc.line);
-    let ts_ms = value["timestamp"]
-        .as_str()
-        .and_then(islet_store::triage::parse_ts)
-        .unwrap_or_else(cfg.clock);
-    let seq = value["islet"]["seq"].as_u64();
+    let ts_ms = eve.ts_ms().unwrap_or_else(cfg.clock);
     let ts_ns = ts_ms.saturating_mul(1_000_000);
-    let (src, dest) = match (value["src_ip"].as_str(), value["dest_ip"].as_str()) {
+    let (src, dest) = match (eve.src_ip.as_deref(), eve.dest_ip.as_deref()) {
         (Some(s), Some(t)) => {
-            let start_ns = value["flow"]["start"]
-                .as_str()
-                .and_then(islet_store::triage::parse_ts)
+            let start_ns = eve
+                .flow
+                .as_ref()
+                .and_then(|f| f.start.as_deref())
+                .and_then(islet_event::time::parse_iso_ms)
                 .map_or(ts_ns, |m| m.saturating_mul(1_000_000));
-            let pol = &value["policy"];
+            // The top-level `policy` member, as the console has always read it (see
+            // `islet_store::triage`).
+            let pol = eve.policy.as_ref();
+            let id = |f: fn(&islet_event::record::Policy) -> &Option<String>| {
+                pol.and_then(|p| f(p).as_deref())
+            };
             (
-                Some(
-                    cfg.identify
-                        .endpoint(s, start_ns, pol["src_identity"].as_str()),
-                ),
-                Some(
-                    cfg.identify
-                        .endpoint(t, start_ns, pol["dest_identity"].as_str()),
-                ),
+                Some(cfg.identify.endpoint(s, start_ns, id(|p| &p.src_identity))),
+                Some(cfg.identify.endpoint(t, start_ns, id(|p| &p.dest_identity))),
             )
         }
         _ => (None, None),
     };
-    let flow = matches!(value["event_type"].as_str(), Some("flow" | "netflow"))
-        .then(|| islet_store::FlowFacts::from_record(&value, ts_ms));
-    let sig = match value["event_type"].as_str() {
-        Some("checkpoint" | "gap") => cfg
+    let flow = matches!(eve.event_type.as_str(), "flow" | "netflow")
+        .then(|| islet_store::FlowFacts::from_record(&eve, ts_ms));
+    let sig = match eve.event_type.as_str() {
+        "checkpoint" | "gap" => cfg
             .keys
             .get(&inc.sensor)
             .map(|k| islet_sink::chain::verify_record(&inc.line, k)),
@@ -367,9 +362,10 @@ fn decode(inc: Incoming, cfg: &IngestConfig, stats: &IngestStats) -> Option<Deco
     Some(Decoded {
         rec: Record {
             sensor: inc.sensor,
-            seq,
+            seq: eve.seq(),
             digest: d,
-            value,
+            line: inc.line,
+            eve,
             ts_ms,
             src,
             dest,

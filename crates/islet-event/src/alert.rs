@@ -247,3 +247,61 @@ pub fn write_alert(
     j.end_object();
     j.finish();
 }
+
+/// The console's own alert about a sensor's evidence chain (a break, a gap, a restart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainFinding<'a> {
+    pub sensor: &'a str,
+    pub seq: u64,
+    /// The `timestamp` of the record that raised it, as written (null when it had none).
+    pub timestamp: Option<&'a str>,
+    /// `chain_broken`, `chain_gap`, `chain_restart`.
+    pub detection: &'a str,
+    pub signature_id: u32,
+    pub text: &'a str,
+}
+
+/// Append one [`ChainFinding`] alert, members in name order, without the newline.
+pub fn write_chain_finding(buf: &mut Vec<u8>, f: &ChainFinding<'_>) {
+    let mut j = crate::Json::object(buf);
+    j.begin_object("alert");
+    j.str("action", "allowed");
+    j.str("category", "Evidence integrity");
+    j.u64("gid", 1);
+    j.begin_object("metadata");
+    for (k, v) in [("detection", f.detection), ("sensor", f.sensor)] {
+        j.begin_array(k);
+        j.item_str(v);
+        j.end_array();
+    }
+    j.begin_array("seq");
+    j.item_str(itoa::Buffer::new().format(f.seq));
+    j.end_array();
+    j.end_object();
+    j.u64("rev", 1);
+    j.u64("severity", 1);
+    j.str(
+        "signature",
+        &format!(
+            "islet console: evidence chain of sensor {}: {}",
+            f.sensor, f.text
+        ),
+    );
+    j.u64("signature_id", u64::from(f.signature_id));
+    j.end_object();
+    j.str("event_type", "alert");
+    j.begin_object("islet");
+    j.begin_object("console");
+    j.str("sensor", f.sensor);
+    j.u64("seq", f.seq);
+    j.end_object();
+    j.end_object();
+    match f.timestamp {
+        Some(t) => j.str("timestamp", t),
+        None => j.raw("timestamp", b"null"),
+    };
+    j.finish();
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    }
+}

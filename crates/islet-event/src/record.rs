@@ -16,6 +16,7 @@ mod lenient;
 use lenient::{list, opt, or_default, strings};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// Why a line is not a record.
@@ -244,12 +245,12 @@ pub struct Dns {
 }
 
 impl Dns {
-    /// Every name asked: each query's `rrname`, and the record's own.
+    /// Every name asked: the record's own `rrname`, then each query's.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.queries
-            .iter()
-            .filter_map(|q| q.rrname.as_deref())
-            .chain(self.rrname.as_deref())
+        self.rrname
+            .as_deref()
+            .into_iter()
+            .chain(self.queries.iter().filter_map(|q| q.rrname.as_deref()))
     }
 }
 
@@ -305,6 +306,9 @@ pub struct Http {
     pub http_port: Option<u64>,
     #[serde(default, deserialize_with = "opt")]
     pub http_user_agent: Option<String>,
+    /// The request's `Referer`.
+    #[serde(default, deserialize_with = "opt")]
+    pub http_refer: Option<String>,
     #[serde(default, deserialize_with = "opt")]
     pub http_content_type: Option<String>,
     #[serde(default, deserialize_with = "opt")]
@@ -361,6 +365,9 @@ pub struct Gap {
     /// Hex SHA-256 the chain resumes from after the gap.
     #[serde(default, deserialize_with = "opt")]
     pub resume_prev: Option<String>,
+    /// The signing key's id (absent when the sensor had no key).
+    #[serde(default, deserialize_with = "opt")]
+    pub key_id: Option<String>,
 }
 
 /// `checkpoint`: a signed statement over a range of the chain.
@@ -373,6 +380,9 @@ pub struct Checkpoint {
     pub last_seq: Option<u64>,
     #[serde(default, deserialize_with = "opt", rename = "final")]
     pub is_final: Option<bool>,
+    /// The signing key's id (absent when the sensor had no key).
+    #[serde(default, deserialize_with = "opt")]
+    pub key_id: Option<String>,
 }
 
 /// `islet`: what islet adds to a record.
@@ -549,6 +559,137 @@ impl EveRecord {
             protected_pkts_per_cpu_second: b.protection.protected_pkts_per_cpu_second,
         })
     }
+}
+
+/// The members that place a record: its time, its type, the five-tuple, the flow id and the
+/// Community ID. A consumer that maps records onto another schema (OCSF) maps these for every
+/// record and carries the others through as written ([`Members`]).
+pub const PLACE: [&str; 9] = [
+    "timestamp",
+    "event_type",
+    "src_ip",
+    "src_port",
+    "dest_ip",
+    "dest_port",
+    "proto",
+    "community_id",
+    "flow_id",
+];
+
+impl EveRecord {
+    /// Whether the typed reading took the member `name` of [`PLACE`] (it was there, of the
+    /// expected JSON type).
+    fn took(&self, name: &str, written: &Value) -> bool {
+        match name {
+            "timestamp" => self.timestamp.is_some(),
+            "event_type" => written.is_string(),
+            "src_ip" => self.src_ip.is_some(),
+            "src_port" => self.src_port.is_some(),
+            "dest_ip" => self.dest_ip.is_some(),
+            "dest_port" => self.dest_port.is_some(),
+            "proto" => self.proto.is_some(),
+            "community_id" => self.community_id.is_some(),
+            "flow_id" => self.flow_id.is_some(),
+            _ => false,
+        }
+    }
+}
+
+/// A record's members as written, beside its typed reading ([`EveRecord::decode_with_members`]):
+/// what a consumer that maps the record onto another schema carries through unmapped.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Members {
+    /// `islet` as written, whatever its JSON type.
+    pub islet: Option<Value>,
+    /// Every other member, by name, except the members of [`PLACE`] that the typed reading
+    /// took (one of another type stays here, so nothing written is lost).
+    pub rest: Map<String, Value>,
+}
+
+impl EveRecord {
+    /// Decode one line (without its newline) into its typed reading and its members as written.
+    /// The line is parsed once, into JSON values; the typed reading is taken from those (the
+    /// same lenient reading as [`EveRecord::decode`]; a member repeated in the line counts once,
+    /// the last).
+    pub fn decode_with_members(line: &[u8]) -> Result<(EveRecord, Members), DecodeError> {
+        if line.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(DecodeError::NotAnObject);
+        }
+        let v: Value = serde_json::from_slice(line).map_err(DecodeError::Malformed)?;
+        let rec = EveRecord::deserialize(&v).map_err(DecodeError::Malformed)?;
+        let Value::Object(mut rest) = v else {
+            return Err(DecodeError::NotAnObject);
+        };
+        let islet = rest.remove("islet");
+        for name in PLACE {
+            if rest.get(name).is_some_and(|w| rec.took(name, w)) {
+                rest.remove(name);
+            }
+        }
+        Ok((rec, Members { islet, rest }))
+    }
+
+    /// The `event_type` of a line, read without decoding the record: the string value of the
+    /// top-level `event_type` member, or None when there is none or its value holds an escape.
+    /// For a stage that only counts records by type, once per record on the writer thread (the
+    /// sink's metrics): it reads up to that member and no further. A line that is not JSON may
+    /// still give a value; [`EveRecord::decode`] is the reading that checks.
+    pub fn peek_event_type(line: &[u8]) -> Option<&str> {
+        const KEY: &[u8] = b"\"event_type\"";
+        let (mut depth, mut i) = (0u32, 0usize);
+        while i < line.len() {
+            match line[i] {
+                b'"' => {
+                    if depth == 1 && line[i..].starts_with(KEY) {
+                        let after = skip_ws(line, i + KEY.len());
+                        if line.get(after) == Some(&b':') {
+                            let at = skip_ws(line, after + 1);
+                            if line.get(at) != Some(&b'"') {
+                                return None;
+                            }
+                            let v = &line[at + 1..];
+                            let end = v.iter().position(|&c| c == b'"' || c == b'\\')?;
+                            if v[end] == b'\\' {
+                                return None;
+                            }
+                            return std::str::from_utf8(&v[..end]).ok();
+                        }
+                    }
+                    // Past the string (a key or a value).
+                    i += 1;
+                    while i < line.len() && line[i] != b'"' {
+                        i += if line[i] == b'\\' { 2 } else { 1 };
+                    }
+                }
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// The text of a record's `timestamp` when it is the record's first member, as islet and
+    /// Suricata write it (`{"timestamp":"…"`), read without decoding the record: for the stages
+    /// that time every record on the writer thread (the event chain's checkpoints).
+    pub fn peek_timestamp(line: &[u8]) -> Option<&[u8]> {
+        const LEAD: &[u8] = b"{\"timestamp\":\"";
+        let rest = line.strip_prefix(LEAD)?;
+        let end = rest.iter().position(|&c| c == b'"')?;
+        Some(&rest[..end])
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b
+        .get(i)
+        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+    {
+        i += 1;
+    }
+    i
 }
 
 /// 64 hex digits as 32 bytes.

@@ -78,6 +78,10 @@ pub trait EvidenceStore: Send {
     fn prune(&mut self, r: &Retention, now_ms: i64) -> Result<PruneReport>;
     /// Rows per table and bytes on disk.
     fn usage(&self) -> Result<Usage>;
+    /// A sensor's chained records as it sealed them, byte for byte, in chain order: those with
+    /// `islet.seq` above `after_seq`, at most `limit` (a page; call again from the last seq).
+    /// Unknown sensor: empty.
+    fn sealed(&self, sensor: &str, after_seq: u64, limit: usize) -> Result<Vec<(u64, String)>>;
 }
 
 /// Cases and alerts, and everything an analyst does to them (audited).

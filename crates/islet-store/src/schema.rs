@@ -238,6 +238,14 @@ CREATE INDEX alerts_flow_id ON alerts (flow_id);
 CREATE INDEX exports_case ON exports (case_id, target);
 CREATE INDEX exports_alert ON exports (alert_id, target);
 "#,
+    // 3: every record kept as its sensor sealed it, with its place in the chain, so a sensor's
+    // chain can be exported from the store and checked again (`islet log verify`). Protocol
+    // events, alerts and stats already kept their record in `events`; flows now keep theirs.
+    r#"
+ALTER TABLE flows ADD COLUMN seq INTEGER;
+ALTER TABLE flows ADD COLUMN record TEXT;
+ALTER TABLE events ADD COLUMN seq INTEGER;
+"#,
 ];
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! (a repeat updates the first), and how severe a case is. No storage here.
 
 use crate::types::MispContext;
-use serde_json::Value;
+use islet_event::record::EveRecord;
 use sha2::{Digest as _, Sha256};
 
 /// Most observables taken from one alert (an attacker-made record could name thousands).
@@ -37,18 +37,6 @@ pub struct AlertFacts {
     pub misp: Option<MispContext>,
     pub observables: Vec<Obs>,
     pub fingerprint: String,
-}
-
-fn s(v: &Value) -> Option<String> {
-    v.as_str().map(str::to_string)
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(a) => a.iter().filter_map(s).collect(),
-        Value::String(x) => vec![x.clone()],
-        _ => Vec::new(),
-    }
 }
 
 /// Parse an EVE timestamp to Unix ms (moved to `islet_event::time::parse_iso_ms`).
@@ -93,30 +81,25 @@ fn workload_identity(x: &str) -> bool {
 
 impl AlertFacts {
     /// Read an alert record (`event_type: alert`); `sensor` is its source.
-    pub fn from_record(sensor: &str, r: &Value) -> AlertFacts {
-        let a = &r["alert"];
-        let md = &a["metadata"];
-        let detection = strings(&md["detection"])
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| format!("sid:{}", a["signature_id"].as_i64().unwrap_or(0)));
-        let intel = &r["islet"]["intel"];
-        let misp = intel.is_object().then(|| MispContext {
-            event_uuid: s(&intel["event_uuid"]).unwrap_or_default(),
-            event_info: s(&intel["event_info"]).unwrap_or_default(),
-            attribute_uuid: s(&intel["attribute_uuid"]).unwrap_or_default(),
-            kind: s(&intel["type"])
-                .or_else(|| s(&intel["kind"]))
-                .unwrap_or_default(),
-            value: s(&intel["value"]).unwrap_or_default(),
-            feed: s(&intel["feed"]).unwrap_or_default(),
-            tags: strings(&intel["tags"]),
-            threat_level: intel["threat_level_id"]
-                .as_u64()
-                .map_or(0, |x| x.min(4) as u8),
+    pub fn from_record(sensor: &str, r: &EveRecord) -> AlertFacts {
+        let a = r.alert.clone().unwrap_or_default();
+        let md = &a.metadata;
+        let sid = a.signature_id.map_or(0, |x| x.min(i64::MAX as u64) as i64);
+        let detection = md
+            .detection()
+            .map_or_else(|| format!("sid:{sid}"), str::to_string);
+        let misp = r.intel().map(|i| MispContext {
+            event_uuid: i.event_uuid.clone().unwrap_or_default(),
+            event_info: i.event_info.clone().unwrap_or_default(),
+            attribute_uuid: i.attribute_uuid.clone().unwrap_or_default(),
+            kind: i.kind.clone().unwrap_or_default(),
+            value: i.value.clone().unwrap_or_default(),
+            feed: i.feed.clone().unwrap_or_default(),
+            tags: i.tags.clone(),
+            threat_level: i.threat_level_id.map_or(0, |x| x.min(4) as u8),
         });
-        let src_ip = s(&r["src_ip"]);
-        let dest_ip = s(&r["dest_ip"]);
+        let src_ip = r.src_ip.clone();
+        let dest_ip = r.dest_ip.clone();
         let mut obs = Vec::new();
         let ioc_value = misp.as_ref().map(|m| m.value.to_ascii_lowercase());
         let is_ioc = |v: &str| {
@@ -127,18 +110,9 @@ impl AlertFacts {
         for ip in src_ip.iter().chain(dest_ip.iter()) {
             push(&mut obs, "ip", "ip", ip, is_ioc(ip));
         }
-        for key in [
-            "victim",
-            "path",
-            "path_addresses",
-            "src_node",
-            "dest_node",
-            "attacker",
-        ] {
-            for ip in strings(&md[key]) {
-                if is_ip(&ip) {
-                    push(&mut obs, "ip", "ip", &ip, is_ioc(&ip));
-                }
+        for ip in md.address_values() {
+            if is_ip(ip) {
+                push(&mut obs, "ip", "ip", ip, is_ioc(ip));
             }
         }
         if let Some(m) = &misp {
@@ -152,43 +126,44 @@ impl AlertFacts {
                 _ => {}
             }
         }
-        let tls = &r["tls"];
-        if let Some(x) = tls["sni"].as_str() {
-            push(&mut obs, "domain", "sni", x, is_ioc(x));
+        if let Some(tls) = &r.tls {
+            if let Some(x) = tls.sni.as_deref() {
+                push(&mut obs, "domain", "sni", x, is_ioc(x));
+            }
+            if let Some(x) = tls.ja3.as_ref().and_then(|h| h.hash.as_deref()) {
+                push(&mut obs, "hash", "ja3", x, is_ioc(x));
+            }
+            if let Some(x) = tls.ja4.as_deref() {
+                push(&mut obs, "hash", "ja4", x, is_ioc(x));
+            }
         }
-        if let Some(x) = tls["ja3"]["hash"].as_str() {
-            push(&mut obs, "hash", "ja3", x, is_ioc(x));
-        }
-        if let Some(x) = tls["ja4"].as_str() {
-            push(&mut obs, "hash", "ja4", x, is_ioc(x));
-        }
-        if let Some(x) = r["http"]["hostname"].as_str() {
+        if let Some(x) = r.http.as_ref().and_then(|h| h.hostname.as_deref()) {
             push(&mut obs, "domain", "http_host", x, is_ioc(x));
         }
-        let dns = &r["dns"];
-        for q in dns["queries"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .chain(std::iter::once(dns))
-        {
-            if let Some(x) = q["rrname"].as_str() {
-                push(&mut obs, "domain", "dns", x, is_ioc(x));
+        let asked = r.dns.iter().flat_map(|d| {
+            let queries = d.queries.iter().filter_map(|q| q.rrname.as_deref());
+            queries.chain(d.rrname.as_deref())
+        });
+        for x in asked {
+            push(&mut obs, "domain", "dns", x, is_ioc(x));
+        }
+        // A top-level `policy` member, as the console has always read it. islet writes its
+        // verdicts under `islet.policy` (`EveRecord::verdict`), so its own alerts add no identity
+        // observables today; switching is a triage change (identities would group cases), left
+        // for the console issue.
+        if let Some(p) = &r.policy {
+            for x in [&p.src_identity, &p.dest_identity].into_iter().flatten() {
+                if workload_identity(x) {
+                    push(&mut obs, "other", "identity", x, false);
+                }
             }
         }
-        let pol = &r["policy"];
-        for k in ["src_identity", "dest_identity"] {
-            if let Some(x) = pol[k].as_str().filter(|x| workload_identity(x)) {
-                push(&mut obs, "other", "identity", x, false);
-            }
-        }
-        let techniques = strings(&md["mitre_technique_id"]);
+        let techniques = md.technique_ids().to_vec();
         let subject = match (&misp, detection.as_str()) {
             (Some(m), _) => format!("{}|{}", m.value, src_ip.as_deref().unwrap_or("")),
-            (None, "lateral_movement_chain") => strings(&md["path"]).join(">"),
+            (None, "lateral_movement_chain") => md.path().join(">"),
             _ => format!(
-                "{}|{}|{}",
-                a["signature_id"].as_i64().unwrap_or(0),
+                "{sid}|{}|{}",
                 src_ip.as_deref().unwrap_or(""),
                 dest_ip.as_deref().unwrap_or("")
             ),
@@ -196,14 +171,14 @@ impl AlertFacts {
         let fingerprint = fingerprint(&detection, sensor, &subject);
         AlertFacts {
             detection,
-            signature_id: a["signature_id"].as_i64().unwrap_or(0),
-            signature: s(&a["signature"]).unwrap_or_default(),
-            category: s(&a["category"]).unwrap_or_default(),
-            severity: a["severity"].as_u64().map_or(3, |x| x.clamp(1, 255) as u8),
-            action: s(&a["action"]).unwrap_or_else(|| "allowed".into()),
+            signature_id: sid,
+            signature: a.signature.clone().unwrap_or_default(),
+            category: a.category.clone().unwrap_or_default(),
+            severity: a.severity.map_or(3, |x| x.clamp(1, 255) as u8),
+            action: a.action.clone().unwrap_or_else(|| "allowed".into()),
             src_ip,
             dest_ip,
-            flow_id: r["flow_id"].as_i64(),
+            flow_id: r.flow_id.and_then(|x| i64::try_from(x).ok()),
             techniques,
             misp,
             observables: obs,
@@ -239,6 +214,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn eve(v: serde_json::Value) -> EveRecord {
+        EveRecord::decode(v.to_string().as_bytes()).expect("record")
+    }
+
     #[test]
     fn timestamps_parse_with_offsets() {
         assert_eq!(
@@ -262,6 +241,7 @@ mod tests {
             "alert":{"signature_id":9300006,"severity":1,"signature":"x",
               "metadata":{"detection":["lateral_movement_chain"],"mitre_technique_id":["T1210"],
                 "path":["10.0.2.21","10.0.3.30","10.0.3.40","10.0.3.50"]}}});
+        let r = eve(r);
         let f = AlertFacts::from_record("s1", &r);
         let ips: Vec<_> = f.observables.iter().map(|o| o.data.as_str()).collect();
         assert_eq!(ips, ["10.0.3.30", "10.0.3.40", "10.0.2.21", "10.0.3.50"]);
@@ -275,7 +255,7 @@ mod tests {
         let many: Vec<String> = (0..1000)
             .map(|i| format!("10.1.{}.{}", i / 250, i % 250))
             .collect();
-        let r = json!({"src_ip":"10.1.0.0","alert":{"metadata":{"victim": many}}});
+        let r = eve(json!({"src_ip":"10.1.0.0","alert":{"metadata":{"victim": many}}}));
         let f = AlertFacts::from_record("s", &r);
         assert_eq!(f.observables.len(), MAX_OBSERVABLES_PER_ALERT);
         assert_eq!(

@@ -1,6 +1,7 @@
 //! The store's vocabulary: what goes in, what queries ask, what comes out. These types are
 //! also the console's JSON (serde) and OpenAPI schemas (utoipa).
 
+use islet_event::record::EveRecord;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -15,10 +16,13 @@ pub struct Record {
     pub sensor: String,
     /// `islet.seq`, when the record is chained.
     pub seq: Option<u64>,
-    /// SHA-256 of the record's canonical line (duplicate detection).
+    /// SHA-256 of the record's line (duplicate detection; the chain's link).
     pub digest: [u8; 32],
-    /// The EVE record.
-    pub value: serde_json::Value,
+    /// The record as its sensor sealed it: the bytes its chain hashes and signs, stored
+    /// verbatim so the chain can be checked again from the store.
+    pub line: Vec<u8>,
+    /// Its typed reading, decoded once by whoever built the record.
+    pub eve: EveRecord,
     /// Its `timestamp`, Unix ms (for a flow: its start).
     pub ts_ms: i64,
     /// For records with addresses: who each end was at the time (labels frozen here).
@@ -27,6 +31,35 @@ pub struct Record {
     /// A flow record's fields, taken out ahead (by [`FlowFacts::from_record`], in the
     /// caller's thread); the store takes them itself when absent.
     pub flow: Option<FlowFacts>,
+}
+
+impl Record {
+    /// A record from its line: decoded, hashed, timed by its `timestamp` (`now_ms` when it has
+    /// none); no ends named, no flow facts taken ahead.
+    pub fn from_line(
+        sensor: &str,
+        line: Vec<u8>,
+        now_ms: i64,
+    ) -> std::result::Result<Record, islet_event::record::DecodeError> {
+        use sha2::Digest as _;
+        let eve = EveRecord::decode(&line)?;
+        Ok(Record {
+            sensor: sensor.to_string(),
+            seq: eve.seq(),
+            digest: sha2::Sha256::digest(&line).into(),
+            ts_ms: eve.ts_ms().unwrap_or(now_ms),
+            line,
+            eve,
+            src: None,
+            dest: None,
+            flow: None,
+        })
+    }
+
+    /// The line as text (it was decoded as JSON, so it is UTF-8).
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.line).unwrap_or("")
+    }
 }
 
 /// What the store keeps of a flow record.
@@ -51,32 +84,28 @@ pub struct FlowFacts {
 
 impl FlowFacts {
     /// Read a flow (or netflow) record; `ts_ms` stands in for a missing start.
-    pub fn from_record(v: &serde_json::Value, ts_ms: i64) -> FlowFacts {
-        let f = &v["flow"];
-        let n = |x: &serde_json::Value| x.as_u64().map_or(0, |x| x.min(i64::MAX as u64) as i64);
-        let start = f["start"]
-            .as_str()
-            .and_then(crate::triage::parse_ts)
-            .unwrap_or(ts_ms);
-        let s = |x: &serde_json::Value| x.as_str().map(str::to_string);
+    pub fn from_record(v: &EveRecord, ts_ms: i64) -> FlowFacts {
+        let n = |x: u64| x.min(i64::MAX as u64) as i64;
+        let f = v.flow.clone().unwrap_or_default();
+        let ms = |t: &Option<String>| t.as_deref().and_then(islet_event::time::parse_iso_ms);
+        let start = ms(&f.start).unwrap_or(ts_ms);
         FlowFacts {
             start,
-            end: f["end"]
-                .as_str()
-                .and_then(crate::triage::parse_ts)
-                .unwrap_or(start),
-            src_ip: s(&v["src_ip"]).unwrap_or_default(),
-            dest_ip: s(&v["dest_ip"]).unwrap_or_default(),
-            src_port: n(&v["src_port"]),
-            dest_port: n(&v["dest_port"]),
-            proto: s(&v["proto"]).unwrap_or_default(),
-            app_proto: s(&v["app_proto"]),
-            pkts: n(&f["pkts_toserver"]).saturating_add(n(&f["pkts_toclient"])),
-            bytes: n(&f["bytes_toserver"]).saturating_add(n(&f["bytes_toclient"])),
-            verdict: s(&v["policy"]["verdict"]),
-            alerted: f["alerted"].as_bool().unwrap_or(false),
-            community_id: s(&v["community_id"]),
-            flow_id: v["flow_id"].as_i64(),
+            end: ms(&f.end).unwrap_or(start),
+            src_ip: v.src_ip.clone().unwrap_or_default(),
+            dest_ip: v.dest_ip.clone().unwrap_or_default(),
+            src_port: v.src_port.map_or(0, n),
+            dest_port: v.dest_port.map_or(0, n),
+            proto: v.proto.clone().unwrap_or_default(),
+            app_proto: v.app_proto.clone(),
+            pkts: n(f.pkts()),
+            bytes: n(f.bytes()),
+            // The top-level `policy` member, as the console has always read it (islet writes its
+            // verdicts under `islet.policy`; see `triage`).
+            verdict: v.policy.as_ref().and_then(|p| p.verdict.clone()),
+            alerted: f.alerted,
+            community_id: v.community_id.clone(),
+            flow_id: v.flow_id.and_then(|x| i64::try_from(x).ok()),
         }
     }
 }

@@ -10,16 +10,11 @@ const T0: i64 = 1_767_694_200_000;
 
 fn rec(sensor: &str, seq: u64, v: Value, ts: i64) -> Record {
     let line = v.to_string();
-    Record {
-        sensor: sensor.into(),
-        seq: Some(seq),
-        digest: Sha256::digest(line.as_bytes()).into(),
-        value: v,
-        ts_ms: ts,
-        src: None,
-        dest: None,
-        flow: None,
-    }
+    let mut r = Record::from_line(sensor, line.into_bytes(), ts).expect("record");
+    assert_eq!(r.digest, <[u8; 32]>::from(Sha256::digest(&r.line)));
+    r.seq = Some(seq);
+    r.ts_ms = ts;
+    r
 }
 
 fn alert(sid: u64, src: &str, dst: &str, detection: &str) -> Value {
@@ -339,6 +334,7 @@ proptest! {
     #[test]
     fn arbitrary_alert_records_triage_safely(src in "\\PC{0,40}", dst in "\\PC{0,40}", path in proptest::collection::vec("\\PC{0,20}", 0..100), sev in any::<i64>()) {
         let v = json!({"src_ip": src, "dest_ip": dst, "alert": {"severity": sev, "metadata": {"path": path, "detection": ["lateral_movement_chain"]}}});
+        let v = islet_event::record::EveRecord::decode(v.to_string().as_bytes()).expect("record");
         let f = triage::AlertFacts::from_record("s", &v);
         prop_assert!(f.observables.len() <= triage::MAX_OBSERVABLES_PER_ALERT);
         prop_assert!(f.severity >= 1);
@@ -495,4 +491,41 @@ fn finding9_merge_into_a_duplicated_or_closed_case_is_refused() {
     // Into a live case it still works.
     s.merge_cases(a, c, "ana", T0 + 15).expect("c into a");
     assert_eq!(s.case(a).expect("a").alerts.len(), 3);
+}
+
+/// Every chained record comes back from `sealed` byte for byte as it was ingested (flows,
+/// protocol events, alerts, stats), in chain order, paged from a seq; unchained records (the
+/// console's own alerts) and other sensors' records are not in it.
+#[test]
+fn sealed_records_come_back_verbatim_in_chain_order() {
+    let (_d, mut s) = open();
+    // Member order and spacing the console would not write itself: kept as received.
+    let lines = [
+        r#"{"timestamp":"2026-01-06T10:10:00.000000+0000","event_type":"flow","src_ip":"10.0.0.1","dest_ip":"10.0.0.2","src_port":1,"dest_port":80,"proto":"TCP","flow":{"start":"2026-01-06T10:10:00.000000+0000","pkts_toserver":1},"islet":{"seq":1}}"#,
+        r#"{"timestamp":"2026-01-06T10:10:01.000000+0000","event_type":"dns","dns":{"type":"query","rrname":"a.example"}, "islet":{"seq":2}}"#,
+        r#"{"timestamp":"2026-01-06T10:10:02.000000+0000","event_type":"alert","src_ip":"10.0.0.1","alert":{"signature_id":1,"signature":"x"},"islet":{"seq":3}}"#,
+        r#"{"timestamp":"2026-01-06T10:10:03.000000+0000","event_type":"stats","stats":{"uptime":1,  "output":{}},"islet":{"seq":4}}"#,
+    ];
+    let mut recs: Vec<Record> = lines
+        .iter()
+        .rev()
+        .map(|l| Record::from_line("s1", l.as_bytes().to_vec(), T0).expect("record"))
+        .collect();
+    recs.push(rec("s1", 0, alert(9, "10.0.0.9", "10.0.0.8", "x"), T0));
+    recs.last_mut().expect("last").seq = None;
+    recs.push(rec(
+        "s2",
+        5,
+        flow("10.0.0.3", "10.0.0.4", 22, "2026-01-06T10:10:00Z"),
+        T0,
+    ));
+    s.ingest(&batch(recs)).expect("ingest");
+    let all = s.sealed("s1", 0, 100).expect("sealed");
+    assert_eq!(all.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    for ((_, got), want) in all.iter().zip(lines) {
+        assert_eq!(got, want);
+    }
+    let page = s.sealed("s1", 2, 1).expect("page");
+    assert_eq!(page, [(3, lines[2].to_string())]);
+    assert!(s.sealed("nobody", 0, 10).expect("unknown").is_empty());
 }

@@ -17,10 +17,9 @@
 //!
 //! A status only gets worse: `ok` < `gap` < `unlinked` < `broken`.
 
-use super::{Decoded, IngestStats, digest};
+use super::{Decoded, IngestStats};
 use islet_sink::chain::{GENESIS, SigError};
 use islet_store::Record;
-use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
@@ -123,54 +122,48 @@ pub(super) fn chain(d: Decoded, cx: &mut ChainCtx<'_>) -> Result<(), String> {
     Ok(())
 }
 
-fn push_alert(cx: &mut ChainCtx<'_>, r: &Record, alert: Value) {
+fn push_alert(cx: &mut ChainCtx<'_>, r: &Record, line: Vec<u8>) {
     cx.stats.chain_alerts.fetch_add(1, Ordering::Relaxed);
-    let line = alert.to_string();
-    cx.out.push(Record {
-        sensor: r.sensor.clone(),
-        seq: None,
-        digest: digest(line.as_bytes()),
-        value: alert,
-        ts_ms: r.ts_ms,
-        src: None,
-        dest: None,
-        flow: None,
-    });
+    // The console's own record: decoded like any other (it is an object, so this holds).
+    if let Ok(mut a) = Record::from_line(&r.sensor, line, r.ts_ms) {
+        a.ts_ms = r.ts_ms;
+        a.seq = None;
+        cx.out.push(a);
+    }
 }
 
 enum Verdict {
     /// Into the store (which drops it if it is a duplicate), after this alert if any.
-    Keep(Option<Value>),
+    Keep(Option<Vec<u8>>),
     /// Not stored; this alert if any.
-    Refuse(Option<Value>),
+    Refuse(Option<Vec<u8>>),
 }
 
 pub(super) fn chain_alert(
     sensor: &str,
     seq: u64,
-    ts: &Value,
+    ts: &Option<String>,
     detection: &str,
     sid: u32,
     text: &str,
-) -> Value {
-    json!({
-        "timestamp": ts,
-        "event_type": "alert",
-        "alert": {
-            "action": "allowed", "gid": 1, "signature_id": sid, "rev": 1,
-            "signature": format!("islet console: evidence chain of sensor {sensor}: {text}"),
-            "category": "Evidence integrity",
-            "severity": 1,
-            "metadata": {"detection": [detection], "sensor": [sensor], "seq": [seq.to_string()]}
+) -> Vec<u8> {
+    let mut line = Vec::with_capacity(512);
+    islet_event::alert::write_chain_finding(
+        &mut line,
+        &islet_event::alert::ChainFinding {
+            sensor,
+            seq,
+            timestamp: ts.as_deref(),
+            detection,
+            signature_id: sid,
+            text,
         },
-        "islet": {"console": {"sensor": sensor, "seq": seq}}
-    })
+    );
+    line
 }
 
-fn hash_of(v: &Value) -> Option<[u8; 32]> {
-    let mut h = [0u8; 32];
-    hex::decode_to_slice(v.as_str()?, &mut h).ok()?;
-    Some(h)
+fn hash_of(v: &Option<String>) -> Option<[u8; 32]> {
+    islet_event::record::hex32(v.as_deref()?)
 }
 
 fn check(
@@ -179,10 +172,12 @@ fn check(
     sig: Option<Result<(), SigError>>,
     cx: &mut ChainCtx<'_>,
 ) -> Result<Verdict, String> {
-    let (s, v) = (r.sensor.as_str(), &r.value);
-    let prev = hash_of(&v["islet"]["prev"]);
-    let et = v["event_type"].as_str().unwrap_or("");
-    let ts = &v["timestamp"];
+    let (s, v) = (r.sensor.as_str(), &r.eve);
+    let prev = v.prev();
+    let et = v.event_type.as_str();
+    let ts = &v.timestamp;
+    let no_gap = islet_event::record::Gap::default();
+    let g = v.gap.as_ref().unwrap_or(&no_gap);
     let c = cx
         .chains
         .entry(s.to_string())
@@ -203,14 +198,13 @@ fn check(
         if resend {
             return Ok(Verdict::Keep(None));
         }
-        let g = &v["gap"];
-        let gap_last = g["last_seq"].as_u64().unwrap_or(0);
-        if et == "gap" && g["first_seq"].as_u64() == Some(seq) && gap_last + 1 >= c.next_seq {
+        let gap_last = g.last_seq.unwrap_or(0);
+        if et == "gap" && g.first_seq == Some(seq) && gap_last + 1 >= c.next_seq {
             // Declared after an unclean stop: records up to the head or past it that may not
             // have arrived. Those that did were checked; the chain goes on after the gap.
             if let Some(Err(why)) = sig {
                 alert = Some(broken(c, format!("gap record {seq}: {why}")));
-            } else if gap_last + 1 == c.next_seq && hash_of(&g["resume_prev"]) != Some(c.prev) {
+            } else if gap_last + 1 == c.next_seq && hash_of(&g.resume_prev) != Some(c.prev) {
                 alert = Some(broken(
                     c,
                     format!(
@@ -222,17 +216,17 @@ fn check(
                 let text = format!(
                     "sensor declared records {}..{gap_last} lost ({})",
                     c.next_seq,
-                    g["reason"].as_str().unwrap_or("")
+                    g.reason.as_deref().unwrap_or("")
                 );
                 alert = Some(chain_alert(s, seq, ts, "chain_gap", SID_GAP, &text));
                 c.raise("gap", text);
             }
             c.next_seq = gap_last + 1;
-            c.prev = hash_of(&g["resume_prev"]).unwrap_or(GENESIS);
+            c.prev = hash_of(&g.resume_prev).unwrap_or(GENESIS);
             return Ok(Verdict::Keep(alert));
         }
         if et == "gap"
-            && g["first_seq"].as_u64() == Some(seq)
+            && g.first_seq == Some(seq)
             && gap_last >= seq
             && !matches!(sig, Some(Err(_)))
         {
@@ -244,7 +238,7 @@ fn check(
                 (_, Some(p)) => (cx.kept)(s, seq - 1, &p).map_err(|e| e.to_string())?,
                 _ => false,
             };
-            let resume = hash_of(&g["resume_prev"]);
+            let resume = hash_of(&g.resume_prev);
             let last_kept = match resume {
                 Some(h) => (cx.kept)(s, gap_last, &h).map_err(|e| e.to_string())?,
                 None => false,
@@ -273,12 +267,11 @@ fn check(
         return Ok(Verdict::Refuse(first.then_some(a)));
     }
     if et == "gap" {
-        let g = &v["gap"];
         let text = format!(
             "sensor declared records {}..{} lost ({})",
-            g["first_seq"].as_u64().unwrap_or(0),
-            g["last_seq"].as_u64().unwrap_or(0),
-            g["reason"].as_str().unwrap_or("")
+            g.first_seq.unwrap_or(0),
+            g.last_seq.unwrap_or(0),
+            g.reason.as_deref().unwrap_or("")
         );
         alert = Some(chain_alert(s, seq, ts, "chain_gap", SID_GAP, &text));
         c.raise("gap", text);
@@ -311,9 +304,8 @@ fn check(
         ));
     }
     if et == "gap" {
-        let g = &v["gap"];
-        c.next_seq = g["last_seq"].as_u64().unwrap_or(seq).max(seq) + 1;
-        c.prev = hash_of(&g["resume_prev"]).unwrap_or(r.digest);
+        c.next_seq = g.last_seq.unwrap_or(seq).max(seq) + 1;
+        c.prev = hash_of(&g.resume_prev).unwrap_or(r.digest);
     } else {
         c.next_seq = seq + 1;
         c.prev = r.digest;

@@ -73,8 +73,8 @@ fn names_are_taken_from_dns_tls_and_http() {
     assert_eq!(
         n,
         [
-            ("b.example", "dns"),
             ("a.example", "dns"),
+            ("b.example", "dns"),
             ("d.example", "tls"),
             ("c.example", "http")
         ]
@@ -86,4 +86,91 @@ fn hex32_takes_exactly_64_hex_digits() {
     assert_eq!(hex32(&"ab".repeat(32)), Some([0xab; 32]));
     assert_eq!(hex32(&"ab".repeat(31)), None);
     assert_eq!(hex32(&"zz".repeat(32)), None);
+}
+
+/// The signed chain records carry the signing key's id; HTTP its referrer.
+#[test]
+fn gap_checkpoint_key_id_and_http_referrer_read() {
+    let gap = EveRecord::decode(
+        br#"{"event_type":"gap","gap":{"sensor":"s","first_seq":3,"last_seq":5,"count":3,"reason":"r","resume_prev":"ab","key_id":"0011","signature":""}}"#,
+    )
+    .expect("decodes");
+    let g = gap.gap.as_ref().expect("gap");
+    assert_eq!((g.first_seq, g.last_seq), (Some(3), Some(5)));
+    assert_eq!(g.key_id.as_deref(), Some("0011"));
+    let cp = EveRecord::decode(
+        br#"{"event_type":"checkpoint","checkpoint":{"first_seq":1,"last_seq":9,"final":true,"key_id":"22"}}"#,
+    )
+    .expect("decodes");
+    let c = cp.checkpoint.as_ref().expect("checkpoint");
+    assert_eq!((c.is_final, c.key_id.as_deref()), (Some(true), Some("22")));
+    let h = EveRecord::decode(br#"{"http":{"http_refer":"http://a.example/"}}"#).expect("decodes");
+    assert_eq!(
+        h.http.and_then(|h| h.http_refer).as_deref(),
+        Some("http://a.example/")
+    );
+}
+
+/// The members as written beside the typed reading: `islet` apart, the place members the
+/// typed reading took left out, one of another type kept.
+#[test]
+fn members_as_written_leave_out_only_what_was_read() {
+    let line = br#"{"timestamp":"2026-01-06T10:10:00.004000+0000","flow_id":7,"event_type":"tls","src_ip":"10.0.0.1","src_port":"40000","dest_ip":"10.0.0.2","dest_port":443,"proto":"TCP","tls":{"sni":"a.example"},"islet":5,"n":1.5}"#;
+    let (r, m) = EveRecord::decode_with_members(line).expect("decodes");
+    let plain = EveRecord::decode(line).expect("decodes");
+    assert_eq!(r.event_type, plain.event_type);
+    assert_eq!((r.flow_id, r.src_port), (Some(7), None));
+    assert_eq!(r.tls.and_then(|t| t.sni).as_deref(), Some("a.example"));
+    assert_eq!(m.islet, Some(Value::from(5)));
+    let names: Vec<&str> = m.rest.keys().map(String::as_str).collect();
+    assert_eq!(names, ["n", "src_port", "tls"]);
+    let (st, _) = EveRecord::decode_with_members(
+        br#"{"event_type":"stats","stats":{"output":{"events":{"flow":4}}}}"#,
+    )
+    .expect("decodes");
+    assert_eq!(st.stats_summary().map(|s| s.events), Some(4));
+    assert!(EveRecord::decode_with_members(b"[1]").is_err());
+    assert!(EveRecord::decode_with_members(b"{\"a\":").is_err());
+}
+
+/// The peeked type is the top-level member's, as the decoded record has it.
+#[test]
+fn peek_event_type_reads_the_top_level_member() {
+    for (line, want) in [
+        (
+            &br#"{"timestamp":"t","event_type":"flow","flow":{}}"#[..],
+            Some("flow"),
+        ),
+        (
+            br#"{"x":{"event_type":"dns"},"s":"\"event_type\":\"a\"","event_type" : "http"}"#,
+            Some("http"),
+        ),
+        (br#"{"x":["{\"event_type\":\"dns\"}"]}"#, None),
+        (br#"{"event_type":5}"#, None),
+        (br#"{"event_type":"a\"b"}"#, None),
+        (br#"{"y":"event_type","event_type":"alert"}"#, Some("alert")),
+    ] {
+        assert_eq!(
+            EveRecord::peek_event_type(line),
+            want,
+            "{}",
+            String::from_utf8_lossy(line)
+        );
+        if let (Some(w), Ok(r)) = (want, EveRecord::decode(line)) {
+            assert_eq!(r.event_type, w);
+        }
+    }
+}
+
+#[test]
+fn peek_timestamp_reads_a_leading_timestamp() {
+    assert_eq!(
+        EveRecord::peek_timestamp(br#"{"timestamp":"2026-01-06T10:10:00.004000+0000","a":1}"#),
+        Some(&b"2026-01-06T10:10:00.004000+0000"[..])
+    );
+    assert_eq!(
+        EveRecord::peek_timestamp(br#"{"a":1,"timestamp":"x"}"#),
+        None
+    );
+    assert_eq!(EveRecord::peek_timestamp(br#"{"timestamp":"x"#), None);
 }

@@ -410,8 +410,8 @@ impl CaseStore for SqliteStore {
         let Some((old, signature, record, sensor, sev, first, last)) = row else {
             return Err(StoreError::NotFound(format!("alert {alert}")));
         };
-        let value: Value = serde_json::from_str(&record).unwrap_or(Value::Null);
-        let facts = AlertFacts::from_record(&sensor, &value);
+        let eve = islet_event::record::EveRecord::decode(record.as_bytes()).unwrap_or_default();
+        let facts = AlertFacts::from_record(&sensor, &eve);
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO cases (title, status, severity, reasons, techniques, misp, first_seen, last_seen, created, updated)

@@ -4,7 +4,7 @@
 use super::{Filter, SqliteStore};
 use crate::types::*;
 use crate::{EvidenceStore, Result};
-use rusqlite::params;
+use rusqlite::{OptionalExtension as _, params};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
@@ -497,6 +497,35 @@ impl EvidenceStore for SqliteStore {
         }
         tx.commit()?;
         Ok(rep)
+    }
+
+    fn sealed(&self, sensor: &str, after_seq: u64, limit: usize) -> Result<Vec<(u64, String)>> {
+        let Some(id) = self
+            .conn
+            .query_row("SELECT id FROM sensors WHERE name = ?1", [sensor], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+        else {
+            return Ok(Vec::new());
+        };
+        // Flows stored before schema 3 have no record; they cannot be exported (and the chain
+        // check of such an export reports the records missing).
+        let mut st = self.conn.prepare_cached(
+            "SELECT seq, record FROM (
+               SELECT seq, record FROM flows WHERE sensor = ?1 AND seq > ?2 AND record IS NOT NULL
+               UNION ALL
+               SELECT seq, record FROM events WHERE sensor = ?1 AND seq > ?2)
+             ORDER BY seq LIMIT ?3",
+        )?;
+        let after = after_seq.min(i64::MAX as u64) as i64;
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let rows = st
+            .query_map(params![id, after, limit], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
     }
 
     fn usage(&self) -> Result<Usage> {

@@ -8,7 +8,6 @@ use crate::Result;
 use crate::triage::{AlertFacts, case_severity};
 use crate::types::*;
 use rusqlite::{OptionalExtension, Transaction, params};
-use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
 impl SqliteStore {
@@ -24,7 +23,7 @@ impl SqliteStore {
         let ff = match &rec.flow {
             Some(f) => f,
             None => {
-                owned = FlowFacts::from_record(&rec.value, rec.ts_ms);
+                owned = FlowFacts::from_record(&rec.eve, rec.ts_ms);
                 &owned
             }
         };
@@ -69,8 +68,9 @@ impl SqliteStore {
         tx.prepare_cached(
             "INSERT INTO flows (sensor, flow_id, ts_start, ts_end, src_ip, src_port, dest_ip, dest_port,
                proto, app_proto, pkts, bytes, verdict, alerted, community_id, src_wl, dest_wl,
-               src_labels, dest_labels)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+               src_labels, dest_labels, seq, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+               ?20, ?21)",
         )?
         .execute(params![
             sensor,
@@ -92,6 +92,8 @@ impl SqliteStore {
             dest_wl,
             labels(src),
             labels(dest),
+            rec.seq.map(|x| x.min(i64::MAX as u64) as i64),
+            rec.text(),
         ])?;
         let service = match proto {
             "TCP" | "UDP" | "SCTP" => format!("{}/{dport}", proto.to_ascii_lowercase()),
@@ -119,37 +121,26 @@ impl SqliteStore {
         rec: &Record,
         event_type: &str,
     ) -> Result<i64> {
-        let v = &rec.value;
+        let v = &rec.eve;
+        let flow_id = v.flow_id.and_then(|x| i64::try_from(x).ok());
         tx.prepare_cached(
-            "INSERT INTO events (sensor, ts, event_type, flow_id, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO events (sensor, ts, event_type, flow_id, record, seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
-        .execute(params![sensor, rec.ts_ms, event_type, v["flow_id"].as_i64(), v.to_string()])?;
+        .execute(params![
+            sensor,
+            rec.ts_ms,
+            event_type,
+            flow_id,
+            rec.text(),
+            rec.seq.map(|x| x.min(i64::MAX as u64) as i64)
+        ])?;
         let id = tx.last_insert_rowid();
-        let mut names: Vec<(&str, &str)> = Vec::new();
-        match event_type {
-            "dns" => {
-                let d = &v["dns"];
-                if let Some(n) = d["rrname"].as_str() {
-                    names.push((n, "dns"));
-                }
-                for q in d["queries"].as_array().into_iter().flatten() {
-                    if let Some(n) = q["rrname"].as_str() {
-                        names.push((n, "dns"));
-                    }
-                }
-            }
-            "tls" | "quic" => {
-                if let Some(n) = v[event_type]["sni"].as_str() {
-                    names.push((n, "tls"));
-                }
-            }
-            "http" => {
-                if let Some(n) = v["http"]["hostname"].as_str() {
-                    names.push((n, "http"));
-                }
-            }
-            _ => {}
-        }
+        // Names only from the protocol events that carry them (an alert repeats its event's).
+        let mut names = match event_type {
+            "dns" | "tls" | "quic" | "http" => v.names(),
+            _ => Vec::new(),
+        };
         names.truncate(16);
         for (n, via) in names {
             let n = n.trim_end_matches('.').to_ascii_lowercase();
@@ -164,9 +155,9 @@ impl SqliteStore {
                 n,
                 via,
                 rec.ts_ms,
-                v["src_ip"].as_str().unwrap_or(""),
-                v["dest_ip"].as_str().unwrap_or(""),
-                v["flow_id"].as_i64(),
+                v.src_ip.as_deref().unwrap_or(""),
+                v.dest_ip.as_deref().unwrap_or(""),
+                flow_id,
                 sensor,
                 id
             ])?;
@@ -175,17 +166,9 @@ impl SqliteStore {
     }
 
     pub(super) fn ingest_stats(tx: &Transaction<'_>, sensor: i64, rec: &Record) -> Result<()> {
-        let s = &rec.value["stats"];
-        let drops: u64 = ["decode", "flow_table", "buffer", "sink"]
-            .iter()
-            .map(|k| s["output"]["drops"][k].as_u64().unwrap_or(0))
-            .sum::<u64>()
-            + s["capture"]["kernel_drops"].as_u64().unwrap_or(0);
-        let events: u64 = s["output"]["events"]
-            .as_object()
-            .map(|m| m.values().filter_map(Value::as_u64).sum())
-            .unwrap_or(0);
-        let ratio = s["protection"]["protected_pkts_per_cpu_second"].as_f64();
+        let sum = rec.eve.stats_summary().unwrap_or_default();
+        let (drops, events) = (sum.drops, sum.events);
+        let ratio = sum.protected_pkts_per_cpu_second;
         let prev: Option<(i64, i64)> = tx
             .query_row(
                 "SELECT stats_ts, stats_events FROM sensors WHERE id = ?1",
@@ -197,15 +180,23 @@ impl SqliteStore {
             Some((pts, pev)) if pts > 0 && rec.ts_ms > pts && events as i64 >= pev => {
                 (events as i64 - pev) as f64 * 1000.0 / (rec.ts_ms - pts) as f64
             }
-            _ => s["uptime"]
-                .as_f64()
+            _ => sum
+                .uptime_s
                 .filter(|u| *u > 0.0)
                 .map_or(0.0, |u| events as f64 / u),
         };
         tx.execute(
             "UPDATE sensors SET drops = ?2, eps = ?3, ratio = ?4, stats = ?5, stats_ts = ?6, stats_events = ?7
              WHERE id = ?1",
-            params![sensor, drops as i64, eps, ratio, s.to_string(), rec.ts_ms, events as i64],
+            params![
+                sensor,
+                drops.min(i64::MAX as u64) as i64,
+                eps,
+                ratio,
+                rec.eve.stats.as_ref().map_or("{}", |r| r.get()),
+                rec.ts_ms,
+                events.min(i64::MAX as u64) as i64
+            ],
         )?;
         Ok(())
     }
@@ -219,7 +210,7 @@ impl SqliteStore {
         report: &mut IngestReport,
     ) -> Result<()> {
         let (window, now) = (batch.case_window_ms, batch.now_ms);
-        let f = AlertFacts::from_record(&rec.sensor, &rec.value);
+        let f = AlertFacts::from_record(&rec.sensor, &rec.eve);
         let ts = rec.ts_ms;
         let critical = rec.src.as_ref().is_some_and(|e| e.critical)
             || rec.dest.as_ref().is_some_and(|e| e.critical);
@@ -232,7 +223,7 @@ impl SqliteStore {
                 "UPDATE alerts SET count = count + 1, last_seen = max(last_seen, ?2),
                    first_seen = min(first_seen, ?2), record = ?3 WHERE id = ?1",
             )?
-            .execute(params![id, ts, rec.value.to_string()])?;
+            .execute(params![id, ts, rec.text()])?;
             if let Some(c) = case {
                 tx.execute(
                     "UPDATE cases SET last_seen = max(last_seen, ?2), updated = ?3 WHERE id = ?1",
@@ -307,7 +298,7 @@ impl SqliteStore {
             f.misp.as_ref().map(json_str),
             ts,
             case_id,
-            rec.value.to_string()
+            rec.text()
         ])?;
         let alert_id = tx.last_insert_rowid();
         // The flow it is about, if already stored, and its edge, are now alerted.
@@ -452,7 +443,7 @@ impl SqliteStore {
             }
             s.2 += 1;
             report.stored += 1;
-            let et = rec.value["event_type"].as_str().unwrap_or("");
+            let et = rec.eve.event_type.as_str();
             match et {
                 "flow" | "netflow" => {
                     Self::ingest_flow(&tx, &mut wl_cache, &mut addr_cache, &mut sums, sensor, rec)?;
