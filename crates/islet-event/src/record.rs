@@ -360,6 +360,9 @@ pub struct Gap {
     pub first_seq: Option<u64>,
     #[serde(default, deserialize_with = "opt")]
     pub last_seq: Option<u64>,
+    /// How many records are missing (`last_seq - first_seq + 1`).
+    #[serde(default, deserialize_with = "opt")]
+    pub count: Option<u64>,
     #[serde(default, deserialize_with = "opt")]
     pub reason: Option<String>,
     /// Hex SHA-256 the chain resumes from after the gap.

@@ -24,8 +24,14 @@
 use std::io::Write as _;
 use std::path::Path;
 
+mod sealed;
+
+pub(crate) use sealed::Sealed;
+pub use sealed::seq_prev;
+
 use base64::Engine as _;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use islet_event::record::EveRecord;
 use sha2::{Digest as _, Sha256};
 
 /// The `prev` of the first record of a chain.
@@ -514,15 +520,11 @@ pub fn record_time_ns(line: &[u8]) -> Option<u64> {
     ms.checked_mul(1_000_000)
 }
 
-/// The EVE record's leading `"timestamp":"…"`: its text and ns since the epoch.
+/// The EVE record's leading `timestamp` ([`EveRecord::peek_timestamp`]): its text and ns
+/// since the epoch.
 pub fn event_time(line: &[u8]) -> Option<(&[u8], u64)> {
-    const EVE: &[u8] = b"{\"timestamp\":\"";
-    if let Some(rest) = line.strip_prefix(EVE) {
-        let end = memchr::memchr(b'"', rest)?;
-        let text = &rest[..end];
-        return Some((text, parse_iso_ns(text)?));
-    }
-    None
+    let text = EveRecord::peek_timestamp(line)?;
+    Some((text, parse_iso_ns(text)?))
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.ffffff](+|-)HHMM` → ns since the epoch.

@@ -8,7 +8,9 @@
 //!   server codec; [`msgpack`]: records between JSON and MessagePack byte-exactly.
 //! - [`metrics`]: the Prometheus text endpoint.
 //!
-//! It depends on `islet-event` only (for the JSON string escaping every encoder shares).
+//! It depends on `islet-event` only: for the JSON string escaping every encoder shares, and for
+//! `EveRecord`, the typed reading of a record (OCSF, the verifier, the Forward client's gap
+//! records and the metrics read records through it, never by member name).
 #![forbid(unsafe_code)]
 
 pub mod chain;

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use islet_event::record::EveRecord;
+
 use crate::forward::server::gate::{Gate, GateStats, Limits, Ticket};
 
 use crate::forward::{ForwardStats, LATENCY_BUCKETS};
@@ -63,17 +65,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Count one EVE record by its `event_type`.
+    /// Count one EVE record by its `event_type` (read without decoding the record: this is
+    /// once per record on the writer thread).
     pub fn event(&self, line: &[u8]) {
-        const K: &[u8] = b"\"event_type\":\"";
-        let i = memchr::memmem::find(line, K)
-            .and_then(|at| {
-                let rest = &line[at + K.len()..];
-                let end = memchr::memchr(b'"', rest)?;
-                EVENT_TYPES
-                    .iter()
-                    .position(|t| t.as_bytes() == &rest[..end])
-            })
+        let i = EveRecord::peek_event_type(line)
+            .and_then(|t| EVENT_TYPES.iter().position(|e| *e == t))
             .unwrap_or(EVENT_TYPES.len() - 1);
         self.events[i].fetch_add(1, Ordering::Relaxed);
     }

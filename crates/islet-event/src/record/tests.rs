@@ -96,7 +96,10 @@ fn gap_checkpoint_key_id_and_http_referrer_read() {
     )
     .expect("decodes");
     let g = gap.gap.as_ref().expect("gap");
-    assert_eq!((g.first_seq, g.last_seq), (Some(3), Some(5)));
+    assert_eq!(
+        (g.first_seq, g.last_seq, g.count),
+        (Some(3), Some(5), Some(3))
+    );
     assert_eq!(g.key_id.as_deref(), Some("0011"));
     let cp = EveRecord::decode(
         br#"{"event_type":"checkpoint","checkpoint":{"first_seq":1,"last_seq":9,"final":true,"key_id":"22"}}"#,

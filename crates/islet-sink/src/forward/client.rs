@@ -23,9 +23,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use ed25519_dalek::SigningKey;
+use islet_event::record::{EveRecord, hex32};
 use sha2::{Digest as _, Sha256};
 
 use super::proto::{Mode, frame, password_digest, shared_key_digest, value_len, write_event_time};
+use crate::chain::seq_prev;
 
 /// What to do when memory and disk buffers are both full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -570,19 +572,6 @@ fn drop_lines(gap: &mut Option<Gap>, lines: &[u8]) {
     }
 }
 
-/// A sealed line's `islet.seq` and `islet.prev` (they close the line).
-pub fn seq_prev(line: &[u8]) -> Option<(u64, [u8; 32])> {
-    let i = memchr::memmem::rfind(line, b"\"seq\":")?;
-    let rest = &line[i + 6..];
-    let end = rest.iter().position(|c| !c.is_ascii_digit())?;
-    let seq = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
-    let p = memchr::memmem::find(rest, b"\"prev\":\"")?;
-    let h = rest.get(p + 8..p + 8 + 64)?;
-    let mut prev = [0u8; 32];
-    hex::decode_to_slice(h, &mut prev).ok()?;
-    Some((seq, prev))
-}
-
 fn spool_files(dir: &Path) -> Result<Vec<(u64, PathBuf, u64)>, String> {
     let rd = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut v = Vec::new();
@@ -847,16 +836,11 @@ impl Sender {
     /// Remember (and keep in the spool) the last acknowledged record: for a gap record, the
     /// last sequence number it declares and the hash the chain resumes from.
     fn note_acked(&mut self, last: &[u8]) {
-        const GAP: &[u8] = b"\"event_type\":\"gap\"";
-        let head = if memchr::memmem::find(last, GAP).is_some() {
-            serde_json::from_slice::<serde_json::Value>(last)
-                .ok()
-                .and_then(|v| {
-                    let b = v["gap"]["last_seq"].as_u64()?;
-                    let mut h = [0u8; 32];
-                    hex::decode_to_slice(v["gap"]["resume_prev"].as_str()?, &mut h).ok()?;
-                    Some((b, h))
-                })
+        let head = if EveRecord::peek_event_type(last) == Some("gap") {
+            EveRecord::decode(last).ok().and_then(|r| {
+                let g = r.gap?;
+                Some((g.last_seq?, hex32(g.resume_prev.as_deref()?)?))
+            })
         } else {
             seq_prev(last).map(|(s, _)| (s, Sha256::digest(last).into()))
         };

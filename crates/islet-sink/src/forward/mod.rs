@@ -5,7 +5,7 @@ mod client;
 pub mod proto;
 pub mod server;
 
-pub use client::seq_prev;
+pub use crate::chain::seq_prev;
 pub use client::{
     CloseReport, ForwardConfig, ForwardStats, Forwarder, LATENCY_BUCKETS, OnFull, RecordShape,
     TlsClient, hostname,

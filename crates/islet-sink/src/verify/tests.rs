@@ -1,6 +1,6 @@
 //! Unit tests of the verifier: edited signed records, logs cut short of the saved head.
 use super::*;
-use crate::chain::{ChainConfig, Head, Sealer};
+use crate::chain::{ChainConfig, Head, SavedHead, Sealer};
 use ed25519_dalek::SigningKey;
 
 /// One run of a sensor from `head`: `n` records, a checkpoint every 5, a final one.
