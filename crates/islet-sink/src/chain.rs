@@ -31,7 +31,7 @@ pub use sealed::seq_prev;
 
 use base64::Engine as _;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
-use islet_event::record::EveRecord;
+use islet_event::record::{EveRecord, hex32};
 use sha2::{Digest as _, Sha256};
 
 /// The `prev` of the first record of a chain.
@@ -642,31 +642,90 @@ pub struct SavedHead {
     pub pending: Option<(u64, [u8; 32])>,
 }
 
+/// The saved head as written by [`SavedHead::store`].
+#[derive(serde::Deserialize)]
+struct HeadFile {
+    next_seq: u64,
+    prev: String,
+    #[serde(default)]
+    clean: Option<bool>,
+    #[serde(default)]
+    pending_first: Option<u64>,
+    #[serde(default)]
+    pending_prev: Option<String>,
+}
+
+/// Why a saved chain head was not read.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum HeadError {
+    /// The file exists but cannot be read.
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not JSON, or not an islet chain head.
+    NotAHead {
+        path: std::path::PathBuf,
+        source: Option<serde_json::Error>,
+    },
+}
+
+impl std::fmt::Display for HeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeadError::Read { path, source } => write!(f, "{}: {source}", path.display()),
+            HeadError::NotAHead {
+                path,
+                source: Some(e),
+            } if e.is_syntax() || e.is_eof() => write!(f, "{}: {e}", path.display()),
+            HeadError::NotAHead { path, .. } => {
+                write!(f, "{}: not an islet chain head", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for HeadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HeadError::Read { source, .. } => Some(source),
+            HeadError::NotAHead { source, .. } => source
+                .as_ref()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
+        }
+    }
+}
+
 impl SavedHead {
-    pub fn load(p: &Path) -> Result<Option<SavedHead>, String> {
+    /// The head saved at `p` (None when there is no file).
+    pub fn load(p: &Path) -> Result<Option<SavedHead>, HeadError> {
         let t = match std::fs::read_to_string(p) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("{}: {e}", p.display())),
+            Err(source) => {
+                return Err(HeadError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                });
+            }
         };
-        let v: serde_json::Value =
-            serde_json::from_str(&t).map_err(|e| format!("{}: {e}", p.display()))?;
-        let bad = || format!("{}: not an islet chain head", p.display());
-        let hash = |k: &str| -> Result<[u8; 32], String> {
-            let b = hex::decode(v[k].as_str().ok_or_else(bad)?).map_err(|_| bad())?;
-            b.try_into().map_err(|_| bad())
+        let bad = |source| HeadError::NotAHead {
+            path: p.to_path_buf(),
+            source,
         };
-        let seq = v["next_seq"].as_u64().ok_or_else(bad)?;
-        let pending = match v["pending_first"].as_u64() {
-            Some(a) => Some((a, hash("pending_prev")?)),
+        let f: HeadFile = serde_json::from_str(&t).map_err(|e| bad(Some(e)))?;
+        let hash = |h: &str| hex32(h).ok_or_else(|| bad(None));
+        let pending = match f.pending_first {
+            Some(a) => Some((a, hash(f.pending_prev.as_deref().unwrap_or(""))?)),
             None => None,
         };
         Ok(Some(SavedHead {
             head: Head {
-                next_seq: seq.max(1),
-                prev: hash("prev")?,
+                next_seq: f.next_seq.max(1),
+                prev: hash(&f.prev)?,
             },
-            clean: v["clean"].as_bool().unwrap_or(false),
+            clean: f.clean.unwrap_or(false),
             pending,
         }))
     }

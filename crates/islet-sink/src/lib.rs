@@ -6,7 +6,8 @@
 //! - [`file`]: rotating line files; [`ocsf`]: EVE records as OCSF 1.3 events.
 //! - [`forward`]: the Fluentd Forward protocol, client with acks, spool and failover, and the
 //!   server codec; [`msgpack`]: records between JSON and MessagePack byte-exactly.
-//! - [`metrics`]: the Prometheus text endpoint.
+//! - [`metrics`]: the Prometheus text endpoint; [`error`]: [`ParseError`], a configured name
+//!   that is not one of the choices.
 //!
 //! It depends on `islet-event` only: for the JSON string escaping every encoder shares, and for
 //! `EveRecord`, the typed reading of a record (OCSF, the verifier, the Forward client's gap
@@ -14,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chain;
+pub mod error;
 pub mod file;
 pub mod forward;
 pub mod metrics;
@@ -22,4 +24,5 @@ pub mod ocsf;
 pub mod output;
 pub mod verify;
 
+pub use error::ParseError;
 pub use output::{FileOut, FinishReport, Format, Output, OutputConfig};

@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 
 use ed25519_dalek::SigningKey;
 
+use crate::ParseError;
 use crate::chain::{ChainConfig, SavedHead, Sealer};
 use crate::file::RotatingFile;
 use crate::forward::{CloseReport, Forwarder};
@@ -28,11 +29,11 @@ pub enum Format {
 }
 
 impl Format {
-    pub fn parse(s: &str) -> Result<Format, String> {
+    pub fn parse(s: &str) -> Result<Format, ParseError> {
         match s {
             "eve" => Ok(Format::Eve),
             "ocsf" => Ok(Format::Ocsf),
-            _ => Err(format!("unknown format {s:?} (eve, ocsf)")),
+            _ => Err(ParseError::unknown("format", s, "eve, ocsf")),
         }
     }
 }
@@ -107,7 +108,7 @@ impl Output {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
                 let p = dir.join("chain.head");
-                let saved = SavedHead::load(&p)?;
+                let saved = SavedHead::load(&p).map_err(|e| e.to_string())?;
                 let s = match saved {
                     Some(h) => Sealer::resume(cfg.chain, cfg.key, h.head),
                     None => Sealer::new(cfg.chain, cfg.key),

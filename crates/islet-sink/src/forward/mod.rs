@@ -7,11 +7,11 @@ pub mod server;
 
 pub use crate::chain::seq_prev;
 pub use client::{
-    CloseReport, ForwardConfig, ForwardStats, Forwarder, LATENCY_BUCKETS, OnFull, RecordShape,
-    TlsClient, hostname,
+    CloseReport, ForwardConfig, ForwardError, ForwardStats, Forwarder, LATENCY_BUCKETS, OnFull,
+    RecordShape, TlsClient, hostname,
 };
 pub use proto::Mode;
-pub use proto::Sizer;
+pub use proto::{SizeError, Sizer};
 pub use server::{
     Batch, Deadline, Event, Receiver, Refusal, ServerCodec, ServerConfig, ServerStats,
 };

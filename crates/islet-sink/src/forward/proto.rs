@@ -66,15 +66,17 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn parse(s: &str) -> Result<Mode, String> {
+    pub fn parse(s: &str) -> Result<Mode, crate::ParseError> {
         match s {
             "forward" => Ok(Mode::Forward),
             "packed" | "packed_forward" => Ok(Mode::PackedForward),
             "compressed" | "gzip" | "compressed_packed_forward" => {
                 Ok(Mode::CompressedPackedForward)
             }
-            _ => Err(format!(
-                "unknown forward mode {s:?} (forward, packed, compressed)"
+            _ => Err(crate::ParseError::unknown(
+                "forward mode",
+                s,
+                "forward, packed, compressed",
             )),
         }
     }
@@ -124,9 +126,33 @@ pub fn frame(
 /// The length of the first complete MessagePack value in `buf`, `Ok(None)` if more bytes are
 /// needed, or an error for bytes that are not MessagePack. Walks markers and skips payloads by
 /// their declared lengths: nothing is allocated, so a frame is sized before it is decoded.
-pub fn value_len(buf: &[u8], max_depth: usize) -> Result<Option<usize>, String> {
+pub fn value_len(buf: &[u8], max_depth: usize) -> Result<Option<usize>, SizeError> {
     Sizer::new().advance(buf, max_depth)
 }
+
+/// Why bytes are not one MessagePack value [`value_len`] or [`Sizer`] can size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SizeError {
+    /// The byte 0xc1, which MessagePack never uses.
+    Unused,
+    /// A declared length that does not fit in memory's address range.
+    LengthOverflow,
+    /// Nested deeper than the given bound.
+    TooDeep,
+}
+
+impl std::fmt::Display for SizeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SizeError::Unused => "byte 0xc1 is never used in MessagePack",
+            SizeError::LengthOverflow => "declared length overflows",
+            SizeError::TooDeep => "nested too deeply",
+        })
+    }
+}
+
+impl std::error::Error for SizeError {}
 
 /// A resumable walk over one MessagePack value arriving in pieces.
 ///
@@ -224,7 +250,7 @@ impl Sizer {
 
     /// Continue the walk over `buf`, which holds the bytes given before and possibly more:
     /// the value's length once complete, `Ok(None)` if more bytes are needed.
-    pub fn advance(&mut self, buf: &[u8], max_depth: usize) -> Result<Option<usize>, String> {
+    pub fn advance(&mut self, buf: &[u8], max_depth: usize) -> Result<Option<usize>, SizeError> {
         if buf.len() < self.need {
             return Ok(None);
         }
@@ -280,16 +306,16 @@ impl Sizer {
                 0xd8 => (17, 0),
                 0xdc | 0xdd => (0, len),
                 0xde | 0xdf => (0, len * 2),
-                0xc1 => return Err("byte 0xc1 is never used in MessagePack".into()),
+                0xc1 => return Err(SizeError::Unused),
             };
             let Some(end) = ((at + hl) as u64)
                 .checked_add(skip)
                 .and_then(|e| usize::try_from(e).ok())
             else {
-                return Err("declared length overflows".into());
+                return Err(SizeError::LengthOverflow);
             };
             if children > 0 && self.pending.len() >= max_depth {
-                return Err("nested too deeply".into());
+                return Err(SizeError::TooDeep);
             }
             self.pos = end;
             self.values += 1;

@@ -19,12 +19,14 @@ pub enum OnFull {
 }
 
 impl OnFull {
-    pub fn parse(s: &str) -> Result<OnFull, String> {
+    pub fn parse(s: &str) -> Result<OnFull, crate::ParseError> {
         match s {
             "block" => Ok(OnFull::Block),
             "drop_newest" | "drop-newest" => Ok(OnFull::DropNewest),
-            _ => Err(format!(
-                "unknown full-buffer policy {s:?} (block, drop_newest)"
+            _ => Err(crate::ParseError::unknown(
+                "full-buffer policy",
+                s,
+                "block, drop_newest",
             )),
         }
     }

@@ -9,38 +9,49 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-use super::TlsClient;
 use super::sender::{SendError, Sender};
+use super::{ForwardError, TlsClient};
 use crate::forward::proto::{password_digest, shared_key_digest, value_len};
 
-pub(super) fn tls_config(t: &TlsClient) -> Result<Arc<rustls::ClientConfig>, String> {
+pub(super) fn tls_config(t: &TlsClient) -> Result<Arc<rustls::ClientConfig>, ForwardError> {
     use rustls_pki_types::pem::PemObject as _;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let pem = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| ForwardError::Pem { path, source }
+    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     if let Some(ca) = &t.ca_file {
-        for c in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))? {
-            let c = c.map_err(|e| format!("{}: {e}", ca.display()))?;
-            roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
+        for c in CertificateDer::pem_file_iter(ca).map_err(pem(ca))? {
+            let c = c.map_err(pem(ca))?;
+            roots.add(c).map_err(|source| ForwardError::Ca {
+                path: ca.clone(),
+                source,
+            })?;
         }
     }
     let b = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
+        .map_err(|source| ForwardError::Tls {
+            what: "TLS",
+            source,
+        })?
         .with_root_certificates(roots);
     let cfg = match (&t.cert_file, &t.key_file) {
         (Some(c), Some(k)) => {
-            let chain: Result<Vec<_>, _> = CertificateDer::pem_file_iter(c)
-                .map_err(|e| format!("{}: {e}", c.display()))?
-                .collect();
-            let chain = chain.map_err(|e| format!("{}: {e}", c.display()))?;
-            let key =
-                PrivateKeyDer::from_pem_file(k).map_err(|e| format!("{}: {e}", k.display()))?;
+            let chain: Result<Vec<_>, _> =
+                CertificateDer::pem_file_iter(c).map_err(pem(c))?.collect();
+            let chain = chain.map_err(pem(c))?;
+            let key = PrivateKeyDer::from_pem_file(k).map_err(pem(k))?;
             b.with_client_auth_cert(chain, key)
-                .map_err(|e| format!("TLS client certificate: {e}"))?
+                .map_err(|source| ForwardError::Tls {
+                    what: "TLS client certificate",
+                    source,
+                })?
         }
         (None, None) => b.with_no_client_auth(),
-        _ => return Err("TLS: a client certificate needs both cert and key".into()),
+        _ => return Err(ForwardError::ClientCertWithoutKey),
     };
     Ok(Arc::new(cfg))
 }

@@ -28,9 +28,12 @@ use ed25519_dalek::SigningKey;
 
 mod config;
 mod connection;
+mod error;
 mod queue;
 mod sender;
 mod spool;
+
+pub use error::ForwardError;
 
 pub use config::{
     ForwardConfig, ForwardStats, LATENCY_BUCKETS, OnFull, RecordShape, TlsClient, hostname,
@@ -75,16 +78,16 @@ impl Forwarder {
         cfg: ForwardConfig,
         key: Option<SigningKey>,
         sensor: &str,
-    ) -> Result<Forwarder, String> {
+    ) -> Result<Forwarder, ForwardError> {
         if cfg.servers.is_empty() {
-            return Err("forward: no server".into());
+            return Err(ForwardError::NoServer);
         }
         for s in &cfg.servers {
             if s.rsplit_once(':')
                 .and_then(|(_, p)| p.parse::<u16>().ok())
                 .is_none()
             {
-                return Err(format!("forward: {s:?} is not host:port"));
+                return Err(ForwardError::NotHostPort(s.clone()));
             }
         }
         let tls = match &cfg.tls {
@@ -103,7 +106,10 @@ impl Forwarder {
         };
         let stats = Arc::new(ForwardStats::default());
         if let Some(dir) = &cfg.spool_dir {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|source| ForwardError::Spool {
+                path: dir.clone(),
+                source,
+            })?;
             for (id, path, len) in spool_files(dir)? {
                 q.next_spool = q.next_spool.max(id + 1);
                 q.disk_bytes += len;
@@ -135,7 +141,7 @@ impl Forwarder {
                     (s.acked, s.acked_path) = (acked, acked_path);
                     s.run();
                 })
-                .map_err(|e| format!("forward: {e}"))?
+                .map_err(ForwardError::Thread)?
         };
         Ok(Forwarder {
             shared,

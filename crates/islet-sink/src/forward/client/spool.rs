@@ -3,8 +3,13 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-pub(super) fn spool_files(dir: &Path) -> Result<Vec<(u64, PathBuf, u64)>, String> {
-    let rd = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+use super::ForwardError;
+
+pub(super) fn spool_files(dir: &Path) -> Result<Vec<(u64, PathBuf, u64)>, ForwardError> {
+    let rd = std::fs::read_dir(dir).map_err(|source| ForwardError::Spool {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut v = Vec::new();
     for e in rd.flatten() {
         let p = e.path();

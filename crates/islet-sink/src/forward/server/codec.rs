@@ -244,7 +244,7 @@ impl ServerCodec {
                     }
                     return Ok(());
                 }
-                Err(e) => return Err(Refusal::Malformed(e)),
+                Err(e) => return Err(Refusal::Malformed(e.to_string())),
             };
             if len > bound {
                 return Err(self.too_large(len, bound));

@@ -307,7 +307,7 @@ fn entries(
                         return bad("packed entries end inside an entry");
                     }
                 }
-                Err(e) => return bad(e),
+                Err(e) => return bad(e.to_string()),
             }
         };
         share.take(tree_cost(sizer.values(), sizer.payload()).saturating_add(per_event))?;
