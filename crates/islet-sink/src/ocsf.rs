@@ -476,3 +476,6 @@ pub fn write_value(v: &Value, out: &mut Vec<u8>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

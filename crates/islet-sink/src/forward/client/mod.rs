@@ -16,7 +16,7 @@
 //! `config.rs` holds the settings and counters, `queue.rs` the queue and the full-buffer
 //! policy's pending gap, `spool.rs` the spool files, `sender.rs` the sending thread (chunks,
 //! acks, gap records for what an earlier run lost), `connection.rs` TLS, the handshake,
-//! backoff, failover and the heartbeat.
+//! backoff, failover and the heartbeat, `error.rs` why a forwarder did not start.
 
 use std::collections::VecDeque;
 use std::path::Path;
