@@ -5,7 +5,7 @@
 
 use crate::import::{Importer, Report};
 use crate::remote::{MispClient, MispQuery, RemoteError, TaxiiClient};
-use crate::sightings::SightingSender;
+use crate::sightings::{SightingConfig, SightingQueue, SightingSender};
 use crate::snapshot::Snapshot;
 use crate::warninglist::Warninglist;
 use arc_swap::ArcSwap;
@@ -322,4 +322,59 @@ impl Puller {
         self.stop.store(true, Ordering::Release);
         self.thread.take().and_then(|t| t.join().ok()).unwrap_or(0)
     }
+}
+
+/// Import `sources` (files, folders, feeds, snapshots) with the `lists` warninglists
+/// (`islet intel import/stats/check`). A lone snapshot with no warninglists is mapped and used
+/// as it is.
+pub fn import_paths(
+    sources: &[PathBuf],
+    lists: &[PathBuf],
+) -> Result<(Snapshot, Report), FeedError> {
+    let cfg = IntelConfig {
+        warninglists: lists.to_vec(),
+        ..IntelConfig::default()
+    };
+    build(&cfg, sources, &Pulled::default())
+}
+
+/// What a sensor matches with: the `sources` and `lists` of its command line plus `[intel]`
+/// (local sources and one pull of each configured MISP/TAXII server, whose failures go to
+/// `note` and leave what was imported), and the sightings queue when `push_sightings` is set.
+/// `None` when no intelligence is configured. Unless `quiet`, the snapshot's size goes to
+/// `note`.
+pub fn runtime_for(
+    cfg: &IntelConfig,
+    sources: &[PathBuf],
+    lists: &[PathBuf],
+    quiet: bool,
+    note: &mut dyn FnMut(&str),
+) -> Result<Option<(IntelRuntime, Option<SightingQueue>)>, FeedError> {
+    if sources.is_empty() && cfg.sources.is_empty() && cfg.misp.is_none() && cfg.taxii.is_none() {
+        return Ok(None);
+    }
+    let mut cfg = cfg.clone();
+    cfg.warninglists.extend(lists.iter().cloned());
+    let mut pulled = Pulled::default();
+    for e in pulled.pull(&cfg) {
+        note(&format!("intel: {e}"));
+    }
+    let (snap, report) = build(&cfg, sources, &pulled)?;
+    if !quiet {
+        note(&format!(
+            "intel: {} indicators ({} suppressed by warninglists, {} rejected)",
+            snap.len(),
+            report.suppressed.len(),
+            report.rejected_total
+        ));
+    }
+    let queue = match &cfg.misp {
+        Some(m) if m.push_sightings => {
+            Some(SightingQueue::start(m.client()?, SightingConfig::default()))
+        }
+        _ => None,
+    };
+    let mut rt = IntelRuntime::fixed(snap);
+    rt.sightings = queue.as_ref().and_then(SightingQueue::sender);
+    Ok(Some((rt, queue)))
 }
