@@ -8,14 +8,22 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod demo;
 mod detect;
 #[cfg(target_os = "linux")]
 pub mod live;
+#[cfg(target_os = "linux")]
+pub mod live_session;
 mod mitigate;
 pub mod names;
+pub mod offline;
 pub mod output;
 mod pipeline;
 pub mod policy;
+pub mod policy_load;
+pub mod session;
+pub mod simulate;
+pub mod suggest;
 mod worker;
 
 pub use config::{ConfigError, SensorConfig};
