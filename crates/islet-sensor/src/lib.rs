@@ -5,6 +5,10 @@
 //! batches. With one worker everything runs inline on the calling thread with no copies.
 //!
 //! Time comes from packets only; the set of events is the same whatever the worker count.
+//!
+//! The commands are library calls here, so the binary keeps only arguments, printing and exit
+//! statuses: `offline` (`islet read`), `live_session` (`islet run`), `policy_load`, `simulate`,
+//! `suggest` and `demo`, over `session` (options, output, the `Observer` of a run's messages).
 #![forbid(unsafe_code)]
 
 pub mod config;

@@ -2,16 +2,15 @@
 
 use crate::Failure;
 use crate::cli::SynthArgs;
-use islet_synth::{Profile, SynthOptions, SynthSummary};
-use std::io::BufWriter;
-use std::path::Path;
+use islet_sensor::demo::{synthesise, write_ioc_event};
+use islet_synth::{Profile, SynthOptions};
 
-pub(crate) fn options(a: &SynthArgs) -> Result<SynthOptions, Failure> {
+pub(crate) fn run(a: &SynthArgs) -> Result<(), Failure> {
     let profile: Profile = a.profile.parse().map_err(Failure::Input)?;
     if a.hosts < 2 {
         return Err(Failure::Input("--hosts must be at least 2".into()));
     }
-    Ok(SynthOptions {
+    let o = SynthOptions {
         profile,
         hosts: a.hosts,
         flows: a.flows,
@@ -19,24 +18,7 @@ pub(crate) fn options(a: &SynthArgs) -> Result<SynthOptions, Failure> {
         duration_s: a.duration.max(1),
         seed: a.seed,
         ..SynthOptions::default()
-    })
-}
-
-pub(crate) fn write(o: &SynthOptions, path: &Path) -> Result<SynthSummary, Failure> {
-    let f = std::fs::File::create(path)
-        .map_err(|e| Failure::Runtime(format!("{}: {e}", path.display())))?;
-    islet_synth::generate(o, BufWriter::with_capacity(1 << 20, f))
-        .map_err(|e| Failure::Runtime(format!("{}: {e}", path.display())))
-}
-
-/// Write the `ioc` scenario's MISP event.
-pub(crate) fn write_ioc_event(path: &Path) -> Result<(), Failure> {
-    std::fs::write(path, islet_synth::ioc_misp_event())
-        .map_err(|e| Failure::Runtime(format!("{}: {e}", path.display())))
-}
-
-pub(crate) fn run(a: &SynthArgs) -> Result<(), Failure> {
-    let o = options(a)?;
+    };
     if let Some(p) = &a.misp_event {
         if a.profile != "ioc" {
             return Err(Failure::Input(
@@ -45,7 +27,7 @@ pub(crate) fn run(a: &SynthArgs) -> Result<(), Failure> {
         }
         write_ioc_event(p)?;
     }
-    let s = write(&o, &a.output)?;
+    let s = synthesise(&o, &a.output)?;
     eprintln!(
         "islet: wrote {} packets ({} bytes, {:.0} bytes/packet) in {} flows to {}",
         s.packets,
