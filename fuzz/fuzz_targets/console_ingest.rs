@@ -1,11 +1,12 @@
 //! Records as a sensor (or an attacker posing as one) could send them to the console: any
-//! bytes, taken as an EVE line, go through timestamp parsing, triage and a full store ingest
-//! (flows, names, alerts into cases). Nothing may panic; a record is stored or refused whole.
+//! bytes, taken as an EVE line, are decoded once into `islet_event::record::EveRecord` and go
+//! through triage and a full store ingest (flows, names, alerts into cases, the sealed line
+//! kept verbatim). Nothing may panic; a record is stored or refused whole, and a stored record
+//! comes back byte for byte.
 #![no_main]
 
 use islet_store::{EvidenceStore as _, IngestBatch, Record, SqliteStore, triage};
 use libfuzzer_sys::fuzz_target;
-use sha2::{Digest as _, Sha256};
 use std::cell::RefCell;
 
 thread_local! {
@@ -13,28 +14,17 @@ thread_local! {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
+    let Ok(rec) = Record::from_line("fuzz", data.to_vec(), 0) else {
         return;
     };
-    let ts = value["timestamp"].as_str().and_then(triage::parse_ts).unwrap_or(0);
-    let _ = triage::AlertFacts::from_record("fuzz", &value);
-    if !value.is_object() {
-        return;
-    }
-    let rec = Record {
-        sensor: "fuzz".into(),
-        seq: value["islet"]["seq"].as_u64(),
-        digest: Sha256::digest(data).into(),
-        value,
-        ts_ms: ts,
-        src: None,
-        dest: None,
-        flow: None,
-    };
+    let _ = triage::AlertFacts::from_record("fuzz", &rec.eve);
+    let _ = rec.eve.stats_summary();
+    let seq = rec.seq;
     STORE.with(|s| {
         let mut s = s.borrow_mut();
         if s.is_none() {
-            *s = SqliteStore::open(std::path::Path::new(":memory:"), islet_store::Sync::Normal).ok();
+            *s =
+                SqliteStore::open(std::path::Path::new(":memory:"), islet_store::Sync::Normal).ok();
         }
         if let Some(store) = s.as_mut() {
             let batch = IngestBatch {
@@ -43,8 +33,17 @@ fuzz_target!(|data: &[u8]| {
                 case_window_ms: 3_600_000,
                 now_ms: 0,
             };
-            let _ = store.ingest(&batch);
+            let stored = store.ingest(&batch).map(|r| r.stored).unwrap_or(0);
             let _ = store.map(i64::MIN, i64::MAX, 100);
+            // A chained record just stored is given back as it came.
+            if let (1, Some(q)) = (stored, seq)
+                && q > 0
+                && q < i64::MAX as u64
+                && let Ok(back) = store.sealed("fuzz", q - 1, 1_000)
+            {
+                let text = std::str::from_utf8(data).unwrap_or("");
+                assert!(back.iter().any(|(s, l)| *s == q && l == text));
+            }
         }
     });
 });

@@ -5,7 +5,8 @@
 //! `/api/openapi.json` is generated from these handlers' annotations.
 
 use crate::App;
-use crate::auth::Principal;
+pub use crate::access::{authorize, peer_of, verify};
+pub use crate::http::{ApiError, body, query};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -15,106 +16,14 @@ use axum::response::{IntoResponse, Response};
 use islet_store::{
     AlertQuery, AlertRow, AuditRow, CaseChange, CaseDetail, CaseQuery, CaseSummary, ExportRow,
     FlowQuery, FlowRow, Links, MAX_PAGE, MapView, NameHit, Page, PageReq, Role, SensorRow, Status,
-    StoreError, TokenRow, WorkloadQuery, WorkloadRow,
+    TokenRow, WorkloadQuery, WorkloadRow,
 };
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-/// An API error: status, message, and the field at fault.
-#[derive(Debug, serde::Serialize, ToSchema)]
-pub struct ApiError {
-    #[serde(skip)]
-    pub status: u16,
-    pub error: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// Seconds for `Retry-After` (429).
-    #[serde(skip)]
-    pub retry_after: Option<u64>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, error: impl Into<String>) -> ApiError {
-        ApiError {
-            status: status.as_u16(),
-            error: error.into(),
-            field: None,
-            retry_after: None,
-        }
-    }
-    pub fn field(status: StatusCode, field: &str, error: impl Into<String>) -> ApiError {
-        ApiError {
-            status: status.as_u16(),
-            error: error.into(),
-            field: Some(field.to_string()),
-            retry_after: None,
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let code = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
-        match self.retry_after {
-            Some(s) => (
-                code,
-                [(axum::http::header::RETRY_AFTER, s.to_string())],
-                Json(self),
-            )
-                .into_response(),
-            None => (code, Json(self)).into_response(),
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
-            StoreError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
-            other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
-        }
-    }
-}
-
 type R<T> = Result<Json<T>, ApiError>;
-
-/// Decode a query string, naming the field that failed.
-pub fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T, ApiError> {
-    let q = uri.query().unwrap_or("");
-    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::field(
-            StatusCode::BAD_REQUEST,
-            if path == "." { "query" } else { &path },
-            e.into_inner().to_string(),
-        )
-    })
-}
-
-/// Decode a JSON body, naming the field that failed (a body over the bound is a 413).
-pub fn body<T: DeserializeOwned>(b: &Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
-    let b = b.as_ref().map_err(|e| {
-        ApiError::field(
-            StatusCode::from_u16(e.status().as_u16()).unwrap_or(StatusCode::BAD_REQUEST),
-            "body",
-            format!("{} (at most {} bytes)", e.body_text(), crate::MAX_BODY),
-        )
-    })?;
-    let mut de = serde_json::Deserializer::from_slice(b);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::field(
-            StatusCode::BAD_REQUEST,
-            if path == "." { "body" } else { &path },
-            e.into_inner().to_string(),
-        )
-    })
-}
 
 fn id_of(
     p: Result<Path<String>, axum::extract::rejection::PathRejection>,
@@ -127,83 +36,6 @@ fn id_of(
             what,
             format!("{what} is a positive integer"),
         )
-    })
-}
-
-/// Who is asking, if allowed `need`.
-pub fn authorize(
-    app: &App,
-    headers: &HeaderMap,
-    method: &Method,
-    need: Role,
-) -> Result<Principal, ApiError> {
-    let bearer = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").map(str::trim));
-    let cookie = crate::ui::cookie_token(headers);
-    let token = match (bearer, &cookie) {
-        (Some(t), _) => t.to_string(),
-        (None, Some(c)) => {
-            // A cookie rides along on any request the browser makes: writes must come from
-            // our own pages.
-            if method != Method::GET && !crate::ui::same_origin(headers) {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "cross-site request refused",
-                ));
-            }
-            c.clone()
-        }
-        (None, None) => {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "a token is required (Authorization: Bearer …)",
-            ));
-        }
-    };
-    let p = verify(app, &token, headers)?;
-    if p.role < need {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!(
-                "the {} role is required (this token is {})",
-                need.name(),
-                p.role.name()
-            ),
-        ));
-    }
-    Ok(p)
-}
-
-/// The peer's address, as the listener set it.
-pub fn peer_of(headers: &HeaderMap) -> Option<std::net::IpAddr> {
-    headers
-        .get(crate::listen::PEER_HEADER)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-}
-
-/// Check a presented token: 401 when unknown, 429 when its id or the peer is throttled.
-pub fn verify(app: &App, token: &str, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let peer = peer_of(headers);
-    let r = app
-        .with_reader(|s| Ok::<_, StoreError>(app.verifier.check_from(token, s, peer)))
-        .unwrap_or(Err(crate::auth::Denied::Unknown));
-    r.map_err(|d| match d {
-        crate::auth::Denied::Unknown => {
-            ApiError::new(StatusCode::UNAUTHORIZED, "unknown or revoked token")
-        }
-        crate::auth::Denied::Throttled(w) => {
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many failed tokens from this address or for this token id",
-            );
-            e.retry_after = Some(w.as_secs().max(1));
-            e
-        }
     })
 }
 

@@ -210,7 +210,7 @@ pub fn misp_event(c: &CaseDetail) -> Value {
         .collect();
     let date = {
         let days = s.first_seen.div_euclid(86_400_000);
-        let (y, m, d) = crate::ui::civil(days);
+        let (y, m, d) = islet_event::time::civil_from_days(days);
         format!("{y:04}-{m:02}-{d:02}")
     };
     let threat = match s.severity {

@@ -9,13 +9,16 @@
 //! reached through its trait only, with a small pool of read-only connections for queries
 //! and one write connection for analysts' changes, so the API never waits on ingest.
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod export;
 pub mod follow;
+pub mod http;
 pub mod identify;
 pub mod ingest;
 pub mod listen;
+pub mod sealed;
 pub mod serve;
 pub mod ui;
 

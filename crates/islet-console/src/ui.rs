@@ -7,7 +7,8 @@
 #![allow(clippy::result_large_err)]
 
 use crate::App;
-use crate::api::authorize;
+use crate::access::authorize;
+pub use crate::access::{cookie_token, same_origin};
 use crate::auth::Principal;
 use axum::Router;
 use axum::body::Bytes;
@@ -52,64 +53,18 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/ui/sensors", get(sensors))
 }
 
-/// The token in the UI's cookie.
-pub fn cookie_token(h: &HeaderMap) -> Option<String> {
-    h.get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().strip_prefix("islet_token="))
-        .map(str::to_string)
-        .next()
-}
-
-/// The request came from our own pages (Fetch metadata, else Origin against Host).
-pub fn same_origin(h: &HeaderMap) -> bool {
-    if let Some(s) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        return s == "same-origin";
-    }
-    match (
-        h.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
-        h.get(header::HOST).and_then(|v| v.to_str().ok()),
-    ) {
-        (Some(o), Some(host)) => o.split_once("://").is_some_and(|(_, rest)| rest == host),
-        _ => false,
-    }
-}
-
 pub fn fmt_ts(ms: i64) -> String {
     if ms <= 0 {
         return "-".into();
     }
     let days = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000) / 1000;
-    let (y, m, d) = civil(days);
+    let (y, m, d) = islet_event::time::civil_from_days(days);
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
         rem / 3600,
         rem / 60 % 60,
         rem % 60
-    )
-}
-
-/// (year, month, day) of a count of days since 1970-01-01 (proleptic Gregorian).
-pub(crate) fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
     )
 }
 
@@ -262,7 +217,7 @@ async fn login(State(app): State<Arc<App>>, h: HeaderMap, b: Bytes) -> Response 
     }
     let a2 = app.clone();
     let t2 = token.clone();
-    let checked = tokio::task::spawn_blocking(move || crate::api::verify(&a2, &t2, &h)).await;
+    let checked = tokio::task::spawn_blocking(move || crate::access::verify(&a2, &t2, &h)).await;
     match checked {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
@@ -319,7 +274,7 @@ async fn cases(State(app): State<Arc<App>>, h: HeaderMap, m: Method, uri: Uri) -
         Ok(p) => p,
         Err(r) => return r,
     };
-    let f: CasesF = crate::api::query(&uri).unwrap_or_default();
+    let f: CasesF = crate::http::query(&uri).unwrap_or_default();
     let status = f.status.as_deref().and_then(Status::parse);
     let q = CaseQuery {
         status,
@@ -636,9 +591,9 @@ async fn export(
     let r = tokio::task::spawn_blocking(move || -> Result<Vec<i64>, String> {
         let c = a2.with_reader(|s| s.case(id)).map_err(|e| e.to_string())?;
         let now = (a2.clock)();
-        a2.with_writer(|s| -> Result<Vec<i64>, crate::api::ApiError> {
+        a2.with_writer(|s| -> Result<Vec<i64>, crate::http::ApiError> {
             let ids = crate::export::enqueue_case(s, &a2.export_cfg, &c, &f.target, now)
-                .map_err(|e| crate::api::ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+                .map_err(|e| crate::http::ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
             s.record_audit(
                 &who.name,
                 "export",
@@ -692,7 +647,7 @@ async fn alerts(State(app): State<Arc<App>>, h: HeaderMap, m: Method, uri: Uri) 
         Ok(p) => p,
         Err(r) => return r,
     };
-    let f: AlertsF = crate::api::query(&uri).unwrap_or_default();
+    let f: AlertsF = crate::http::query(&uri).unwrap_or_default();
     let nz = |s: &Option<String>| s.clone().filter(|x| !x.is_empty());
     let q = AlertQuery {
         detection: nz(&f.detection),
@@ -800,7 +755,7 @@ async fn flows(State(app): State<Arc<App>>, h: HeaderMap, m: Method, uri: Uri) -
         Ok(p) => p,
         Err(r) => return r,
     };
-    let f: FlowsF = crate::api::query(&uri).unwrap_or_default();
+    let f: FlowsF = crate::http::query(&uri).unwrap_or_default();
     let nz = |s: &Option<String>| s.clone().filter(|x| !x.is_empty());
     let q = FlowQuery {
         ip: nz(&f.ip).filter(|x| x.parse::<std::net::IpAddr>().is_ok()),

@@ -238,13 +238,21 @@ CREATE INDEX alerts_flow_id ON alerts (flow_id);
 CREATE INDEX exports_case ON exports (case_id, target);
 CREATE INDEX exports_alert ON exports (alert_id, target);
 "#,
-    // 3: every record kept as its sensor sealed it, with its place in the chain, so a sensor's
-    // chain can be exported from the store and checked again (`islet log verify`). Protocol
-    // events, alerts and stats already kept their record in `events`; flows now keep theirs.
+    // 3: every chained record kept as its sensor sealed it, so a sensor's chain can be exported
+    // from the store and checked again (`islet log verify`): one row per sensor and ingest
+    // batch holding the batch's new records of that sensor, one line each, in arrival order
+    // (which is chain order: the console takes records only in order).
     r#"
-ALTER TABLE flows ADD COLUMN seq INTEGER;
-ALTER TABLE flows ADD COLUMN record TEXT;
-ALTER TABLE events ADD COLUMN seq INTEGER;
+CREATE TABLE sealed (
+    id INTEGER PRIMARY KEY,
+    sensor INTEGER NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    ts_max INTEGER NOT NULL,
+    records INTEGER NOT NULL,
+    lines BLOB NOT NULL
+);
+CREATE INDEX sealed_sensor ON sealed (sensor, last_seq);
 "#,
 ];
 

@@ -156,6 +156,17 @@ struct BatchSums {
     edges: HashMap<EdgeKey, (bool, u64, u64)>,
     /// Sensor → (first seen, last seen, stored, duplicates).
     sensors: HashMap<i64, (i64, i64, u64, u64)>,
+    /// Sensor → its new chained records of the batch, as sealed.
+    sealed: HashMap<i64, SealedBlock>,
+}
+
+/// One sensor's new chained records of one batch: their lines, one per line, in arrival order.
+struct SealedBlock {
+    first_seq: u64,
+    last_seq: u64,
+    ts_max: i64,
+    records: i64,
+    lines: Vec<u8>,
 }
 
 fn sensor_id(

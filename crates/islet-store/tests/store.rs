@@ -494,8 +494,8 @@ fn finding9_merge_into_a_duplicated_or_closed_case_is_refused() {
 }
 
 /// Every chained record comes back from `sealed` byte for byte as it was ingested (flows,
-/// protocol events, alerts, stats), in chain order, paged from a seq; unchained records (the
-/// console's own alerts) and other sensors' records are not in it.
+/// protocol events, alerts, stats), in chain order, once, paged from a seq; unchained records
+/// (the console's own alerts) and other sensors' records are not in it.
 #[test]
 fn sealed_records_come_back_verbatim_in_chain_order() {
     let (_d, mut s) = open();
@@ -508,7 +508,6 @@ fn sealed_records_come_back_verbatim_in_chain_order() {
     ];
     let mut recs: Vec<Record> = lines
         .iter()
-        .rev()
         .map(|l| Record::from_line("s1", l.as_bytes().to_vec(), T0).expect("record"))
         .collect();
     recs.push(rec("s1", 0, alert(9, "10.0.0.9", "10.0.0.8", "x"), T0));
@@ -520,6 +519,12 @@ fn sealed_records_come_back_verbatim_in_chain_order() {
         T0,
     ));
     s.ingest(&batch(recs)).expect("ingest");
+    // A resend of the last two is dropped as a duplicate, and not kept twice.
+    let again: Vec<Record> = lines[2..]
+        .iter()
+        .map(|l| Record::from_line("s1", l.as_bytes().to_vec(), T0).expect("record"))
+        .collect();
+    assert_eq!(s.ingest(&batch(again)).expect("resend").duplicates, 2);
     let all = s.sealed("s1", 0, 100).expect("sealed");
     assert_eq!(all.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
     for ((_, got), want) in all.iter().zip(lines) {

@@ -512,6 +512,24 @@ pub(crate) enum ServeCommand {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Write a sensor's records as the store keeps them — byte for byte as the sensor sealed
+    /// them, in chain order — for `islet log verify --key sensor.pub`.
+    Records(RecordsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RecordsArgs {
+    #[arg(long, default_value = "islet-data")]
+    pub data: PathBuf,
+    /// The sensor's name (as the console lists it).
+    #[arg(long)]
+    pub sensor: String,
+    /// Only records after this sequence number.
+    #[arg(long = "after-seq", default_value_t = 0)]
+    pub after_seq: u64,
+    /// Where to write them (`-` for stdout).
+    #[arg(short = 'o', long = "output", default_value = "-")]
+    pub output: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -232,6 +232,20 @@ pub(crate) fn run(a: &ServeArgs) -> Result<(), Failure> {
                 .map_err(|e| Failure::Input(e.to_string()))?;
             return Ok(());
         }
+        Some(ServeCommand::Records(r)) => {
+            let store = islet_console::open_store(&r.data).map_err(Failure::Runtime)?;
+            let out: Box<dyn std::io::Write> = match r.output.as_str() {
+                "-" => Box::new(std::io::stdout().lock()),
+                p => Box::new(
+                    std::fs::File::create(p).map_err(|e| Failure::Input(format!("{p}: {e}")))?,
+                ),
+            };
+            let mut out = std::io::BufWriter::new(out);
+            let n = islet_console::sealed::write(&store, &r.sensor, r.after_seq, &mut out)
+                .map_err(|e| Failure::Runtime(e.to_string()))?;
+            eprintln!("islet serve records: {n} records of sensor {}", r.sensor);
+            return Ok(());
+        }
         None => {}
     }
     let cfg = config(a)?;

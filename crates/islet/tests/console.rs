@@ -376,6 +376,144 @@ fn killed_console_loses_no_acknowledged_record_and_stores_none_twice() {
     assert_ne!(s["chain"], "gap", "{s:#}");
 }
 
+/// The console keeps each record as its sensor sealed it: a signed sensor's records, exported
+/// from the store after delivery over Forward, are byte for byte the sensor's own log and pass
+/// `islet log verify`; after one byte of one stored record is changed, the export fails it and
+/// names that record.
+#[test]
+fn records_exported_from_the_store_verify_and_one_changed_byte_fails() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let data = d.join("data");
+    let tok = token(&data, "viewer");
+    let keygen = Command::new(BIN)
+        .args(["log", "keygen", "--out"])
+        .arg(d.join("k"))
+        .output()
+        .expect("keygen");
+    assert!(keygen.status.success());
+    let pcap = synth(
+        d,
+        "mixed",
+        &["--flows", "3000", "--hosts", "40", "--seed", "9"],
+    );
+    let cfg = d.join("sensor.toml");
+    std::fs::write(&cfg, "[output]\ncheckpoint_every = 500\n").expect("config");
+    let s = serve(&data, "127.0.0.1:0", &[]);
+    let eve = d.join("eve.json");
+    let fwd = s.forward.clone();
+    let out = Command::new(BIN)
+        .arg("read")
+        .arg(&pcap)
+        .args(["-q", "--workers", "2", "-c"])
+        .arg(&cfg)
+        .arg("--sign-key")
+        .arg(d.join("k").join("sensor.key"))
+        .args(["--forward", &fwd, "-o"])
+        .arg(&eve)
+        .output()
+        .expect("sensor");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(&eve).expect("eve");
+    let lines = written.lines().count() as u64;
+    wait_for("every record stored", || {
+        get(&s, &tok, "/api/sensors")
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|s| s["events"].as_u64())
+            .unwrap_or(0)
+            >= lines
+    });
+    let sensor = get(&s, &tok, "/api/sensors")[0]["name"]
+        .as_str()
+        .expect("sensor name")
+        .to_string();
+    let export = |name: &str| {
+        let f = d.join(name);
+        let o = Command::new(BIN)
+            .args(["serve", "records", "--data"])
+            .arg(&data)
+            .args(["--sensor", &sensor, "-o"])
+            .arg(&f)
+            .output()
+            .expect("serve records");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        f
+    };
+    let verify = |f: &Path| {
+        Command::new(BIN)
+            .args(["log", "verify"])
+            .arg(f)
+            .arg("--key")
+            .arg(d.join("k").join("sensor.pub"))
+            .output()
+            .expect("log verify")
+    };
+    let clean = export("export.json");
+    assert_eq!(
+        std::fs::read_to_string(&clean).expect("export"),
+        written,
+        "the store gives back the sensor's log byte for byte"
+    );
+    let v = verify(&clean);
+    assert!(
+        v.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+    drop(s);
+    // One byte of one stored record changed in the database: record 1000's timestamp, in the
+    // block of sealed lines that holds it (its line in the export is its seq).
+    let seq = 1000;
+    let db = rusqlite::Connection::open(data.join("islet.sqlite")).expect("db");
+    let (id, mut lines): (i64, Vec<u8>) = db
+        .query_row(
+            "SELECT id, lines FROM sealed WHERE first_seq <= ?1 AND last_seq >= ?1",
+            [seq],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the block holding record 1000");
+    let start = {
+        let mut at = 0;
+        let mut found = None;
+        for l in lines.split(|b| *b == b'\n') {
+            let v: Value = serde_json::from_slice(l).unwrap_or(Value::Null);
+            if v["islet"]["seq"] == seq {
+                found = Some(at);
+                break;
+            }
+            at += l.len() + 1;
+        }
+        found.expect("record 1000 in its block")
+    };
+    let digit = start + "{\"timestamp\":\"".len();
+    assert_eq!(lines[digit], b'2', "the year's first digit");
+    lines[digit] = b'3';
+    db.execute(
+        "UPDATE sealed SET lines = ?2 WHERE id = ?1",
+        rusqlite::params![id, lines],
+    )
+    .expect("update");
+    drop(db);
+    let tampered = export("tampered.json");
+    let v = verify(&tampered);
+    let msg = format!(
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+    assert_eq!(v.status.code(), Some(2), "{msg}");
+    assert!(
+        msg.contains(&format!("tampered.json:{seq}")),
+        "names record {seq}: {msg}"
+    );
+}
+
 /// schemathesis (from PyPI) against the served OpenAPI document: no request it makes gets a
 /// 500, and the console keeps answering.
 #[test]

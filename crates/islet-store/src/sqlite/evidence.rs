@@ -458,6 +458,14 @@ impl EvidenceStore for SqliteStore {
                 [now - r.flows_age_ms],
             )? as u64;
         }
+        if r.flows_age_ms > 0 {
+            // The sealed records go with the flows they mostly are: a block once its newest
+            // record is older than the flows kept.
+            tx.execute(
+                "DELETE FROM sealed WHERE ts_max < ?1",
+                [now - r.flows_age_ms],
+            )?;
+        }
         if r.flows_rows > 0 {
             rep.flows += tx.execute(
                 "DELETE FROM flows WHERE id <= (SELECT max(id) FROM flows) - ?1",
@@ -509,23 +517,31 @@ impl EvidenceStore for SqliteStore {
         else {
             return Ok(Vec::new());
         };
-        // Flows stored before schema 3 have no record; they cannot be exported (and the chain
-        // check of such an export reports the records missing).
+        // Records stored before schema 3 were not kept as sealed: they are not in an export
+        // (and its chain check reports them missing).
         let mut st = self.conn.prepare_cached(
-            "SELECT seq, record FROM (
-               SELECT seq, record FROM flows WHERE sensor = ?1 AND seq > ?2 AND record IS NOT NULL
-               UNION ALL
-               SELECT seq, record FROM events WHERE sensor = ?1 AND seq > ?2)
-             ORDER BY seq LIMIT ?3",
+            "SELECT lines FROM sealed WHERE sensor = ?1 AND last_seq > ?2 ORDER BY id",
         )?;
         let after = after_seq.min(i64::MAX as u64) as i64;
-        let limit = limit.min(i64::MAX as usize) as i64;
-        let rows = st
-            .query_map(params![id, after, limit], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        let mut rows = st.query(params![id, after])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let lines: Vec<u8> = r.get(0)?;
+            for l in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                // The seq of each line, read again (an export is not the hot path).
+                let seq = islet_event::record::EveRecord::decode(l)
+                    .ok()
+                    .and_then(|e| e.seq())
+                    .unwrap_or(0);
+                if seq > after_seq {
+                    out.push((seq, String::from_utf8_lossy(l).into_owned()));
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn usage(&self) -> Result<Usage> {
@@ -533,6 +549,7 @@ impl EvidenceStore for SqliteStore {
         for t in [
             "flows",
             "events",
+            "sealed",
             "names",
             "edges",
             "edges10",

@@ -2,7 +2,8 @@
 //! with the name index, sensor stats, and triage of alerts into cases.
 
 use super::{
-    BatchSums, SqliteStore, TenSums, ip_endpoint, json_str, parse_vec, sensor_id, workload_id,
+    BatchSums, SealedBlock, SqliteStore, TenSums, ip_endpoint, json_str, parse_vec, sensor_id,
+    workload_id,
 };
 use crate::Result;
 use crate::triage::{AlertFacts, case_severity};
@@ -68,9 +69,8 @@ impl SqliteStore {
         tx.prepare_cached(
             "INSERT INTO flows (sensor, flow_id, ts_start, ts_end, src_ip, src_port, dest_ip, dest_port,
                proto, app_proto, pkts, bytes, verdict, alerted, community_id, src_wl, dest_wl,
-               src_labels, dest_labels, seq, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-               ?20, ?21)",
+               src_labels, dest_labels)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
         )?
         .execute(params![
             sensor,
@@ -92,8 +92,6 @@ impl SqliteStore {
             dest_wl,
             labels(src),
             labels(dest),
-            rec.seq.map(|x| x.min(i64::MAX as u64) as i64),
-            rec.text(),
         ])?;
         let service = match proto {
             "TCP" | "UDP" | "SCTP" => format!("{}/{dport}", proto.to_ascii_lowercase()),
@@ -124,17 +122,9 @@ impl SqliteStore {
         let v = &rec.eve;
         let flow_id = v.flow_id.and_then(|x| i64::try_from(x).ok());
         tx.prepare_cached(
-            "INSERT INTO events (sensor, ts, event_type, flow_id, record, seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO events (sensor, ts, event_type, flow_id, record) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![
-            sensor,
-            rec.ts_ms,
-            event_type,
-            flow_id,
-            rec.text(),
-            rec.seq.map(|x| x.min(i64::MAX as u64) as i64)
-        ])?;
+        .execute(params![sensor, rec.ts_ms, event_type, flow_id, rec.text()])?;
         let id = tx.last_insert_rowid();
         // Names only from the protocol events that carry them (an alert repeats its event's).
         let mut names = match event_type {
@@ -443,6 +433,21 @@ impl SqliteStore {
             }
             s.2 += 1;
             report.stored += 1;
+            if let Some(seq) = rec.seq {
+                let b = sums.sealed.entry(sensor).or_insert_with(|| SealedBlock {
+                    first_seq: seq,
+                    last_seq: seq,
+                    ts_max: rec.ts_ms,
+                    records: 0,
+                    lines: Vec::with_capacity(batch.records.len() * 1024),
+                });
+                b.last_seq = seq;
+                b.ts_max = b.ts_max.max(rec.ts_ms);
+                b.records += 1;
+                b.lines
+                    .extend_from_slice(rec.line.strip_suffix(b"\n").unwrap_or(&rec.line));
+                b.lines.push(b'\n');
+            }
             let et = rec.eve.event_type.as_str();
             match et {
                 "flow" | "netflow" => {
@@ -522,6 +527,20 @@ impl SqliteStore {
                    events = events + ?3, duplicates = duplicates + ?4 WHERE id = ?1",
             )?
             .execute(params![id, last, *stored as i64, *dups as i64, first])?;
+        }
+        for (sensor, b) in &sums.sealed {
+            tx.prepare_cached(
+                "INSERT INTO sealed (sensor, first_seq, last_seq, ts_max, records, lines)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                sensor,
+                b.first_seq.min(i64::MAX as u64) as i64,
+                b.last_seq.min(i64::MAX as u64) as i64,
+                b.ts_max,
+                b.records,
+                b.lines
+            ])?;
         }
         for h in &batch.heads {
             let id = sensor_id(&tx, &mut sensor_cache, &h.sensor, batch.now_ms)?;
