@@ -85,15 +85,92 @@ pub fn key_id(k: &VerifyingKey) -> String {
     hex(&Sha256::digest(k.as_bytes())[..8])
 }
 
+/// Why a key pair could not be made or a key file not read. The `Display` text names the
+/// file.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The system gave no randomness for a new key.
+    NoRandomness(getrandom::Error),
+    /// A key file or directory could not be created, written or read.
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// `keygen` found a key already there.
+    Exists { path: PathBuf },
+    /// A key file is not base64.
+    NotBase64 {
+        path: PathBuf,
+        what: &'static str,
+        source: base64::DecodeError,
+    },
+    /// A key file does not hold 32 bytes.
+    WrongLength { path: PathBuf, what: &'static str },
+    /// The 32 bytes are not an Ed25519 public key.
+    NotPublicKey {
+        path: PathBuf,
+        source: ed25519_dalek::SignatureError,
+    },
+}
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyError::NoRandomness(e) => write!(f, "no randomness: {e}"),
+            KeyError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            KeyError::Exists { path } => {
+                write!(f, "{}: exists; not overwriting a key", path.display())
+            }
+            KeyError::NotBase64 { path, what, source } => {
+                write!(f, "{}: not a base64 {what}: {source}", path.display())
+            }
+            KeyError::WrongLength { path, what } => {
+                write!(f, "{}: not a 32-byte {what}", path.display())
+            }
+            KeyError::NotPublicKey { path, source } => {
+                write!(f, "{}: not an Ed25519 public key: {source}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for KeyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            KeyError::Io { source, .. } => Some(source),
+            KeyError::NotBase64 { source, .. } => Some(source),
+            KeyError::NotPublicKey { source, .. } => Some(source),
+            KeyError::NoRandomness(_) | KeyError::Exists { .. } | KeyError::WrongLength { .. } => {
+                None
+            }
+        }
+    }
+}
+
+/// Bridge for callers that still carry errors as text.
+impl From<KeyError> for String {
+    fn from(e: KeyError) -> String {
+        e.to_string()
+    }
+}
+
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
+    move |source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// A new key pair: `dir/policy.key` (secret, mode 0600) and `dir/policy.pub`.
-pub fn keygen(dir: &Path) -> Result<VerifyingKey, String> {
+pub fn keygen(dir: &Path) -> Result<VerifyingKey, KeyError> {
     let mut seed = [0u8; 32];
-    getrandom::getrandom(&mut seed).map_err(|e| format!("no randomness: {e}"))?;
+    getrandom::getrandom(&mut seed).map_err(KeyError::NoRandomness)?;
     let sk = SigningKey::from_bytes(&seed);
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(io_at(dir))?;
     let key = dir.join("policy.key");
     if key.exists() {
-        return Err(format!("{}: exists; not overwriting a key", key.display()));
+        return Err(KeyError::Exists { path: key });
     }
     write_secret(&key, format!("{}\n", b64().encode(seed)).as_bytes())?;
     let pk = sk.verifying_key();
@@ -101,11 +178,14 @@ pub fn keygen(dir: &Path) -> Result<VerifyingKey, String> {
         dir.join("policy.pub"),
         format!("{}\n", b64().encode(pk.as_bytes())),
     )
-    .map_err(|e| format!("{}: {e}", dir.join("policy.pub").display()))?;
+    .map_err(|source| KeyError::Io {
+        path: dir.join("policy.pub"),
+        source,
+    })?;
     Ok(pk)
 }
 
-fn write_secret(p: &Path, bytes: &[u8]) -> Result<(), String> {
+fn write_secret(p: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut f = std::fs::OpenOptions::new()
@@ -113,27 +193,36 @@ fn write_secret(p: &Path, bytes: &[u8]) -> Result<(), String> {
         .create_new(true)
         .mode(0o600)
         .open(p)
-        .map_err(|e| format!("{}: {e}", p.display()))?;
-    f.write_all(bytes)
-        .map_err(|e| format!("{}: {e}", p.display()))
+        .map_err(io_at(p))?;
+    f.write_all(bytes).map_err(io_at(p))
 }
 
-fn read_32(p: &Path, what: &str) -> Result<[u8; 32], String> {
-    let t = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+fn read_32(p: &Path, what: &'static str) -> Result<[u8; 32], KeyError> {
+    let t = std::fs::read_to_string(p).map_err(io_at(p))?;
     let b = b64()
         .decode(t.trim())
-        .map_err(|e| format!("{}: not a base64 {what}: {e}", p.display()))?;
-    b.try_into()
-        .map_err(|_| format!("{}: not a 32-byte {what}", p.display()))
+        .map_err(|source| KeyError::NotBase64 {
+            path: p.to_path_buf(),
+            what,
+            source,
+        })?;
+    b.try_into().map_err(|_| KeyError::WrongLength {
+        path: p.to_path_buf(),
+        what,
+    })
 }
 
-pub fn read_signing_key(p: &Path) -> Result<SigningKey, String> {
+pub fn read_signing_key(p: &Path) -> Result<SigningKey, KeyError> {
     Ok(SigningKey::from_bytes(&read_32(p, "Ed25519 secret key")?))
 }
 
-pub fn read_public_key(p: &Path) -> Result<VerifyingKey, String> {
-    VerifyingKey::from_bytes(&read_32(p, "Ed25519 public key")?)
-        .map_err(|e| format!("{}: not an Ed25519 public key: {e}", p.display()))
+pub fn read_public_key(p: &Path) -> Result<VerifyingKey, KeyError> {
+    VerifyingKey::from_bytes(&read_32(p, "Ed25519 public key")?).map_err(|source| {
+        KeyError::NotPublicKey {
+            path: p.to_path_buf(),
+            source,
+        }
+    })
 }
 
 /// Why a bundle was refused (signing, verification, or a policy state). The `Display` text is
@@ -389,7 +478,9 @@ fn policy_of(dir: &Path, files: &[BundleFile]) -> Result<crate::Policy, BundleEr
             reason: format!("{name}: not UTF-8 text: {e}"),
         })?;
         policy.merge(
-            crate::import::parse(&name, text).map_err(|reason| BundleError::Policy { reason })?,
+            crate::import::parse(&name, text).map_err(|e| BundleError::Policy {
+                reason: e.to_string(),
+            })?,
         );
         if policy.rules.len() > crate::import::MAX_RULES {
             return Err(BundleError::Policy {
@@ -397,7 +488,9 @@ fn policy_of(dir: &Path, files: &[BundleFile]) -> Result<crate::Policy, BundleEr
             });
         }
     }
-    crate::packs::apply(policy).map_err(|reason| BundleError::Policy { reason })
+    crate::packs::apply(policy).map_err(|e| BundleError::Policy {
+        reason: e.to_string(),
+    })
 }
 
 /// A name the manifest may list: a policy file directly in the bundle (not hidden, not the

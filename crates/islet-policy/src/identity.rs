@@ -30,6 +30,68 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
+/// Why an inventory could not be read. The `Display` text names the file, the entry and the
+/// line where known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InventoryError {
+    /// The file could not be read, or is above [`MAX_INVENTORY_BYTES`]; the text names it.
+    Read(String),
+    /// The text is not TOML, YAML or JSON of the expected shape; the text names the file and
+    /// the line.
+    Syntax(String),
+    /// A Kubernetes document with neither `items` nor `kind: Pod`.
+    NotPodList { name: String },
+    /// More than [`MAX_WORKLOADS`] workloads (`what` is "workloads" or "pods").
+    TooMany { name: String, what: &'static str },
+    /// A pod without `metadata.name`.
+    PodWithoutName { at: String },
+    /// An address or prefix that does not parse; `at` names the file and entry.
+    Address {
+        at: String,
+        source: crate::net::CidrError,
+    },
+    /// A time that does not parse; `at` names the file, entry and field.
+    Time {
+        at: String,
+        source: crate::time::TimeError,
+    },
+}
+
+impl fmt::Display for InventoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InventoryError::Read(m) | InventoryError::Syntax(m) => f.write_str(m),
+            InventoryError::NotPodList { name } => {
+                write!(f, "{name}: not a pod list (no `items`) and not a Pod")
+            }
+            InventoryError::TooMany { name, what } => {
+                write!(f, "{name}: more than {MAX_WORKLOADS} {what}")
+            }
+            InventoryError::PodWithoutName { at } => write!(f, "{at}: pod without metadata.name"),
+            InventoryError::Address { at, source } => write!(f, "{at}: {source}"),
+            InventoryError::Time { at, source } => write!(f, "{at}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for InventoryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            InventoryError::Address { source, .. } => Some(source),
+            InventoryError::Time { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Bridge for callers that still carry errors as text.
+impl From<InventoryError> for String {
+    fn from(e: InventoryError) -> String {
+        e.to_string()
+    }
+}
+
 /// Most workloads one inventory holds.
 pub const MAX_WORKLOADS: usize = 1_000_000;
 /// Largest inventory file read.
@@ -161,12 +223,13 @@ struct TomlWorkload {
 impl Inventory {
     /// Read an inventory file: a Kubernetes pod list (JSON or YAML with `items` or `kind:
     /// Pod`) or islet's TOML. Errors name the file, the line where known, and the reason.
-    pub fn from_path(path: &std::path::Path) -> Result<Inventory, String> {
-        let text = crate::files::read_bounded(path, MAX_INVENTORY_BYTES)?;
+    pub fn from_path(path: &std::path::Path) -> Result<Inventory, InventoryError> {
+        let text =
+            crate::files::read_bounded(path, MAX_INVENTORY_BYTES).map_err(InventoryError::Read)?;
         Inventory::from_text(&path.display().to_string(), &text)
     }
 
-    pub fn from_text(name: &str, text: &str) -> Result<Inventory, String> {
+    pub fn from_text(name: &str, text: &str) -> Result<Inventory, InventoryError> {
         let t = text.trim_start();
         let kube = t.starts_with('{')
             || t.starts_with("apiVersion")
@@ -180,23 +243,27 @@ impl Inventory {
     }
 
     /// islet's TOML inventory.
-    pub fn from_toml(name: &str, text: &str) -> Result<Inventory, String> {
-        let doc: TomlInventory =
-            toml::from_str(text).map_err(|e| crate::files::toml_error(name, text, &e))?;
+    pub fn from_toml(name: &str, text: &str) -> Result<Inventory, InventoryError> {
+        let doc: TomlInventory = toml::from_str(text)
+            .map_err(|e| InventoryError::Syntax(crate::files::toml_error(name, text, &e)))?;
+        let address = |at: String| move |source| InventoryError::Address { at, source };
         let mut inv = Inventory::default();
         for c in &doc.cluster_cidrs {
             inv.cluster
-                .push(Cidr::parse(c).map_err(|e| format!("{name}: cluster_cidrs: {e}"))?);
+                .push(Cidr::parse(c).map_err(address(format!("{name}: cluster_cidrs")))?);
         }
         for c in &doc.host_cidrs {
             inv.hosts
-                .push(Cidr::parse(c).map_err(|e| format!("{name}: host_cidrs: {e}"))?);
+                .push(Cidr::parse(c).map_err(address(format!("{name}: host_cidrs")))?);
         }
         for (ns, n) in doc.namespaces {
             inv.namespaces.insert(ns, n.labels);
         }
         if doc.workload.len() > MAX_WORKLOADS {
-            return Err(format!("{name}: more than {MAX_WORKLOADS} workloads"));
+            return Err(InventoryError::TooMany {
+                name: name.to_string(),
+                what: "workloads",
+            });
         }
         for (i, w) in doc.workload.into_iter().enumerate() {
             let at = format!("{name}: workload {} ({:?})", i + 1, w.name);
@@ -205,16 +272,22 @@ impl Inventory {
                 .as_deref()
                 .map(parse_rfc3339)
                 .transpose()
-                .map_err(|e| format!("{at}: since: {e}"))?;
+                .map_err(|source| InventoryError::Time {
+                    at: format!("{at}: since"),
+                    source,
+                })?;
             let until = w
                 .until
                 .as_deref()
                 .map(parse_rfc3339)
                 .transpose()
-                .map_err(|e| format!("{at}: until: {e}"))?;
+                .map_err(|source| InventoryError::Time {
+                    at: format!("{at}: until"),
+                    source,
+                })?;
             let mut cidrs = Vec::new();
             for a in &w.addresses {
-                cidrs.push(Cidr::parse(a).map_err(|e| format!("{at}: {e}"))?);
+                cidrs.push(Cidr::parse(a).map_err(address(at.clone()))?);
             }
             inv.add(
                 Workload {
@@ -240,16 +313,23 @@ impl Inventory {
     /// addresses (`status.podIPs`, else `status.podIP`) are its own from `creationTimestamp`
     /// until `deletionTimestamp`; host-network pods (which share their node's address) are
     /// skipped.
-    pub fn from_kubernetes(name: &str, text: &str) -> Result<Inventory, String> {
-        let v: Value =
-            serde_yaml::from_str(text).map_err(|e| crate::files::yaml_error(name, &e))?;
+    pub fn from_kubernetes(name: &str, text: &str) -> Result<Inventory, InventoryError> {
+        let v: Value = serde_yaml::from_str(text)
+            .map_err(|e| InventoryError::Syntax(crate::files::yaml_error(name, &e)))?;
         let pods: Vec<&Value> = match v.get("items").and_then(Value::as_array) {
             Some(items) => items.iter().collect(),
             None if v.get("kind").and_then(Value::as_str) == Some("Pod") => vec![&v],
-            None => return Err(format!("{name}: not a pod list (no `items`) and not a Pod")),
+            None => {
+                return Err(InventoryError::NotPodList {
+                    name: name.to_string(),
+                });
+            }
         };
         if pods.len() > MAX_WORKLOADS {
-            return Err(format!("{name}: more than {MAX_WORKLOADS} pods"));
+            return Err(InventoryError::TooMany {
+                name: name.to_string(),
+                what: "pods",
+            });
         }
         let mut inv = Inventory::default();
         for (i, p) in pods.into_iter().enumerate() {
@@ -262,7 +342,7 @@ impl Inventory {
             }
             let md = &p["metadata"];
             let Some(pod_name) = md["name"].as_str() else {
-                return Err(format!("{at}: pod without metadata.name"));
+                return Err(InventoryError::PodWithoutName { at });
             };
             if p["spec"]["hostNetwork"].as_bool() == Some(true) {
                 continue;
@@ -280,18 +360,24 @@ impl Inventory {
             }
             let mut cidrs = Vec::new();
             for ip in ips {
-                let c = Cidr::parse(ip).map_err(|e| format!("{at} ({pod_name}): {e}"))?;
+                let c = Cidr::parse(ip).map_err(|source| InventoryError::Address {
+                    at: format!("{at} ({pod_name})"),
+                    source,
+                })?;
                 cidrs.push(Cidr::host(match c.v6 {
                     true => IpAddr::V6(c.bits.into()),
                     false => IpAddr::V4(((c.bits >> 96) as u32).into()),
                 }));
             }
-            let time = |k: &str| -> Result<Option<i64>, String> {
+            let time = |k: &str| -> Result<Option<i64>, InventoryError> {
                 md[k]
                     .as_str()
                     .map(parse_rfc3339)
                     .transpose()
-                    .map_err(|e| format!("{at}: metadata.{k}: {e}"))
+                    .map_err(|source| InventoryError::Time {
+                        at: format!("{at}: metadata.{k}"),
+                        source,
+                    })
             };
             let labels: BTreeMap<String, String> = md["labels"]
                 .as_object()

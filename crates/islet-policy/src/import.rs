@@ -12,7 +12,59 @@ use crate::net::Cidr;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
+
+/// Why a policy file or directory was refused. The `Display` text names the file, the line
+/// where the parser knows it, and the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// A file or directory could not be read, or a file is above [`MAX_POLICY_BYTES`].
+    Read(String),
+    /// The text is not TOML, YAML or JSON of the expected shape (file and line).
+    Syntax(String),
+    /// A rule, selector, peer, port or pattern is invalid (file, entry and reason).
+    Invalid(String),
+    /// The policy holds more than [`MAX_RULES`] rules, counted up to file `name`.
+    TooManyRules { name: String },
+    /// The policy asks for a pack islet does not have.
+    Pack(crate::packs::PackError),
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyError::Read(m) | PolicyError::Syntax(m) | PolicyError::Invalid(m) => {
+                f.write_str(m)
+            }
+            PolicyError::TooManyRules { name } => write!(f, "{name}: more than {MAX_RULES} rules"),
+            PolicyError::Pack(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PolicyError::Pack(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<crate::packs::PackError> for PolicyError {
+    fn from(e: crate::packs::PackError) -> PolicyError {
+        PolicyError::Pack(e)
+    }
+}
+
+/// Bridge for callers that still carry errors as text.
+impl From<PolicyError> for String {
+    fn from(e: PolicyError) -> String {
+        e.to_string()
+    }
+}
 
 /// Largest policy file read.
 pub const MAX_POLICY_BYTES: u64 = 64 << 20;
@@ -23,10 +75,11 @@ pub const KUBERNETES_TIER: &str = "default";
 
 /// Load every policy file of a directory (sorted by name; `*.toml`, `*.yaml`, `*.yml`,
 /// `*.json`; the bundle's own manifest and signature are skipped), or one file.
-pub fn load(path: &Path) -> Result<Policy, String> {
+pub fn load(path: &Path) -> Result<Policy, PolicyError> {
     let mut files = Vec::new();
     if path.is_dir() {
-        let rd = std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let rd = std::fs::read_dir(path)
+            .map_err(|e| PolicyError::Read(format!("{}: {e}", path.display())))?;
         for e in rd.flatten() {
             let p = e.path();
             if p.is_file() && is_policy_file(&p) {
@@ -40,13 +93,13 @@ pub fn load(path: &Path) -> Result<Policy, String> {
     let mut policy = Policy::default();
     for f in &files {
         let name = f.display().to_string();
-        let text = crate::files::read_bounded(f, MAX_POLICY_BYTES)?;
+        let text = crate::files::read_bounded(f, MAX_POLICY_BYTES).map_err(PolicyError::Read)?;
         policy.merge(parse(&name, &text)?);
         if policy.rules.len() > MAX_RULES {
-            return Err(format!("{name}: more than {MAX_RULES} rules"));
+            return Err(PolicyError::TooManyRules { name });
         }
     }
-    crate::packs::apply(policy)
+    Ok(crate::packs::apply(policy)?)
 }
 
 /// Is this a file [`load`] reads from a bundle directory?
@@ -61,7 +114,7 @@ pub fn is_policy_file(p: &Path) -> bool {
 }
 
 /// One policy file's text; the format is told by its name and content.
-pub fn parse(name: &str, text: &str) -> Result<Policy, String> {
+pub fn parse(name: &str, text: &str) -> Result<Policy, PolicyError> {
     let mut p = parse_any(name, text)?;
     // A name peer matches a destination by the names DNS answers gave it (Cilium's
     // `toFQDNs`); as the source of an ingress rule it would match nothing: say so.
@@ -80,13 +133,14 @@ pub fn parse(name: &str, text: &str) -> Result<Policy, String> {
     Ok(p)
 }
 
-fn parse_any(name: &str, text: &str) -> Result<Policy, String> {
+fn parse_any(name: &str, text: &str) -> Result<Policy, PolicyError> {
     if name.ends_with(".toml") {
         return parse_islet(name, text);
     }
     let mut policy = Policy::default();
     for doc in serde_yaml::Deserializer::from_str(text) {
-        let v = Value::deserialize(doc).map_err(|e| crate::files::yaml_error(name, &e))?;
+        let v = Value::deserialize(doc)
+            .map_err(|e| PolicyError::Syntax(crate::files::yaml_error(name, &e)))?;
         if v.is_null() {
             continue;
         }
@@ -101,17 +155,21 @@ fn parse_any(name: &str, text: &str) -> Result<Policy, String> {
                 name.to_string()
             };
             match obj.get("kind").and_then(Value::as_str) {
-                Some("NetworkPolicy") => policy.merge(kubernetes(&at, obj)?),
-                Some(k @ ("CiliumNetworkPolicy" | "CiliumClusterwideNetworkPolicy")) => {
-                    policy.merge(cilium(&at, obj, k == "CiliumClusterwideNetworkPolicy")?)
+                Some("NetworkPolicy") => {
+                    policy.merge(kubernetes(&at, obj).map_err(PolicyError::Invalid)?)
                 }
+                Some(k @ ("CiliumNetworkPolicy" | "CiliumClusterwideNetworkPolicy")) => policy
+                    .merge(
+                        cilium(&at, obj, k == "CiliumClusterwideNetworkPolicy")
+                            .map_err(PolicyError::Invalid)?,
+                    ),
                 Some(k) => policy
                     .unsupported
                     .push(format!("{at}: kind {k} (not a policy islet reads)")),
                 None => {
-                    return Err(format!(
+                    return Err(PolicyError::Invalid(format!(
                         "{at}: no `kind`: not a Kubernetes or Cilium object"
-                    ));
+                    )));
                 }
             }
         }
@@ -234,9 +292,13 @@ fn islet_labels(
     })
 }
 
-fn parse_islet(name: &str, text: &str) -> Result<Policy, String> {
-    let f: IsletFile =
-        toml::from_str(text).map_err(|e| crate::files::toml_error(name, text, &e))?;
+fn parse_islet(name: &str, text: &str) -> Result<Policy, PolicyError> {
+    let f: IsletFile = toml::from_str(text)
+        .map_err(|e| PolicyError::Syntax(crate::files::toml_error(name, text, &e)))?;
+    islet_policy(name, f).map_err(PolicyError::Invalid)
+}
+
+fn islet_policy(name: &str, f: IsletFile) -> Result<Policy, String> {
     let mut p = Policy::default();
     for t in &f.tiers {
         p.tier(t);

@@ -23,6 +23,80 @@
 use crate::net::Cidr;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::fmt;
+
+/// Why a text is not a port, port range or protocol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PortError {
+    /// The protocol is none of tcp, udp, sctp, icmp, any.
+    UnknownProtocol { proto: String, text: String },
+    /// A port is not a number from 0 to 65535.
+    BadPort { port: String, text: String },
+    /// The range's last port is below its first.
+    Reversed { text: String },
+}
+
+impl fmt::Display for PortError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortError::UnknownProtocol { proto, text } => {
+                write!(f, "unknown protocol {proto:?} in port {text:?}")
+            }
+            PortError::BadPort { port, text } => write!(f, "bad port {port:?} in {text:?}"),
+            PortError::Reversed { text } => write!(f, "port range {text:?} ends before it starts"),
+        }
+    }
+}
+
+impl std::error::Error for PortError {}
+
+/// Bridge for callers that still carry errors as text.
+impl From<PortError> for String {
+    fn from(e: PortError) -> String {
+        e.to_string()
+    }
+}
+
+/// Why a name or path pattern does not compile.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum PatternError {
+    /// A name pattern ([`Glob`]).
+    Name {
+        pattern: String,
+        source: regex::Error,
+    },
+    /// A path glob or regex ([`PathPattern`]).
+    Path {
+        pattern: String,
+        source: regex::Error,
+    },
+}
+
+impl fmt::Display for PatternError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PatternError::Name { pattern, source } => write!(f, "pattern {pattern:?}: {source}"),
+            PatternError::Path { pattern, source } => write!(f, "path {pattern:?}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for PatternError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PatternError::Name { source, .. } | PatternError::Path { source, .. } => Some(source),
+        }
+    }
+}
+
+/// Bridge for callers that still carry errors as text.
+impl From<PatternError> for String {
+    fn from(e: PatternError) -> String {
+        e.to_string()
+    }
+}
 
 /// What a matching rule does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
@@ -152,7 +226,7 @@ pub struct PortRange {
 
 impl PortRange {
     /// `tcp/80`, `udp/8000-8080`, `443`, `sctp`, `tcp`.
-    pub fn parse(v: &str) -> Result<PortRange, String> {
+    pub fn parse(v: &str) -> Result<PortRange, PortError> {
         let (proto, ports) = match v.split_once('/') {
             Some((p, r)) => (Some(p), Some(r)),
             None if v.chars().all(|c| c.is_ascii_digit() || c == '-') => (None, Some(v)),
@@ -164,15 +238,21 @@ impl PortRange {
             Some("udp") => Some(17),
             Some("sctp") => Some(132),
             Some("icmp") => Some(1),
-            Some(p) => return Err(format!("unknown protocol {p:?} in port {v:?}")),
+            Some(p) => {
+                return Err(PortError::UnknownProtocol {
+                    proto: p.to_string(),
+                    text: v.to_string(),
+                });
+            }
         };
         let (first, last) = match ports {
             None => (0, u16::MAX),
             Some(r) => {
                 let p = |s: &str| {
-                    s.trim()
-                        .parse::<u16>()
-                        .map_err(|_| format!("bad port {s:?} in {v:?}"))
+                    s.trim().parse::<u16>().map_err(|_| PortError::BadPort {
+                        port: s.to_string(),
+                        text: v.to_string(),
+                    })
                 };
                 match r.split_once('-') {
                     Some((a, b)) => (p(a)?, p(b)?),
@@ -184,7 +264,9 @@ impl PortRange {
             }
         };
         if first > last {
-            return Err(format!("port range {v:?} ends before it starts"));
+            return Err(PortError::Reversed {
+                text: v.to_string(),
+            });
         }
         Ok(PortRange { proto, first, last })
     }
@@ -203,7 +285,7 @@ pub struct Glob {
 }
 
 impl Glob {
-    pub fn new(p: &str) -> Result<Glob, String> {
+    pub fn new(p: &str) -> Result<Glob, PatternError> {
         let p = p.trim().trim_end_matches('.').to_ascii_lowercase();
         let body = if p == "*" {
             ".*".to_string()
@@ -213,8 +295,10 @@ impl Glob {
                 .collect::<Vec<_>>()
                 .join("[-a-z0-9_]*")
         };
-        let re =
-            regex::Regex::new(&format!("^{body}$")).map_err(|e| format!("pattern {p:?}: {e}"))?;
+        let re = regex::Regex::new(&format!("^{body}$")).map_err(|source| PatternError::Name {
+            pattern: p.clone(),
+            source,
+        })?;
         Ok(Glob { text: p, re })
     }
 
@@ -232,7 +316,7 @@ pub struct PathPattern {
 }
 
 impl PathPattern {
-    pub fn glob(p: &str) -> Result<PathPattern, String> {
+    pub fn glob(p: &str) -> Result<PathPattern, PatternError> {
         let body = p
             .split('*')
             .map(regex::escape)
@@ -241,15 +325,18 @@ impl PathPattern {
         PathPattern::regex_anchored(p, &format!("^{body}$"))
     }
 
-    pub fn regex(p: &str) -> Result<PathPattern, String> {
+    pub fn regex(p: &str) -> Result<PathPattern, PatternError> {
         PathPattern::regex_anchored(p, &format!("^(?:{p})$"))
     }
 
-    fn regex_anchored(text: &str, re: &str) -> Result<PathPattern, String> {
+    fn regex_anchored(text: &str, re: &str) -> Result<PathPattern, PatternError> {
         let re = regex::RegexBuilder::new(re)
             .size_limit(1 << 20)
             .build()
-            .map_err(|e| format!("path {text:?}: {e}"))?;
+            .map_err(|source| PatternError::Path {
+                pattern: text.to_string(),
+                source,
+            })?;
         Ok(PathPattern {
             text: text.to_string(),
             re,

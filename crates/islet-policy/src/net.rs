@@ -4,6 +4,39 @@
 use std::fmt;
 use std::net::IpAddr;
 
+/// Why a text is not an address or prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CidrError {
+    /// The part after `/` is not a number from 0 to 255.
+    BadPrefixLength { text: String },
+    /// The address part is not an IPv4 or IPv6 address.
+    NotAddress { text: String },
+    /// The prefix length is longer than the address.
+    PrefixTooLong { len: u8, text: String },
+}
+
+impl fmt::Display for CidrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CidrError::BadPrefixLength { text } => write!(f, "bad prefix length in {text:?}"),
+            CidrError::NotAddress { text } => write!(f, "{text:?} is not an IP address or CIDR"),
+            CidrError::PrefixTooLong { len, text } => {
+                write!(f, "prefix length {len} is too long in {text:?}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CidrError {}
+
+/// Bridge for callers that still carry errors as text.
+impl From<CidrError> for String {
+    fn from(e: CidrError) -> String {
+        e.to_string()
+    }
+}
+
 /// A prefix: left-aligned bits (IPv4 in the top 32) and a length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Cidr {
@@ -30,25 +63,27 @@ impl Cidr {
 
     /// `a.b.c.d`, `a.b.c.d/n`, an IPv6 address or prefix; host bits must be clear only when
     /// `strict` (Kubernetes accepts `10.0.0.1/24`; islet clears them).
-    pub fn parse(v: &str) -> Result<Cidr, String> {
+    pub fn parse(v: &str) -> Result<Cidr, CidrError> {
         let v = v.trim();
         let (addr, len) = match v.split_once('/') {
             Some((a, l)) => (
                 a,
-                Some(
-                    l.parse::<u8>()
-                        .map_err(|_| format!("bad prefix length in {v:?}"))?,
-                ),
+                Some(l.parse::<u8>().map_err(|_| CidrError::BadPrefixLength {
+                    text: v.to_string(),
+                })?),
             ),
             None => (v, None),
         };
-        let ip: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("{v:?} is not an IP address or CIDR"))?;
+        let ip: IpAddr = addr.parse().map_err(|_| CidrError::NotAddress {
+            text: v.to_string(),
+        })?;
         let mut c = Cidr::host(ip);
         if let Some(l) = len {
             if l > c.len {
-                return Err(format!("prefix length {l} is too long in {v:?}"));
+                return Err(CidrError::PrefixTooLong {
+                    len: l,
+                    text: v.to_string(),
+                });
             }
             c = c.truncate(l);
         }

@@ -61,8 +61,36 @@ pub fn pack(name: &str) -> Option<(Policy, Policy)> {
     }
 }
 
+/// A policy asked for a pack islet does not have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PackError {
+    /// No pack of this name.
+    Unknown { name: String },
+}
+
+impl std::fmt::Display for PackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PackError::Unknown { name } => write!(
+                f,
+                "unknown policy pack {name:?} (known: hypervisor-management)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PackError {}
+
+/// Bridge for callers that still carry errors as text.
+impl From<PackError> for String {
+    fn from(e: PackError) -> String {
+        e.to_string()
+    }
+}
+
 /// Wrap `policy` with the packs it asks for.
-pub fn apply(policy: Policy) -> Result<Policy, String> {
+pub fn apply(policy: Policy) -> Result<Policy, PackError> {
     if policy.packs.is_empty() {
         return Ok(policy);
     }
@@ -72,8 +100,7 @@ pub fn apply(policy: Policy) -> Result<Policy, String> {
     names.sort();
     names.dedup();
     for n in &names {
-        let (f, b) = pack(n)
-            .ok_or_else(|| format!("unknown policy pack {n:?} (known: hypervisor-management)"))?;
+        let (f, b) = pack(n).ok_or_else(|| PackError::Unknown { name: n.clone() })?;
         front.merge(f);
         back.merge(b);
     }

@@ -60,7 +60,7 @@ impl std::error::Error for SigningError {}
 pub fn read_public_keys(paths: &[PathBuf]) -> Result<Vec<VerifyingKey>, SigningError> {
     paths
         .iter()
-        .map(|p| bundle::read_public_key(p).map_err(SigningError::Key))
+        .map(|p| bundle::read_public_key(p).map_err(|e| SigningError::Key(e.to_string())))
         .collect()
 }
 
@@ -98,9 +98,9 @@ pub fn sign(
     not_after: Option<&str>,
     valid_days: u32,
 ) -> Result<Signed, SigningError> {
-    let key = bundle::read_signing_key(key).map_err(SigningError::Key)?;
+    let key = bundle::read_signing_key(key).map_err(|e| SigningError::Key(e.to_string()))?;
     let time = |s: Option<&str>, default: i64| match s {
-        Some(t) => parse_rfc3339(t).map_err(SigningError::Time),
+        Some(t) => parse_rfc3339(t).map_err(|e| SigningError::Time(e.to_string())),
         None => Ok(default),
     };
     let nb = time(not_before, now_ns())?;

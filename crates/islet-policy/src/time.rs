@@ -1,9 +1,47 @@
 //! RFC 3339 timestamps (`2024-05-01T12:00:00Z`, `…+02:00`, fractional seconds) as Unix
 //! nanoseconds, as Kubernetes writes `creationTimestamp` and islet's files write validity.
 
+use std::fmt;
+
+/// Why a text is not a time islet can represent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeError {
+    /// The text is not an RFC 3339 date-time.
+    NotRfc3339 { text: String },
+    /// The time is outside the years 1678 to 2261 that Unix nanoseconds in an i64 hold.
+    OutOfRange { text: String },
+}
+
+impl fmt::Display for TimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimeError::NotRfc3339 { text } => write!(
+                f,
+                "{text:?} is not an RFC 3339 time (like 2024-05-01T12:00:00Z)"
+            ),
+            TimeError::OutOfRange { text } => write!(
+                f,
+                "{text:?} is outside the years 1678 to 2261 that islet represents"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TimeError {}
+
+/// Bridge for callers that still carry errors as text.
+impl From<TimeError> for String {
+    fn from(e: TimeError) -> String {
+        e.to_string()
+    }
+}
+
 /// Parse an RFC 3339 date-time into Unix nanoseconds.
-pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
-    let err = || format!("{s:?} is not an RFC 3339 time (like 2024-05-01T12:00:00Z)");
+pub fn parse_rfc3339(s: &str) -> Result<i64, TimeError> {
+    let err = || TimeError::NotRfc3339 {
+        text: s.to_string(),
+    };
     let b = s.trim().as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return Err(err());
@@ -11,7 +49,7 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
     if b[13] != b':' || b[16] != b':' {
         return Err(err());
     }
-    let num = |r: std::ops::Range<usize>| -> Result<i64, String> {
+    let num = |r: std::ops::Range<usize>| -> Result<i64, TimeError> {
         let t = std::str::from_utf8(&b[r]).map_err(|_| err())?;
         if !t.bytes().all(|c| c.is_ascii_digit()) {
             return Err(err());
@@ -60,7 +98,9 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
     // Nanoseconds in an i64 reach from 1677 to 2262.
     secs.checked_mul(1_000_000_000)
         .and_then(|n| n.checked_add(frac_ns))
-        .ok_or_else(|| format!("{s:?} is outside the years 1678 to 2261 that islet represents"))
+        .ok_or_else(|| TimeError::OutOfRange {
+            text: s.to_string(),
+        })
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -98,6 +138,7 @@ mod tests {
         assert!(
             parse_rfc3339("3020-01-01T00:00:00Z")
                 .unwrap_err()
+                .to_string()
                 .contains("outside the years")
         );
         assert!(parse_rfc3339("1600-01-01T00:00:00Z").is_err());

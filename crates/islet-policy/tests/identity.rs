@@ -96,7 +96,8 @@ fn toml_inventories_and_their_errors() {
         "bad.toml",
         "[[workload]]\nname = \"a\"\nkind = \"pod\"\naddresses = [\"10.0.0.300\"]\n",
     )
-    .expect_err("bad ip");
+    .expect_err("bad ip")
+    .to_string();
     assert!(
         e.contains("bad.toml: workload 1 (\"a\")") && e.contains("10.0.0.300"),
         "{e}"
@@ -105,11 +106,14 @@ fn toml_inventories_and_their_errors() {
         "bad.toml",
         "[[workload]]\nname = \"a\"\nkind = \"toaster\"\naddresses = []\n",
     )
-    .expect_err("bad kind");
+    .expect_err("bad kind")
+    .to_string();
     assert!(
         e.starts_with("bad.toml: line 3: unknown variant `toaster`"),
         "{e}"
     );
-    let e = Inventory::from_text("bad.json", "{\"items\": [ {").expect_err("syntax");
+    let e = Inventory::from_text("bad.json", "{\"items\": [ {")
+        .expect_err("syntax")
+        .to_string();
     assert!(e.starts_with("bad.json: line "), "{e}");
 }

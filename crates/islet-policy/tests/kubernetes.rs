@@ -347,16 +347,22 @@ spec:
 #[test]
 fn bad_policies_are_rejected_with_file_line_and_reason() {
     let bad_cidr = "kind: NetworkPolicy\nmetadata:\n  name: x\nspec:\n  podSelector: {}\n  ingress:\n  - from:\n    - ipBlock:\n        cidr: 300.0.0.0/8\n";
-    let e = import::parse("bad.yaml", bad_cidr).expect_err("bad cidr");
+    let e = import::parse("bad.yaml", bad_cidr)
+        .expect_err("bad cidr")
+        .to_string();
     assert!(
         e.contains("bad.yaml") && e.contains("ipBlock.cidr") && e.contains("300.0.0.0/8"),
         "{e}"
     );
     let syntax = "kind: NetworkPolicy\nmetadata: [\n";
-    let e = import::parse("syntax.yaml", syntax).expect_err("syntax");
+    let e = import::parse("syntax.yaml", syntax)
+        .expect_err("syntax")
+        .to_string();
     assert!(e.starts_with("syntax.yaml: line "), "{e}");
     let op = "kind: NetworkPolicy\nmetadata:\n  name: x\nspec:\n  podSelector:\n    matchExpressions:\n    - key: a\n      operator: Maybe\n";
-    let e = import::parse("op.yaml", op).expect_err("operator");
+    let e = import::parse("op.yaml", op)
+        .expect_err("operator")
+        .to_string();
     assert!(e.contains("unknown selector operator \"Maybe\""), "{e}");
     // Fields islet cannot honour are named, not dropped.
     let named_port = "kind: NetworkPolicy\nmetadata:\n  name: x\nspec:\n  podSelector: {}\n  ingress:\n  - ports:\n    - port: http\n  foo: 1\n";
@@ -374,7 +380,9 @@ fn bad_policies_are_rejected_with_file_line_and_reason() {
         p.unsupported
     );
     let toml = "[[rule]]\nid = \"a\"\naction = \"allow\"\ndirection = \"ingress\"\nsubject = {}\nbogus = 1\n";
-    let e = import::parse("p.toml", toml).expect_err("unknown field");
+    let e = import::parse("p.toml", toml)
+        .expect_err("unknown field")
+        .to_string();
     assert!(
         e.starts_with("p.toml: line 6: unknown field `bogus`"),
         "{e}"

@@ -105,7 +105,9 @@ ports = ["tcp/22"]
     assert_eq!(judge(outside, 6, 8000).0, Action::Allow);
     let _ = std::fs::remove_dir_all(&dir);
     // An unknown pack is refused by name.
-    let e = import::parse("p.toml", "packs = [\"nope\"]\n").expect_err("unknown pack");
+    let e = import::parse("p.toml", "packs = [\"nope\"]\n")
+        .expect_err("unknown pack")
+        .to_string();
     assert!(e.contains("unknown policy pack \"nope\""), "{e}");
 }
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 pub fn pinned_keys(paths: &[PathBuf]) -> Result<Vec<VerifyingKey>, PolicyLoadError> {
     paths
         .iter()
-        .map(|p| bundle::read_public_key(p).map_err(PolicyLoadError::Key))
+        .map(|p| bundle::read_public_key(p).map_err(|e| PolicyLoadError::Key(e.to_string())))
         .collect()
 }
 
@@ -140,7 +140,7 @@ pub fn load(
             candidate.display()
         ));
         (
-            import::load(candidate).map_err(PolicyLoadError::Policy)?,
+            import::load(candidate).map_err(|e| PolicyLoadError::Policy(e.to_string()))?,
             None,
         )
     } else {
@@ -195,7 +195,9 @@ pub fn load(
         note(&format!("warning: policy: {u}"));
     }
     let inventory = match &inventory {
-        Some(p) => Inventory::from_path(p).map_err(PolicyLoadError::Inventory)?,
+        Some(p) => {
+            Inventory::from_path(p).map_err(|e| PolicyLoadError::Inventory(e.to_string()))?
+        }
         None => {
             note("warning: policy: no --inventory: every address is `world`");
             Inventory::default()

@@ -130,9 +130,11 @@ fn replay(
 ) -> Result<BTreeMap<EdgeKey, EdgeSeen>, SimulateError> {
     let runtime = match policy {
         Some(p) => {
-            let pol = import::load(p).map_err(SimulateError::Policy)?;
+            let pol = import::load(p).map_err(|e| SimulateError::Policy(e.to_string()))?;
             let inv = match inventory {
-                Some(i) => Inventory::from_path(i).map_err(SimulateError::Inventory)?,
+                Some(i) => {
+                    Inventory::from_path(i).map_err(|e| SimulateError::Inventory(e.to_string()))?
+                }
                 None => Inventory::default(),
             };
             Some(PolicyRuntime::fixed(Engine::new(pol, Arc::new(inv))))

@@ -184,7 +184,9 @@ fn flow_of(line: &[u8]) -> Option<FlowView> {
 /// Replay `pcaps` with the workloads of `inventory` and suggest the policy that allows exactly
 /// the flows seen between them.
 pub fn suggest(inventory: &Path, pcaps: &[PathBuf]) -> Result<Suggestion, SuggestError> {
-    let inv = Arc::new(Inventory::from_path(inventory).map_err(SuggestError::Inventory)?);
+    let inv = Arc::new(
+        Inventory::from_path(inventory).map_err(|e| SuggestError::Inventory(e.to_string()))?,
+    );
     // Replay with an empty policy: every flow gets its two identities and nothing is judged.
     let engine = islet_policy::Engine::new(islet_policy::ir::Policy::default(), inv.clone());
     let mut cfg = SensorConfig::default();

@@ -11,7 +11,7 @@ use islet_policy::signing::Unverified;
 use islet_policy::{Inventory, bundle, import};
 
 pub(crate) fn keygen(a: &PolicyKeygenArgs) -> Result<(), Failure> {
-    let pk = bundle::keygen(&a.out).map_err(Failure::Input)?;
+    let pk = bundle::keygen(&a.out).map_err(|e| Failure::Input(e.to_string()))?;
     println!(
         "wrote {} and {} (key id {})",
         a.out.join("policy.key").display(),
@@ -35,7 +35,7 @@ pub(crate) fn verify(a: &PolicyVerifyArgs) -> Result<(), Failure> {
 }
 
 pub(crate) fn check(a: &PolicyCheckArgs) -> Result<(), Failure> {
-    let p = import::load(&a.policy).map_err(Failure::Input)?;
+    let p = import::load(&a.policy).map_err(|e| Failure::Input(e.to_string()))?;
     let tiers = p.tiers.join(", ");
     let (path, rules, n) = (a.policy.display(), p.rules.len(), p.tiers.len());
     println!("{path}: {rules} rules in {n} tiers ({tiers})");
@@ -43,7 +43,7 @@ pub(crate) fn check(a: &PolicyCheckArgs) -> Result<(), Failure> {
         println!("warning: {u}");
     }
     let inv = a.inventory.as_deref().map(Inventory::from_path);
-    let inv = inv.transpose().map_err(Failure::Input)?;
+    let inv = inv.transpose().map_err(|e| Failure::Input(e.to_string()))?;
     let findings = findings(&p, inv.as_ref());
     for f in &findings {
         println!("warning: {f}");
@@ -53,7 +53,7 @@ pub(crate) fn check(a: &PolicyCheckArgs) -> Result<(), Failure> {
 }
 
 pub(crate) fn show(a: &PolicyShowArgs) -> Result<(), Failure> {
-    let p = import::load(&a.policy).map_err(Failure::Input)?;
+    let p = import::load(&a.policy).map_err(|e| Failure::Input(e.to_string()))?;
     print!("{}{}", Unverified::read(&a.policy), Listing(&p));
     Ok(())
 }
