@@ -133,7 +133,7 @@ impl Importer {
             self.report.sources.push(name.clone());
             match Snapshot::open(path) {
                 Ok(snap) => self.add_snapshot(&name, &snap),
-                Err(e) => self.reject(&name, "file", "bad_snapshot", e),
+                Err(e) => self.reject(&name, "file", "bad_snapshot", e.to_string()),
             }
             return;
         }
@@ -176,7 +176,7 @@ impl Importer {
         } else if Snapshot::is_image(bytes) {
             match Snapshot::from_bytes(bytes.to_vec()) {
                 Ok(snap) => self.add_snapshot(name, &snap),
-                Err(e) => self.reject(name, "file", "bad_snapshot", e),
+                Err(e) => self.reject(name, "file", "bad_snapshot", e.to_string()),
             }
         } else if trimmed.starts_with(SNAPSHOT_TEXT.as_bytes()) {
             self.reject(
@@ -266,7 +266,7 @@ impl Importer {
         if Warninglist::looks_like(v) {
             match Warninglist::from_json(v) {
                 Ok(l) => self.lists.push(l),
-                Err(e) => self.reject(name, "$", "bad_warninglist", e),
+                Err(e) => self.reject(name, "$", "bad_warninglist", e.to_string()),
             }
         } else if v.get("Feed").is_some()
             || v.as_array()

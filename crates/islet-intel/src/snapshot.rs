@@ -16,6 +16,76 @@ use crate::warninglist::suffixes;
 use std::net::IpAddr;
 use std::path::Path;
 
+/// Why a snapshot image was refused. The `Display` text is the reason import reports give.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The file could not be opened or mapped.
+    Io(std::io::Error),
+    /// The header or checksum is wrong, or the image is truncated.
+    Image(String),
+    /// A section does not hold whole records (`what`: indicator, context, string,
+    /// suppression).
+    NotWholeRecords { what: &'static str, len: usize },
+    /// A prefix-length list names a length longer than the address.
+    PrefixLengthOutOfRange,
+    /// The IPv4 filter section is shorter than its header.
+    V4FiltersTruncated,
+    /// An IPv4 filter points outside its section.
+    V4FilterOutside,
+    /// The name filter's size is not a power of two.
+    NameFilterSize,
+    /// A lookup table (named) is damaged.
+    TableDamaged { table: String },
+    /// A suppression names a kind islet does not have.
+    UnknownSuppressionKind,
+}
+
+impl std::fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapshotError::Io(e) => write!(f, "{e}"),
+            SnapshotError::Image(m) => f.write_str(m),
+            SnapshotError::NotWholeRecords { what, len } => write!(
+                f,
+                "snapshot {what} section of {len} bytes is not whole records"
+            ),
+            SnapshotError::PrefixLengthOutOfRange => {
+                f.write_str("snapshot prefix length out of range")
+            }
+            SnapshotError::V4FiltersTruncated => f.write_str("snapshot IPv4 filters truncated"),
+            SnapshotError::V4FilterOutside => {
+                f.write_str("snapshot IPv4 filter outside its section")
+            }
+            SnapshotError::NameFilterSize => {
+                f.write_str("snapshot name filter size is not a power of two")
+            }
+            SnapshotError::TableDamaged { table } => {
+                write!(f, "snapshot table {table} is damaged")
+            }
+            SnapshotError::UnknownSuppressionKind => {
+                f.write_str("snapshot suppression of an unknown kind")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SnapshotError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SnapshotError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Bridge for callers that still carry errors as text.
+impl From<SnapshotError> for String {
+    fn from(e: SnapshotError) -> String {
+        e.to_string()
+    }
+}
+
 /// The compiled indicators.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -83,29 +153,29 @@ impl Snapshot {
     ) -> Result<Snapshot, String> {
         let img = crate::compile::compile(&indicators, &contexts, &suppressed)?;
         drop((indicators, contexts));
-        Snapshot::from_backing(Backing::Owned(img))
+        Ok(Snapshot::from_backing(Backing::Owned(img))?)
     }
 
     /// Map a saved snapshot (`islet intel import -o`). The file's CRC is checked by reading
     /// it once; its tables are then used in place.
-    pub fn open(path: &Path) -> Result<Snapshot, String> {
-        let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
-        image::verify_file(&f)?;
-        let img = Backing::map(&f).map_err(|e| e.to_string())?;
+    pub fn open(path: &Path) -> Result<Snapshot, SnapshotError> {
+        let f = std::fs::File::open(path).map_err(SnapshotError::Io)?;
+        image::verify_file(&f).map_err(SnapshotError::Image)?;
+        let img = Backing::map(&f).map_err(SnapshotError::Io)?;
         Snapshot::from_backing(img)
     }
 
     /// A snapshot image held in memory (checked like a file).
-    pub fn from_bytes(bytes: Vec<u8>) -> Result<Snapshot, String> {
-        image::parse_header(&bytes)?;
-        image::verify(&bytes)?;
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Snapshot, SnapshotError> {
+        image::parse_header(&bytes).map_err(SnapshotError::Image)?;
+        image::verify(&bytes).map_err(SnapshotError::Image)?;
         Snapshot::from_backing(Backing::Owned(bytes))
     }
 
     /// A snapshot image held in memory, without the CRC check: every structural check still
     /// applies. For fuzzing and property tests of damaged images; use [`Snapshot::from_bytes`].
     #[doc(hidden)]
-    pub fn from_bytes_unverified(bytes: Vec<u8>) -> Result<Snapshot, String> {
+    pub fn from_bytes_unverified(bytes: Vec<u8>) -> Result<Snapshot, SnapshotError> {
         Snapshot::from_backing(Backing::Owned(bytes))
     }
 
@@ -124,29 +194,27 @@ impl Snapshot {
             && Snapshot::is_image(&head)
     }
 
-    fn from_backing(img: Backing) -> Result<Snapshot, String> {
+    fn from_backing(img: Backing) -> Result<Snapshot, SnapshotError> {
         let b = img.bytes();
-        let (seed, spans) = image::parse_header(b)?;
+        let (seed, spans) = image::parse_header(b).map_err(SnapshotError::Image)?;
         let span = |s: Sec| spans[s as usize];
-        let count = |s: Sec, size: usize, what: &str| {
+        let count = |s: Sec, size: usize, what: &'static str| {
             let l = span(s).len;
             if l.is_multiple_of(size) {
                 Ok(l / size)
             } else {
-                Err(format!(
-                    "snapshot {what} section of {l} bytes is not whole records"
-                ))
+                Err(SnapshotError::NotWholeRecords { what, len: l })
             }
         };
         let n = count(Sec::Recs, REC, "indicator")?;
         let n_ctx = count(Sec::Ctxs, CTX, "context")?;
         let n_strs = count(Sec::Strs, 8, "string")?;
         let n_supp = count(Sec::Supp, SUPP, "suppression")?;
-        let lens = |s: Sec, max: u8| -> Result<Vec<u8>, String> {
+        let lens = |s: Sec, max: u8| -> Result<Vec<u8>, SnapshotError> {
             let sp = span(s);
             let v = b[sp.off..sp.off + sp.len].to_vec();
             if v.iter().any(|&l| l > max) {
-                return Err("snapshot prefix length out of range".into());
+                return Err(SnapshotError::PrefixLengthOutOfRange);
             }
             Ok(v)
         };
@@ -159,13 +227,13 @@ impl Snapshot {
             let words = f
                 .len
                 .checked_sub(V4_FILTERS * 8)
-                .ok_or("snapshot IPv4 filters truncated")?
+                .ok_or(SnapshotError::V4FiltersTruncated)?
                 / 8;
             for (i, e) in v4_bits.iter_mut().enumerate() {
                 let off = u32_at(b, f.off + i * 8) as usize;
                 let len = u32_at(b, f.off + i * 8 + 4) as usize;
                 if off + len > words {
-                    return Err("snapshot IPv4 filter outside its section".into());
+                    return Err(SnapshotError::V4FilterOutside);
                 }
                 *e = (words_at + off * 8, len);
             }
@@ -174,13 +242,15 @@ impl Snapshot {
         let name_labels = if bl.len >= 8 { u64_at(b, bl.off) } else { 0 };
         let bloom_bits = bl.len.saturating_sub(8) * 8;
         if bloom_bits != 0 && !bloom_bits.is_power_of_two() {
-            return Err("snapshot name filter size is not a power of two".into());
+            return Err(SnapshotError::NameFilterSize);
         }
-        let table = |s: Sec| -> Result<Table, String> {
+        let table = |s: Sec| -> Result<Table, SnapshotError> {
             if span(s).len == 0 {
                 return Ok(Table::default());
             }
-            Table::open(b, span(s)).ok_or_else(|| format!("snapshot table {s:?} is damaged"))
+            Table::open(b, span(s)).ok_or_else(|| SnapshotError::TableDamaged {
+                table: format!("{s:?}"),
+            })
         };
         let mut snap = Snapshot {
             seed,
@@ -210,7 +280,7 @@ impl Snapshot {
             let b = snap.img.bytes();
             let kind = *Kind::ALL
                 .get(usize::from(b[at]))
-                .ok_or("snapshot suppression of an unknown kind")?;
+                .ok_or(SnapshotError::UnknownSuppressionKind)?;
             let x = Suppressed {
                 kind,
                 value: snap.string(u32_at(b, at + 4)).to_string(),

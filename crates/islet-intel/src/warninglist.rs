@@ -47,6 +47,39 @@ impl std::fmt::Display for ListError {
 
 impl std::error::Error for ListError {}
 
+/// Why a JSON document is not a usable warninglist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WarninglistError {
+    /// No `type` string.
+    NoType,
+    /// No `list` array.
+    NoList,
+    /// A `type` islet does not match with.
+    UnknownType { kind: String },
+}
+
+impl std::fmt::Display for WarninglistError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WarninglistError::NoType => f.write_str("no type"),
+            WarninglistError::NoList => f.write_str("no list"),
+            WarninglistError::UnknownType { kind } => {
+                write!(f, "unknown warninglist type {kind:?}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for WarninglistError {}
+
+/// Bridge for callers that still carry errors as text.
+impl From<WarninglistError> for String {
+    fn from(e: WarninglistError) -> String {
+        e.to_string()
+    }
+}
+
 impl Warninglist {
     pub fn load(path: &Path) -> Result<Warninglist, ListError> {
         let text =
@@ -63,12 +96,12 @@ impl Warninglist {
             && v.get("name").is_some()
     }
 
-    pub fn from_json(v: &Value) -> Result<Warninglist, String> {
+    pub fn from_json(v: &Value) -> Result<Warninglist, WarninglistError> {
         let name = v["name"].as_str().unwrap_or("unnamed").to_string();
-        let kind = v["type"].as_str().ok_or("no type")?;
+        let kind = v["type"].as_str().ok_or(WarninglistError::NoType)?;
         let entries: Vec<&str> = v["list"]
             .as_array()
-            .ok_or("no list")?
+            .ok_or(WarninglistError::NoList)?
             .iter()
             .filter_map(Value::as_str)
             .take(MAX_ENTRIES)
@@ -114,7 +147,11 @@ impl Warninglist {
                     })
                     .collect(),
             ),
-            other => return Err(format!("unknown warninglist type {other:?}")),
+            other => {
+                return Err(WarninglistError::UnknownType {
+                    kind: other.to_string(),
+                });
+            }
         };
         Ok(Warninglist {
             name,

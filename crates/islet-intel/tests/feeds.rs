@@ -114,7 +114,7 @@ fn snapshots_round_trip_every_field() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
     std::fs::write(&path, &bytes).expect("write");
-    let err = Snapshot::open(&path).expect_err("damaged");
+    let err = Snapshot::open(&path).expect_err("damaged").to_string();
     assert!(err.contains("checksum"), "{err}");
     let mut imp = Importer::new(Vec::new());
     imp.add_path(&path);
@@ -126,6 +126,7 @@ fn snapshots_round_trip_every_field() {
     assert!(
         Snapshot::open(&path)
             .expect_err("truncated")
+            .to_string()
             .contains("truncated")
     );
     let _ = std::fs::remove_file(&path);
