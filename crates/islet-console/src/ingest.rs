@@ -33,6 +33,36 @@ pub const MAX_BATCH_RECORDS: usize = 20_000;
 /// Longest record accepted (bytes of JSON).
 pub const MAX_RECORD: usize = 4 << 20;
 
+/// Why records were not committed (nothing of their batch is acknowledged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IngestError {
+    /// The writer has stopped (the console is shutting down).
+    Stopped,
+    /// The store could not say whether a record is kept, or could not commit the batch.
+    Store(String),
+    /// The writer thread could not be started.
+    Start(String),
+}
+
+impl std::fmt::Display for IngestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IngestError::Stopped => f.write_str("ingest stopped"),
+            IngestError::Store(e) => write!(f, "store: {e}"),
+            IngestError::Start(e) => write!(f, "starting the ingest writer: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for IngestError {}
+
+impl From<IngestError> for String {
+    fn from(e: IngestError) -> String {
+        e.to_string()
+    }
+}
+
 /// One record as received: its sensor and its canonical JSON line.
 #[derive(Debug, Clone)]
 pub struct Incoming {
@@ -43,7 +73,7 @@ pub struct Incoming {
 struct Job {
     /// Decoded in the submitting thread; chain-checked in the writer.
     records: Vec<Decoded>,
-    reply: Sender<Result<IngestReport, String>>,
+    reply: Sender<Result<IngestReport, IngestError>>,
 }
 
 /// What ingest counted (the console's metrics).
@@ -84,7 +114,7 @@ impl std::fmt::Debug for Submitter {
 
 impl Submitter {
     /// Commit these records; returns once they are in the store (or why not).
-    pub fn submit(&self, lines: Vec<Incoming>) -> Result<IngestReport, String> {
+    pub fn submit(&self, lines: Vec<Incoming>) -> Result<IngestReport, IngestError> {
         let (reply, wait) = bounded(1);
         self.stats
             .received
@@ -97,8 +127,8 @@ impl Submitter {
             .collect();
         self.tx
             .send(Job { records, reply })
-            .map_err(|_| "ingest stopped".to_string())?;
-        wait.recv().map_err(|_| "ingest stopped".to_string())?
+            .map_err(|_| IngestError::Stopped)?;
+        wait.recv().map_err(|_| IngestError::Stopped)?
     }
 }
 
@@ -127,12 +157,15 @@ pub fn now_ms() -> i64 {
 }
 
 impl Ingest {
-    pub fn start(mut store: SqliteStore, cfg: IngestConfig) -> Result<Ingest, String> {
+    pub fn start(mut store: SqliteStore, cfg: IngestConfig) -> Result<Ingest, IngestError> {
         let cfg = Arc::new(cfg);
         let (tx, rx) = bounded::<Job>(256);
         let stats = Arc::new(IngestStats::default());
         let mut chains: HashMap<String, Chain> = HashMap::new();
-        for h in store.sensor_heads().map_err(|e| e.to_string())? {
+        let heads = store
+            .sensor_heads()
+            .map_err(|e| IngestError::Store(e.to_string()))?;
+        for h in heads {
             let mut prev = [0u8; 32];
             if hex::decode_to_slice(&h.prev, &mut prev).is_ok() && h.next_seq > 0 {
                 chains.insert(
@@ -153,7 +186,7 @@ impl Ingest {
         let thread = std::thread::Builder::new()
             .name("console-ingest".into())
             .spawn(move || writer(&mut store, &rx, &wcfg, &mut chains, &st, &cl))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| IngestError::Start(e.to_string()))?;
         Ok(Ingest {
             submitter: Submitter {
                 tx,
@@ -171,7 +204,7 @@ impl Ingest {
     }
 
     /// Commit these records; returns once they are in the store (or why not).
-    pub fn submit(&self, lines: Vec<Incoming>) -> Result<IngestReport, String> {
+    pub fn submit(&self, lines: Vec<Incoming>) -> Result<IngestReport, IngestError> {
         self.submitter.submit(lines)
     }
 
@@ -235,7 +268,7 @@ fn writer(
         let mut touched: Vec<String> = Vec::new();
         let mut replies = Vec::with_capacity(jobs.len());
         let mut seen = BatchSeen::default();
-        let mut judged: Result<(), String> = Ok(());
+        let mut judged: Result<(), IngestError> = Ok(());
         for j in jobs {
             for r in j.records {
                 if judged.is_ok() {
@@ -278,7 +311,9 @@ fn writer(
                 });
             }
         }
-        let result = store.ingest(&batch).map_err(|e| e.to_string());
+        let result = store
+            .ingest(&batch)
+            .map_err(|e| IngestError::Store(e.to_string()));
         // Freeing a batch's parsed records is a tenth of the writer's time: another thread
         // does it.
         let _ = free.send(std::mem::take(&mut batch.records));

@@ -17,7 +17,7 @@
 //!
 //! A status only gets worse: `ok` < `gap` < `unlinked` < `broken`.
 
-use super::{Decoded, IngestStats};
+use super::{Decoded, IngestError, IngestStats};
 use islet_sink::chain::{GENESIS, SigError};
 use islet_store::Record;
 use std::collections::{HashMap, HashSet};
@@ -90,7 +90,7 @@ impl Chain {
 /// Check a record against its sensor's chain and queue it for the store (after the alert
 /// record of a finding, if there is one); a refused record is not queued. An error when the
 /// store cannot say whether a record is kept.
-pub(super) fn chain(d: Decoded, cx: &mut ChainCtx<'_>) -> Result<(), String> {
+pub(super) fn chain(d: Decoded, cx: &mut ChainCtx<'_>) -> Result<(), IngestError> {
     let Decoded { rec: r, sig } = d;
     let Some(seq) = r.seq else {
         cx.out.push(r);
@@ -171,7 +171,7 @@ fn check(
     seq: u64,
     sig: Option<Result<(), SigError>>,
     cx: &mut ChainCtx<'_>,
-) -> Result<Verdict, String> {
+) -> Result<Verdict, IngestError> {
     let (s, v) = (r.sensor.as_str(), &r.eve);
     let prev = v.prev();
     let et = v.event_type.as_str();
@@ -194,7 +194,7 @@ fn check(
             .records
             .get(s)
             .is_some_and(|k| k.contains(&(seq, r.digest)))
-            || (cx.kept)(s, seq, &r.digest).map_err(|e| e.to_string())?;
+            || (cx.kept)(s, seq, &r.digest).map_err(|e| IngestError::Store(e.to_string()))?;
         if resend {
             return Ok(Verdict::Keep(None));
         }
@@ -235,12 +235,16 @@ fn check(
             // the chain kept — the record before it and the last it declares are both kept.
             let before_kept = match (seq, prev) {
                 (1, Some(p)) => p == GENESIS,
-                (_, Some(p)) => (cx.kept)(s, seq - 1, &p).map_err(|e| e.to_string())?,
+                (_, Some(p)) => {
+                    (cx.kept)(s, seq - 1, &p).map_err(|e| IngestError::Store(e.to_string()))?
+                }
                 _ => false,
             };
             let resume = hash_of(&g.resume_prev);
             let last_kept = match resume {
-                Some(h) => (cx.kept)(s, gap_last, &h).map_err(|e| e.to_string())?,
+                Some(h) => {
+                    (cx.kept)(s, gap_last, &h).map_err(|e| IngestError::Store(e.to_string()))?
+                }
                 None => false,
             };
             if before_kept && last_kept {
