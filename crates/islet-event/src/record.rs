@@ -25,6 +25,8 @@ use std::collections::BTreeMap;
 pub enum DecodeError {
     /// JSON that is not an object (or not JSON at all).
     NotAnObject,
+    /// Bytes that are not UTF-8 (JSON text is).
+    NotUtf8,
     /// An object that is not well-formed JSON.
     Malformed(serde_json::Error),
 }
@@ -33,6 +35,7 @@ impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DecodeError::NotAnObject => f.write_str("not an EVE record (a JSON object)"),
+            DecodeError::NotUtf8 => f.write_str("not an EVE record (not UTF-8)"),
             DecodeError::Malformed(e) => write!(f, "malformed EVE record: {e}"),
         }
     }
@@ -495,7 +498,10 @@ impl EveRecord {
         if line.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(DecodeError::NotAnObject);
         }
-        serde_json::from_slice(line).map_err(DecodeError::Malformed)
+        // serde_json checks UTF-8 only in the strings it reads, not in members it skips: a
+        // record is JSON, so all of it must be UTF-8 (it is kept and given back as text).
+        let text = std::str::from_utf8(line).map_err(|_| DecodeError::NotUtf8)?;
+        serde_json::from_str(text).map_err(DecodeError::Malformed)
     }
 
     /// `islet.seq`.

@@ -47,6 +47,11 @@ fn only_non_objects_are_refused() {
         assert!(EveRecord::decode(bad).is_err(), "{:?}", bad);
     }
     assert!(EveRecord::decode(b"{}").is_ok());
+    // Invalid UTF-8 in a member no consumer reads (serde_json would skip it unchecked).
+    assert!(matches!(
+        EveRecord::decode(b"{\"ssh\":{\"v\":\"Open\x97SSH\"}}"),
+        Err(DecodeError::NotUtf8)
+    ));
 }
 
 /// A stats record's body is kept as written and its counters read from it.
