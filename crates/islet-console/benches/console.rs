@@ -103,6 +103,40 @@ impl Gen {
     }
 }
 
+/// CPU seconds (user + system) used so far by this process's live threads, summed by thread
+/// name, and by the whole process ("all threads") (Linux `/proc`; empty elsewhere).
+fn thread_cpu_s() -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    let tick = 100.0; // USER_HZ
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    let stats = tasks
+        .flatten()
+        .map(|t| t.path().join("stat"))
+        .chain([std::path::PathBuf::from("/proc/self/stat")]);
+    for p in stats {
+        let Ok(stat) = std::fs::read_to_string(&p) else {
+            continue;
+        };
+        // pid (comm) state ... utime stime are fields 14 and 15; comm may hold spaces.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = if p.as_os_str() == "/proc/self/stat" {
+            // The process as a whole, threads that have ended included.
+            "all threads".to_string()
+        } else {
+            stat[open + 1..close].to_string()
+        };
+        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let ticks: f64 = f.get(11).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0)
+            + f.get(12).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+        *out.entry(name).or_insert(0.0) += ticks / tick;
+    }
+    out
+}
+
 fn pct(mut v: Vec<Duration>, p: f64) -> f64 {
     v.sort();
     let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
@@ -209,12 +243,22 @@ fn main() {
         done.store(true, std::sync::atomic::Ordering::SeqCst);
         wall
     });
+    let cpu = thread_cpu_s();
     drop(ingest);
     let rate = flows as f64 / wall.as_secs_f64();
     println!(
         "ingest: {flows} records from {senders} sensors in {:.2} s = {rate:.0} records/s (writing the lines included)",
         wall.as_secs_f64()
     );
+
+    // CPU time per record by thread (steadier than the wall-clock rate on a shared VM).
+    for (name, secs) in cpu {
+        println!(
+            "cpu {name}: {:.2} s = {:.2} us per record",
+            secs,
+            secs * 1e6 / flows as f64
+        );
+    }
 
     let r = SqliteStore::open_reader(&db).expect("reader");
     let usage = r.usage().expect("usage");

@@ -121,10 +121,12 @@ impl Submitter {
             .fetch_add(lines.len() as u64, Ordering::Relaxed);
         // Parsing, hashing and naming the ends happen here, in the connection's (or file's)
         // thread; the writer only checks chains and writes.
-        let records: Vec<Decoded> = lines
-            .into_iter()
-            .filter_map(|l| decode(l, &self.cfg, &self.stats))
-            .collect();
+        let mut records: Vec<Decoded> = Vec::with_capacity(lines.len());
+        records.extend(
+            lines
+                .into_iter()
+                .filter_map(|l| decode(l, &self.cfg, &self.stats)),
+        );
         self.tx
             .send(Job { records, reply })
             .map_err(|_| IngestError::Stopped)?;
@@ -231,10 +233,18 @@ fn writer(
     stats: &IngestStats,
     closing: &std::sync::atomic::AtomicBool,
 ) {
+    // Freeing a batch's records happens on another thread, which hands the emptied vector
+    // back: a fresh one of many megabytes per batch costs the writer its page faults.
     let (free, freed) = crossbeam_channel::bounded::<Vec<Record>>(4);
+    let (emptied, reuse) = crossbeam_channel::bounded::<Vec<Record>>(2);
     let _freer = std::thread::Builder::new()
         .name("console-free".into())
-        .spawn(move || while freed.recv().is_ok() {});
+        .spawn(move || {
+            while let Ok(mut v) = freed.recv() {
+                v.clear();
+                let _ = emptied.try_send(v);
+            }
+        });
     loop {
         let first = match rx.recv_timeout(std::time::Duration::from_millis(100)) {
             Ok(j) => j,
@@ -259,8 +269,10 @@ fn writer(
         }
         let saved = chains.clone();
         let now = (cfg.clock)();
+        let mut records = reuse.try_recv().unwrap_or_default();
+        records.reserve(n);
         let mut batch = IngestBatch {
-            records: Vec::with_capacity(n),
+            records,
             heads: Vec::new(),
             case_window_ms: cfg.case_window_ms,
             now_ms: now,

@@ -74,24 +74,24 @@ pub struct EveRecord {
     #[serde(default, deserialize_with = "opt")]
     pub tcp: Option<Tcp>,
     #[serde(default, deserialize_with = "opt")]
-    pub alert: Option<AlertPart>,
+    pub alert: Option<Box<AlertPart>>,
     #[serde(default, deserialize_with = "opt")]
-    pub dns: Option<Dns>,
+    pub dns: Option<Box<Dns>>,
     #[serde(default, deserialize_with = "opt")]
-    pub tls: Option<Tls>,
+    pub tls: Option<Box<Tls>>,
     #[serde(default, deserialize_with = "opt")]
-    pub quic: Option<Tls>,
+    pub quic: Option<Box<Tls>>,
     #[serde(default, deserialize_with = "opt")]
-    pub http: Option<Http>,
+    pub http: Option<Box<Http>>,
     #[serde(default, deserialize_with = "opt")]
-    pub anomaly: Option<AnomalyPart>,
+    pub anomaly: Option<Box<AnomalyPart>>,
     /// A `policy` record's body (`event_type: policy`, e.g. a rejected bundle).
     #[serde(default, deserialize_with = "opt")]
-    pub policy: Option<Policy>,
+    pub policy: Option<Box<Policy>>,
     #[serde(default, deserialize_with = "opt")]
-    pub gap: Option<Gap>,
+    pub gap: Option<Box<Gap>>,
     #[serde(default, deserialize_with = "opt")]
-    pub checkpoint: Option<Checkpoint>,
+    pub checkpoint: Option<Box<Checkpoint>>,
     /// A `stats` record's body as written (kept as text; [`EveRecord::stats_summary`] reads it).
     #[serde(default)]
     pub stats: Option<Box<RawValue>>,
@@ -404,7 +404,7 @@ pub struct Islet {
     #[serde(default, deserialize_with = "opt")]
     pub key_id: Option<String>,
     #[serde(default, deserialize_with = "opt")]
-    pub policy: Option<Policy>,
+    pub policy: Option<Box<Policy>>,
     #[serde(default, deserialize_with = "opt")]
     pub intel: Option<Intel>,
 }
@@ -516,7 +516,7 @@ impl EveRecord {
 
     /// The policy verdict on this flow or alert (`islet.policy`).
     pub fn verdict(&self) -> Option<&Policy> {
-        self.islet.as_ref()?.policy.as_ref()
+        self.islet.as_ref()?.policy.as_deref()
     }
 
     /// The MISP attribute an alert matched (`islet.intel`).

@@ -63,12 +63,12 @@ pub fn convert(eve: &EveRecord, members: Members) -> Value {
         }
         "http" if has_flow => {
             network(eve, &mut o);
-            let (id, name) = http(eve.http.as_ref(), &mut o);
+            let (id, name) = http(eve.http.as_deref(), &mut o);
             (4002, id, name, 1)
         }
         "dns" if has_flow => {
             network(eve, &mut o);
-            if dns(eve.dns.as_ref(), &mut o) {
+            if dns(eve.dns.as_deref(), &mut o) {
                 (4003, 2, "Response", 1)
             } else {
                 (4003, 1, "Query", 1)
@@ -80,13 +80,13 @@ pub fn convert(eve: &EveRecord, members: Members) -> Value {
                 network(eve, &mut ev);
                 o.insert("evidences".into(), json!([Value::Object(ev)]));
             }
-            let sev = finding(eve, eve.alert.as_ref(), time, &mut o);
+            let sev = finding(eve, eve.alert.as_deref(), time, &mut o);
             (2004, 1, "Create", sev)
         }
         _ if has_flow => {
             network(eve, &mut o);
             if kind == "tls" {
-                o.insert("tls".into(), tls(eve.tls.as_ref()));
+                o.insert("tls".into(), tls(eve.tls.as_deref()));
             }
             if kind == "anomaly" {
                 (4001, 99, "Other", 2)

@@ -47,6 +47,9 @@ pub struct SqliteStore {
     workload_ids: HashMap<String, (i64, i64, i64)>,
     /// Address → workloads known to be in `addresses` with it.
     addresses: HashMap<String, Vec<i64>>,
+    /// Emptied sealed-block buffers, kept for the next batch: a fresh multi-megabyte buffer
+    /// per sensor and batch costs the writer its page faults.
+    sealed_bufs: Vec<Vec<u8>>,
 }
 
 fn json_str<T: serde::Serialize>(v: &T) -> String {
@@ -83,6 +86,7 @@ impl SqliteStore {
             sensor_ids: HashMap::new(),
             workload_ids: HashMap::new(),
             addresses: HashMap::new(),
+            sealed_bufs: Vec::new(),
         })
     }
 
@@ -104,6 +108,7 @@ impl SqliteStore {
             sensor_ids: HashMap::new(),
             workload_ids: HashMap::new(),
             addresses: HashMap::new(),
+            sealed_bufs: Vec::new(),
         })
     }
 

@@ -177,7 +177,7 @@ fn check(
     let et = v.event_type.as_str();
     let ts = &v.timestamp;
     let no_gap = islet_event::record::Gap::default();
-    let g = v.gap.as_ref().unwrap_or(&no_gap);
+    let g = v.gap.as_deref().unwrap_or(&no_gap);
     let c = cx
         .chains
         .entry(s.to_string())
