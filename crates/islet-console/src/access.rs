@@ -109,3 +109,41 @@ pub fn same_origin(h: &HeaderMap) -> bool {
         _ => false,
     }
 }
+
+/// An extractor per role: the request's principal when its token holds at least that role,
+/// else the route answers with [`authorize`]'s error before anything else of the request is
+/// read (query, path or body).
+macro_rules! role_extractor {
+    ($(#[$doc:meta])* $name:ident, $role:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name(pub Principal);
+
+        impl axum::extract::FromRequestParts<std::sync::Arc<App>> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(
+                parts: &mut axum::http::request::Parts,
+                app: &std::sync::Arc<App>,
+            ) -> Result<Self, ApiError> {
+                authorize(app, &parts.headers, &parts.method, $role).map($name)
+            }
+        }
+    };
+}
+
+role_extractor!(
+    /// Anyone with a valid token: reads.
+    Viewer,
+    Role::Viewer
+);
+role_extractor!(
+    /// An analyst or admin: case work.
+    Analyst,
+    Role::Analyst
+);
+role_extractor!(
+    /// An admin: tokens and the audit log.
+    Admin,
+    Role::Admin
+);

@@ -5,13 +5,11 @@
 //! `/api/openapi.json` is generated from these handlers' annotations.
 
 use crate::App;
-pub use crate::access::{authorize, peer_of, verify};
-pub use crate::http::{ApiError, body, query};
+pub use crate::access::{Admin, Analyst, Viewer, authorize, peer_of, verify};
+pub use crate::http::{ApiError, JsonBody, PathId, Q, body, query};
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use islet_store::{
     AlertQuery, AlertRow, AuditRow, CaseChange, CaseDetail, CaseQuery, CaseSummary, ExportRow,
@@ -24,20 +22,6 @@ use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 type R<T> = Result<Json<T>, ApiError>;
-
-fn id_of(
-    p: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    what: &str,
-) -> Result<i64, ApiError> {
-    let Path(s) = p.map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, what, e.body_text()))?;
-    s.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
-        ApiError::field(
-            StatusCode::BAD_REQUEST,
-            what,
-            format!("{what} is a positive integer"),
-        )
-    })
-}
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -95,12 +79,9 @@ pub struct CasesQ {
     security(("bearer" = [])), tag = "cases")]
 pub async fn cases(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
+    _: Viewer,
+    Q(q): Q<CasesQ>,
 ) -> R<Page<CaseSummary>> {
-    authorize(&app, &headers, &method, Role::Viewer)?;
-    let q: CasesQ = query(&uri)?;
     let cq = CaseQuery {
         status: q.status,
         min_severity: q.min_severity,
@@ -114,14 +95,7 @@ pub async fn cases(
 #[utoipa::path(get, path = "/api/cases/{id}", params(("id" = i64, Path, description = "Case id")), responses(
     (status = 200, body = CaseDetail), (status = 404, body = ApiError), (status = 400, body = ApiError)),
     security(("bearer" = [])), tag = "cases")]
-pub async fn case(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
-    p: Result<Path<String>, axum::extract::rejection::PathRejection>,
-) -> R<CaseDetail> {
-    authorize(&app, &headers, &method, Role::Viewer)?;
-    let id = id_of(p, "id")?;
+pub async fn case(State(app): State<Arc<App>>, _: Viewer, PathId(id): PathId) -> R<CaseDetail> {
     Ok(Json(
         blocking(move || app.with_reader(|s| Ok(s.case(id)?))).await?,
     ))
@@ -133,14 +107,10 @@ pub async fn case(
     security(("bearer" = [])), tag = "cases")]
 pub async fn update_case(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
-    p: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    b: Result<Bytes, BytesRejection>,
+    Analyst(who): Analyst,
+    PathId(id): PathId,
+    JsonBody(change): JsonBody<CaseChange>,
 ) -> R<CaseDetail> {
-    let who = authorize(&app, &headers, &method, Role::Analyst)?;
-    let id = id_of(p, "id")?;
-    let change: CaseChange = body(&b)?;
     for (name, v) in [("tlp", change.tlp), ("pap", change.pap)] {
         if v.is_some_and(|v| v > 3) {
             return Err(ApiError::field(
@@ -203,14 +173,10 @@ pub const MAX_NOTE: usize = 16 << 10;
     security(("bearer" = [])), tag = "cases")]
 pub async fn add_note(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
-    p: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    b: Result<Bytes, BytesRejection>,
+    Analyst(who): Analyst,
+    PathId(id): PathId,
+    JsonBody(n): JsonBody<NoteIn>,
 ) -> R<CaseDetail> {
-    let who = authorize(&app, &headers, &method, Role::Analyst)?;
-    let id = id_of(p, "id")?;
-    let n: NoteIn = body(&b)?;
     if n.text.trim().is_empty() || n.text.len() > MAX_NOTE {
         return Err(ApiError::field(
             StatusCode::BAD_REQUEST,
@@ -237,14 +203,10 @@ pub struct MergeIn {
     security(("bearer" = [])), tag = "cases")]
 pub async fn merge(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
-    p: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    b: Result<Bytes, BytesRejection>,
+    Analyst(who): Analyst,
+    PathId(id): PathId,
+    JsonBody(m): JsonBody<MergeIn>,
 ) -> R<CaseDetail> {
-    let who = authorize(&app, &headers, &method, Role::Analyst)?;
-    let id = id_of(p, "id")?;
-    let m: MergeIn = body(&b)?;
     let clock = app.clock;
     Ok(Json(
         blocking(move || app.with_writer(|s| Ok(s.merge_cases(id, m.from, &who.name, clock())?)))
@@ -257,12 +219,9 @@ pub async fn merge(
     security(("bearer" = [])), tag = "alerts")]
 pub async fn detach(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
-    p: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    Analyst(who): Analyst,
+    PathId(id): PathId,
 ) -> R<CaseDetail> {
-    let who = authorize(&app, &headers, &method, Role::Analyst)?;
-    let id = id_of(p, "id")?;
     let clock = app.clock;
     Ok(Json(
         blocking(move || app.with_writer(|s| Ok(s.detach_alert(id, &who.name, clock())?))).await?,
@@ -287,14 +246,10 @@ pub struct Queued {
     security(("bearer" = [])), tag = "cases")]
 pub async fn export(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
-    p: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    b: Result<Bytes, BytesRejection>,
+    Analyst(who): Analyst,
+    PathId(id): PathId,
+    JsonBody(e): JsonBody<ExportIn>,
 ) -> R<Queued> {
-    let who = authorize(&app, &headers, &method, Role::Analyst)?;
-    let id = id_of(p, "id")?;
-    let e: ExportIn = body(&b)?;
     if !matches!(e.target.as_str(), "thehive" | "misp") {
         return Err(ApiError::field(
             StatusCode::BAD_REQUEST,
@@ -345,14 +300,7 @@ pub struct AlertsQ {
 
 #[utoipa::path(get, path = "/api/alerts", params(AlertsQ), responses((status = 200, body = Page<AlertRow>), (status = 400, body = ApiError)),
     security(("bearer" = [])), tag = "alerts")]
-pub async fn alerts(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-) -> R<Page<AlertRow>> {
-    authorize(&app, &headers, &method, Role::Viewer)?;
-    let q: AlertsQ = query(&uri)?;
+pub async fn alerts(State(app): State<Arc<App>>, _: Viewer, Q(q): Q<AlertsQ>) -> R<Page<AlertRow>> {
     range(q.from, q.to)?;
     let aq = AlertQuery {
         case: q.case,
@@ -391,14 +339,7 @@ pub struct FlowsQ {
 
 #[utoipa::path(get, path = "/api/flows", params(FlowsQ), responses((status = 200, body = Page<FlowRow>), (status = 400, body = ApiError)),
     security(("bearer" = [])), tag = "flows")]
-pub async fn flows(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-) -> R<Page<FlowRow>> {
-    authorize(&app, &headers, &method, Role::Viewer)?;
-    let q: FlowsQ = query(&uri)?;
+pub async fn flows(State(app): State<Arc<App>>, _: Viewer, Q(q): Q<FlowsQ>) -> R<Page<FlowRow>> {
     range(q.from, q.to)?;
     if let Some(ip) = &q.ip
         && ip.parse::<std::net::IpAddr>().is_err()
@@ -439,14 +380,7 @@ pub struct MapQ {
 
 #[utoipa::path(get, path = "/api/map", params(MapQ), responses((status = 200, body = MapView), (status = 400, body = ApiError)),
     security(("bearer" = [])), tag = "map")]
-pub async fn map(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-) -> R<MapView> {
-    authorize(&app, &headers, &method, Role::Viewer)?;
-    let q: MapQ = query(&uri)?;
+pub async fn map(State(app): State<Arc<App>>, _: Viewer, Q(q): Q<MapQ>) -> R<MapView> {
     let (from, to) = match q.at {
         Some(t) => (t.saturating_sub(30_000), t.saturating_add(30_000)),
         None => {
@@ -481,14 +415,7 @@ pub struct SearchQ {
 
 #[utoipa::path(get, path = "/api/search", params(SearchQ), responses((status = 200, body = Page<NameHit>), (status = 400, body = ApiError)),
     security(("bearer" = [])), tag = "search")]
-pub async fn search(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-) -> R<Page<NameHit>> {
-    authorize(&app, &headers, &method, Role::Viewer)?;
-    let q: SearchQ = query(&uri)?;
+pub async fn search(State(app): State<Arc<App>>, _: Viewer, Q(q): Q<SearchQ>) -> R<Page<NameHit>> {
     range(q.from, q.to)?;
     if q.name.is_empty() || q.name.len() > 255 {
         return Err(ApiError::field(
@@ -516,14 +443,7 @@ pub struct LinksQ {
 
 #[utoipa::path(get, path = "/api/observables", params(LinksQ), responses((status = 200, body = Links), (status = 400, body = ApiError)),
     security(("bearer" = [])), tag = "cases")]
-pub async fn links(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-) -> R<Links> {
-    authorize(&app, &headers, &method, Role::Viewer)?;
-    let q: LinksQ = query(&uri)?;
+pub async fn links(State(app): State<Arc<App>>, _: Viewer, Q(q): Q<LinksQ>) -> R<Links> {
     if !matches!(q.data_type.as_str(), "ip" | "domain" | "hash" | "other") {
         return Err(ApiError::field(
             StatusCode::BAD_REQUEST,
@@ -548,12 +468,7 @@ pub async fn links(
 }
 
 #[utoipa::path(get, path = "/api/sensors", responses((status = 200, body = Vec<SensorRow>)), security(("bearer" = [])), tag = "sensors")]
-pub async fn sensors(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
-) -> R<Vec<SensorRow>> {
-    authorize(&app, &headers, &method, Role::Viewer)?;
+pub async fn sensors(State(app): State<Arc<App>>, _: Viewer) -> R<Vec<SensorRow>> {
     Ok(Json(
         blocking(move || app.with_reader(|s| Ok(s.sensors()?))).await?,
     ))
@@ -573,12 +488,9 @@ pub struct WorkloadsQ {
     security(("bearer" = [])), tag = "map")]
 pub async fn workloads(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
+    _: Viewer,
+    Q(q): Q<WorkloadsQ>,
 ) -> R<Page<WorkloadRow>> {
-    authorize(&app, &headers, &method, Role::Viewer)?;
-    let q: WorkloadsQ = query(&uri)?;
     range(q.from, q.to)?;
     let wq = WorkloadQuery {
         key: q.key,
@@ -592,8 +504,7 @@ pub async fn workloads(
 }
 
 #[utoipa::path(get, path = "/api/metrics", responses((status = 200, body = Object)), security(("bearer" = [])), tag = "metrics")]
-pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap, method: Method) -> R<Value> {
-    authorize(&app, &headers, &method, Role::Viewer)?;
+pub async fn metrics(State(app): State<Arc<App>>, _: Viewer) -> R<Value> {
     use std::sync::atomic::Ordering::Relaxed;
     let i = &app.ingest_stats;
     let e = &app.export_stats;
@@ -649,14 +560,7 @@ pub struct PageQ {
 
 #[utoipa::path(get, path = "/api/audit", params(PageQ), responses((status = 200, body = Page<AuditRow>), (status = 403, body = ApiError)),
     security(("bearer" = [])), tag = "admin")]
-pub async fn audit(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-) -> R<Page<AuditRow>> {
-    authorize(&app, &headers, &method, Role::Admin)?;
-    let q: PageQ = query(&uri)?;
+pub async fn audit(State(app): State<Arc<App>>, _: Admin, Q(q): Q<PageQ>) -> R<Page<AuditRow>> {
     let pg = page(q.offset, q.limit)?;
     Ok(Json(
         blocking(move || app.with_reader(|s| Ok(s.audit(&pg)?))).await?,
@@ -665,14 +569,7 @@ pub async fn audit(
 
 #[utoipa::path(get, path = "/api/exports", params(PageQ), responses((status = 200, body = Page<ExportRow>)),
     security(("bearer" = [])), tag = "cases")]
-pub async fn exports(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
-    uri: Uri,
-) -> R<Page<ExportRow>> {
-    authorize(&app, &headers, &method, Role::Viewer)?;
-    let q: PageQ = query(&uri)?;
+pub async fn exports(State(app): State<Arc<App>>, _: Viewer, Q(q): Q<PageQ>) -> R<Page<ExportRow>> {
     let pg = page(q.offset, q.limit)?;
     Ok(Json(
         blocking(move || app.with_reader(|s| Ok(s.exports(&pg)?))).await?,
@@ -681,12 +578,7 @@ pub async fn exports(
 
 #[utoipa::path(get, path = "/api/tokens", responses((status = 200, body = Vec<TokenRow>), (status = 403, body = ApiError)),
     security(("bearer" = [])), tag = "admin")]
-pub async fn tokens(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
-) -> R<Vec<TokenRow>> {
-    authorize(&app, &headers, &method, Role::Admin)?;
+pub async fn tokens(State(app): State<Arc<App>>, _: Admin) -> R<Vec<TokenRow>> {
     Ok(Json(
         blocking(move || app.with_reader(|s| Ok(s.tokens()?))).await?,
     ))
@@ -713,12 +605,9 @@ pub struct TokenOut {
     security(("bearer" = [])), tag = "admin")]
 pub async fn create_token(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
-    b: Result<Bytes, BytesRejection>,
+    Admin(who): Admin,
+    JsonBody(t): JsonBody<TokenIn>,
 ) -> R<TokenOut> {
-    let who = authorize(&app, &headers, &method, Role::Admin)?;
-    let t: TokenIn = body(&b)?;
     if t.name.len() > 64 {
         return Err(ApiError::field(
             StatusCode::BAD_REQUEST,
@@ -757,11 +646,9 @@ pub async fn create_token(
     security(("bearer" = [])), tag = "admin")]
 pub async fn revoke_token(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
+    Admin(who): Admin,
     p: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> R<Value> {
-    let who = authorize(&app, &headers, &method, Role::Admin)?;
     let Path(id) = p.map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "id", e.body_text()))?;
     if id.len() != 16 || !id.bytes().all(|c| c.is_ascii_hexdigit()) {
         return Err(ApiError::field(
@@ -796,12 +683,7 @@ pub async fn healthz() -> Json<Value> {
 }
 
 #[utoipa::path(get, path = "/api/openapi.json", responses((status = 200, body = Object)), security(("bearer" = [])), tag = "health")]
-pub async fn openapi(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    method: Method,
-) -> Result<Response, ApiError> {
-    authorize(&app, &headers, &method, Role::Viewer)?;
+pub async fn openapi(_: Viewer) -> Result<Response, ApiError> {
     Ok(Json(ApiDoc::openapi()).into_response())
 }
 

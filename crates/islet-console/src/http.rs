@@ -1,9 +1,12 @@
 //! What every handler shares: the error every route answers with (`{"error", "field"}` and
-//! its status) and the decoding of query strings and JSON bodies that names the failing field.
+//! its status) and the decoding of query strings, JSON bodies and path ids that names the
+//! failing field, as functions and as extractors ([`Q`], [`JsonBody`], [`PathId`]).
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use islet_store::StoreError;
@@ -99,4 +102,50 @@ pub fn body<T: DeserializeOwned>(b: &Result<Bytes, BytesRejection>) -> Result<T,
             e.into_inner().to_string(),
         )
     })
+}
+
+/// A query string decoded by [`query`] (400 naming the field on failure).
+#[derive(Debug)]
+pub struct Q<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        query(&parts.uri).map(Q)
+    }
+}
+
+/// A JSON body decoded by [`body`] (400 naming the field, 413 over the bound).
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let b = Bytes::from_request(req, state).await;
+        body(&b).map(JsonBody)
+    }
+}
+
+/// A positive integer id in the path (400 naming `id` otherwise).
+#[derive(Debug, Clone, Copy)]
+pub struct PathId(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(s) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "id", e.body_text()))?;
+        s.parse::<i64>()
+            .ok()
+            .filter(|v| *v > 0)
+            .map(PathId)
+            .ok_or_else(|| {
+                ApiError::field(StatusCode::BAD_REQUEST, "id", "id is a positive integer")
+            })
+    }
 }

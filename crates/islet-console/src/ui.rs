@@ -7,13 +7,15 @@
 #![allow(clippy::result_large_err)]
 
 use crate::App;
-use crate::access::authorize;
+use crate::access::{Analyst, Viewer};
 pub use crate::access::{cookie_token, same_origin};
 use crate::auth::Principal;
+use crate::http::ApiError;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use islet_store::{
@@ -121,19 +123,33 @@ fn sev_name(s: u8) -> &'static str {
     }
 }
 
-/// The signed-in principal, or a redirect to the login page.
-fn who(app: &App, h: &HeaderMap, m: &Method, need: Role) -> Result<Principal, Response> {
-    authorize(app, h, m, need).map_err(|e| {
-        if e.status == 401 {
-            Redirect::to("/login").into_response()
-        } else {
-            (
-                StatusCode::from_u16(e.status).unwrap_or(StatusCode::FORBIDDEN),
-                page_error(&e.error),
-            )
-                .into_response()
-        }
-    })
+/// A page's role check: the API's role extractor `E`, but a missing or unknown token
+/// redirects to the login page and a refusal is an HTML page.
+#[derive(Debug)]
+pub struct Signed<E>(pub E);
+
+impl<E> FromRequestParts<Arc<App>> for Signed<E>
+where
+    E: FromRequestParts<Arc<App>, Rejection = ApiError>,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Response> {
+        E::from_request_parts(parts, app)
+            .await
+            .map(Signed)
+            .map_err(|e| {
+                if e.status == 401 {
+                    Redirect::to("/login").into_response()
+                } else {
+                    (
+                        StatusCode::from_u16(e.status).unwrap_or(StatusCode::FORBIDDEN),
+                        page_error(&e.error),
+                    )
+                        .into_response()
+                }
+            })
+    }
 }
 
 fn page_error(msg: &str) -> Markup {
@@ -269,11 +285,11 @@ struct CasesF {
     offset: Option<u32>,
 }
 
-async fn cases(State(app): State<Arc<App>>, h: HeaderMap, m: Method, uri: Uri) -> Response {
-    let p = match who(&app, &h, &m, Role::Viewer) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn cases(
+    State(app): State<Arc<App>>,
+    Signed(Viewer(p)): Signed<Viewer>,
+    uri: Uri,
+) -> Response {
     let f: CasesF = crate::http::query(&uri).unwrap_or_default();
     let status = f.status.as_deref().and_then(Status::parse);
     let q = CaseQuery {
@@ -335,11 +351,11 @@ fn pager(uri: &Uri, offset: u32, limit: u32, total: u64) -> Markup {
     }
 }
 
-async fn case(State(app): State<Arc<App>>, h: HeaderMap, m: Method, p: Path<String>) -> Response {
-    let who = match who(&app, &h, &m, Role::Viewer) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn case(
+    State(app): State<Arc<App>>,
+    Signed(Viewer(who)): Signed<Viewer>,
+    p: Path<String>,
+) -> Response {
     let Ok(id) = p.0.parse::<i64>() else {
         return (StatusCode::NOT_FOUND, page_error("no such case")).into_response();
     };
@@ -451,15 +467,10 @@ struct StatusF {
 
 async fn set_status(
     State(app): State<Arc<App>>,
-    h: HeaderMap,
-    m: Method,
+    Signed(Analyst(who)): Signed<Analyst>,
     p: Path<String>,
     b: Bytes,
 ) -> Response {
-    let who = match who(&app, &h, &m, Role::Analyst) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let (Ok(id), Ok(f)) = (
         p.0.parse::<i64>(),
         serde_urlencoded::from_bytes::<StatusF>(&b),
@@ -489,15 +500,10 @@ struct NoteF {
 
 async fn add_note(
     State(app): State<Arc<App>>,
-    h: HeaderMap,
-    m: Method,
+    Signed(Analyst(who)): Signed<Analyst>,
     p: Path<String>,
     b: Bytes,
 ) -> Response {
-    let who = match who(&app, &h, &m, Role::Analyst) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let (Ok(id), Ok(f)) = (
         p.0.parse::<i64>(),
         serde_urlencoded::from_bytes::<NoteF>(&b),
@@ -526,15 +532,10 @@ struct MergeF {
 
 async fn merge(
     State(app): State<Arc<App>>,
-    h: HeaderMap,
-    m: Method,
+    Signed(Analyst(who)): Signed<Analyst>,
     p: Path<String>,
     b: Bytes,
 ) -> Response {
-    let who = match who(&app, &h, &m, Role::Analyst) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let (Ok(id), Ok(f)) = (
         p.0.parse::<i64>(),
         serde_urlencoded::from_bytes::<MergeF>(&b),
@@ -549,11 +550,11 @@ async fn merge(
     }
 }
 
-async fn detach(State(app): State<Arc<App>>, h: HeaderMap, m: Method, p: Path<String>) -> Response {
-    let who = match who(&app, &h, &m, Role::Analyst) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn detach(
+    State(app): State<Arc<App>>,
+    Signed(Analyst(who)): Signed<Analyst>,
+    p: Path<String>,
+) -> Response {
     let Ok(id) = p.0.parse::<i64>() else {
         return (StatusCode::BAD_REQUEST, page_error("bad alert id")).into_response();
     };
@@ -572,15 +573,10 @@ struct ExportF {
 
 async fn export(
     State(app): State<Arc<App>>,
-    h: HeaderMap,
-    m: Method,
+    Signed(Analyst(who)): Signed<Analyst>,
     p: Path<String>,
     b: Bytes,
 ) -> Response {
-    let who = match who(&app, &h, &m, Role::Analyst) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let (Ok(id), Ok(f)) = (
         p.0.parse::<i64>(),
         serde_urlencoded::from_bytes::<ExportF>(&b),
@@ -642,11 +638,11 @@ fn alert_table(items: &[AlertRow], intel: bool) -> Markup {
     }
 }
 
-async fn alerts(State(app): State<Arc<App>>, h: HeaderMap, m: Method, uri: Uri) -> Response {
-    let p = match who(&app, &h, &m, Role::Viewer) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn alerts(
+    State(app): State<Arc<App>>,
+    Signed(Viewer(p)): Signed<Viewer>,
+    uri: Uri,
+) -> Response {
     let f: AlertsF = crate::http::query(&uri).unwrap_or_default();
     let nz = |s: &Option<String>| s.clone().filter(|x| !x.is_empty());
     let q = AlertQuery {
@@ -682,11 +678,11 @@ async fn alerts(State(app): State<Arc<App>>, h: HeaderMap, m: Method, uri: Uri) 
     .into_response()
 }
 
-async fn intel(State(app): State<Arc<App>>, h: HeaderMap, m: Method, uri: Uri) -> Response {
-    let p = match who(&app, &h, &m, Role::Viewer) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn intel(
+    State(app): State<Arc<App>>,
+    Signed(Viewer(p)): Signed<Viewer>,
+    uri: Uri,
+) -> Response {
     let q = AlertQuery {
         intel: Some(true),
         page: PageReq {
@@ -709,11 +705,7 @@ async fn intel(State(app): State<Arc<App>>, h: HeaderMap, m: Method, uri: Uri) -
     .into_response()
 }
 
-async fn map(State(app): State<Arc<App>>, h: HeaderMap, m: Method) -> Response {
-    let p = match who(&app, &h, &m, Role::Viewer) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn map(State(app): State<Arc<App>>, Signed(Viewer(p)): Signed<Viewer>) -> Response {
     let a2 = app.clone();
     let sensors = match run(move || a2.with_reader(|s| s.sensors())).await {
         Ok(s) => s,
@@ -750,11 +742,11 @@ struct FlowsF {
     offset: Option<u32>,
 }
 
-async fn flows(State(app): State<Arc<App>>, h: HeaderMap, m: Method, uri: Uri) -> Response {
-    let p = match who(&app, &h, &m, Role::Viewer) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn flows(
+    State(app): State<Arc<App>>,
+    Signed(Viewer(p)): Signed<Viewer>,
+    uri: Uri,
+) -> Response {
     let f: FlowsF = crate::http::query(&uri).unwrap_or_default();
     let nz = |s: &Option<String>| s.clone().filter(|x| !x.is_empty());
     let q = FlowQuery {
@@ -798,11 +790,7 @@ async fn flows(State(app): State<Arc<App>>, h: HeaderMap, m: Method, uri: Uri) -
     .into_response()
 }
 
-async fn sensors(State(app): State<Arc<App>>, h: HeaderMap, m: Method) -> Response {
-    let p = match who(&app, &h, &m, Role::Viewer) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn sensors(State(app): State<Arc<App>>, Signed(Viewer(p)): Signed<Viewer>) -> Response {
     let a2 = app.clone();
     let rows = match run(move || a2.with_reader(|s| s.sensors())).await {
         Ok(s) => s,
