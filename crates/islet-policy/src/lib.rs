@@ -14,6 +14,7 @@ pub mod identity;
 pub mod import;
 mod index;
 pub mod ir;
+pub mod keys;
 pub mod net;
 pub mod packs;
 pub mod render;

@@ -42,7 +42,7 @@ pub enum DemoError {
     /// An unknown scenario profile.
     Profile(String),
     /// The sensor's signing key could not be made or read.
-    Key(String),
+    Key(islet_sink::chain::KeyError),
     /// A capture could not be analysed.
     Read(ReadError),
     /// The evidence chain did not verify.
@@ -54,7 +54,8 @@ impl fmt::Display for DemoError {
         match self {
             DemoError::Io { path, error } => write!(f, "{}: {error}", path.display()),
             DemoError::Lines(e) => write!(f, "{e}"),
-            DemoError::Profile(m) | DemoError::Key(m) => f.write_str(m),
+            DemoError::Profile(m) => f.write_str(m),
+            DemoError::Key(e) => write!(f, "{e}"),
             DemoError::Read(e) => write!(f, "{e}"),
             DemoError::Chain(e) => write!(f, "evidence chain: {e}"),
         }

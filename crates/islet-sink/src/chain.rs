@@ -584,50 +584,12 @@ pub fn key_id(k: &VerifyingKey) -> String {
     hex::encode(&Sha256::digest(k.as_bytes())[..8])
 }
 
+pub use islet_policy::keys::{KeyError, read_public_key, read_signing_key};
+
 /// A new sensor key pair: `dir/sensor.key` (secret seed, base64, mode 0600) and
-/// `dir/sensor.pub` (public key, base64).
-pub fn keygen(dir: &Path) -> Result<VerifyingKey, String> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut seed = [0u8; 32];
-    getrandom::getrandom(&mut seed).map_err(|e| format!("no randomness: {e}"))?;
-    let sk = SigningKey::from_bytes(&seed);
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let key = dir.join("sensor.key");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&key)
-        .map_err(|e| format!("{}: {e} (not overwriting a key)", key.display()))?;
-    f.write_all(format!("{}\n", b64().encode(seed)).as_bytes())
-        .map_err(|e| format!("{}: {e}", key.display()))?;
-    let pk = sk.verifying_key();
-    let pubp = dir.join("sensor.pub");
-    std::fs::write(&pubp, format!("{}\n", b64().encode(pk.as_bytes())))
-        .map_err(|e| format!("{}: {e}", pubp.display()))?;
-    Ok(pk)
-}
-
-fn read_32(p: &Path, what: &str) -> Result<[u8; 32], String> {
-    let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
-    if meta.len() > 4096 {
-        return Err(format!("{}: too large for a {what}", p.display()));
-    }
-    let t = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-    let b = b64()
-        .decode(t.trim())
-        .map_err(|e| format!("{}: not a base64 {what}: {e}", p.display()))?;
-    b.try_into()
-        .map_err(|_| format!("{}: not a 32-byte {what}", p.display()))
-}
-
-pub fn read_signing_key(p: &Path) -> Result<SigningKey, String> {
-    Ok(SigningKey::from_bytes(&read_32(p, "Ed25519 secret key")?))
-}
-
-pub fn read_public_key(p: &Path) -> Result<VerifyingKey, String> {
-    VerifyingKey::from_bytes(&read_32(p, "Ed25519 public key")?)
-        .map_err(|e| format!("{}: not an Ed25519 public key: {e}", p.display()))
+/// `dir/sensor.pub` (public key, base64), in the one key-file format ([`islet_policy::keys`]).
+pub fn keygen(dir: &Path) -> Result<VerifyingKey, KeyError> {
+    islet_policy::keys::keygen(dir, "sensor")
 }
 
 /// The chain's head kept on disk, so a restarted sensor continues its chain. Written (by

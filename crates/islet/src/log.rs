@@ -6,7 +6,7 @@ use islet_sink::chain;
 use islet_sink::verify::{ExpectedEnd, Verify, VerifyError, verify_files_to};
 
 pub(crate) fn keygen(a: &LogKeygenArgs) -> Result<(), Failure> {
-    let pk = chain::keygen(&a.out).map_err(Failure::Input)?;
+    let pk = chain::keygen(&a.out).map_err(|e| Failure::Input(e.to_string()))?;
     println!(
         "wrote {} and {} (key id {})",
         a.out.join("sensor.key").display(),
@@ -17,7 +17,7 @@ pub(crate) fn keygen(a: &LogKeygenArgs) -> Result<(), Failure> {
 }
 
 pub(crate) fn verify(a: &LogVerifyArgs) -> Result<(), Failure> {
-    let key = chain::read_public_key(&a.key).map_err(Failure::Input)?;
+    let key = chain::read_public_key(&a.key).map_err(|e| Failure::Input(e.to_string()))?;
     let opts = Verify {
         key,
         partial: a.partial,
@@ -61,7 +61,7 @@ pub(crate) fn receive(a: &LogReceiveArgs) -> Result<(), Failure> {
     use std::sync::{Arc, Condvar, Mutex};
     let check = match &a.key {
         Some(k) => Some(islet_sink::verify::ChainCheck::new(Verify {
-            key: chain::read_public_key(k).map_err(Failure::Input)?,
+            key: chain::read_public_key(k).map_err(|e| Failure::Input(e.to_string()))?,
             partial: true,
         })),
         None => None,
