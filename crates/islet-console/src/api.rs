@@ -619,7 +619,7 @@ pub async fn create_token(
     Ok(Json(
         blocking(move || {
             let (secret, nt) = crate::auth::mint(t.role, &t.name)
-                .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
+                .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
             app.with_writer(|s| {
                 s.create_token(&nt, clock())?;
                 s.record_audit(

@@ -28,19 +28,20 @@ pub struct Principal {
 }
 
 /// A new token: the full secret (shown once) and what the store keeps.
-pub fn mint(role: Role, name: &str) -> Result<(String, NewToken), String> {
+pub fn mint(role: Role, name: &str) -> Result<(String, NewToken), crate::error::MintError> {
+    use crate::error::MintError;
     let mut id = [0u8; 8];
     let mut secret = [0u8; 24];
     let mut salt = [0u8; 16];
     for b in [&mut id[..], &mut secret[..], &mut salt[..]] {
-        getrandom::getrandom(b).map_err(|e| format!("random: {e}"))?;
+        getrandom::getrandom(b).map_err(MintError::Random)?;
     }
     let id = hex::encode(id);
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    let salt = SaltString::encode_b64(&salt).map_err(MintError::Hash)?;
     let hash = Argon2::default()
         .hash_password(secret.as_bytes(), &salt)
-        .map_err(|e| e.to_string())?
+        .map_err(MintError::Hash)?
         .to_string();
     Ok((
         format!("islet_{id}_{secret}"),

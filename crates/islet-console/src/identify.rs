@@ -20,7 +20,10 @@ pub struct Identify {
 
 impl Identify {
     /// `critical` holds CIDRs, addresses, `namespace/name` keys or `label=value` selectors.
-    pub fn new(inventory: Option<Inventory>, critical: &[String]) -> Result<Identify, String> {
+    pub fn new(
+        inventory: Option<Inventory>,
+        critical: &[String],
+    ) -> Result<Identify, islet_policy::net::CidrError> {
         let mut me = Identify {
             inventory,
             ..Identify::default()

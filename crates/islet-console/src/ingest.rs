@@ -424,7 +424,10 @@ fn decode(inc: Incoming, cfg: &IngestConfig, stats: &IngestStats) -> Option<Deco
 
 /// The canonical line of a Forward record: `{"message": "<line>"}` carries it as is; a map
 /// is rebuilt as the sensor wrote it.
-pub fn canonical(record: &rmpv::Value, out: &mut Vec<u8>) -> Result<(), String> {
+pub fn canonical(
+    record: &rmpv::Value,
+    out: &mut Vec<u8>,
+) -> Result<(), islet_sink::msgpack::CodecError> {
     if let rmpv::Value::Map(m) = record
         && m.len() == 1
         && m[0].0.as_str() == Some("message")
@@ -433,7 +436,7 @@ pub fn canonical(record: &rmpv::Value, out: &mut Vec<u8>) -> Result<(), String> 
         out.extend_from_slice(s.as_bytes());
         return Ok(());
     }
-    islet_sink::msgpack::to_json(record, out).map_err(|e| e.to_string())
+    islet_sink::msgpack::to_json(record, out)
 }
 
 /// The Forward handler: decode each event, commit, and only then say yes (the ack follows).

@@ -12,6 +12,7 @@
 pub mod access;
 pub mod api;
 pub mod auth;
+pub mod error;
 pub mod export;
 pub mod follow;
 pub mod http;
@@ -107,10 +108,14 @@ pub fn db_path(data: &Path) -> PathBuf {
 }
 
 /// Open (creating) the store in `data`.
-pub fn open_store(data: &Path) -> Result<SqliteStore, String> {
-    std::fs::create_dir_all(data).map_err(|e| format!("{}: {e}", data.display()))?;
-    SqliteStore::open(&db_path(data), islet_store::Sync::Full)
-        .map_err(|e| format!("{}: {e}", data.display()))
+pub fn open_store(data: &Path) -> Result<SqliteStore, error::ServeError> {
+    std::fs::create_dir_all(data).map_err(error::ServeError::io(data.display()))?;
+    SqliteStore::open(&db_path(data), islet_store::Sync::Full).map_err(|source| {
+        error::ServeError::Store {
+            path: data.to_path_buf(),
+            source,
+        }
+    })
 }
 
 /// Build the shared state.
@@ -121,7 +126,7 @@ pub fn app(
     export_cfg: export::ExportConfig,
     wake: Option<crossbeam_channel::Sender<()>>,
     tls: bool,
-) -> Result<Arc<App>, String> {
+) -> Result<Arc<App>, error::ServeError> {
     let writer = open_store(data)?;
     Ok(Arc::new(App {
         db: db_path(data),

@@ -1,6 +1,7 @@
 //! Running the console: the ingest writer, the Forward receiver, file ingest, the exporter,
 //! background retention, and the HTTP server (plain or TLS) on a tokio runtime of its own.
 
+use crate::error::ServeError;
 use crate::export::{ExportConfig, Exporter};
 use crate::identify::Identify;
 use crate::ingest::{Ingest, IngestConfig};
@@ -96,54 +97,62 @@ impl std::fmt::Debug for Running {
     }
 }
 
-fn tls_config(cert: &PathBuf, key: &PathBuf) -> Result<Arc<rustls::ServerConfig>, String> {
-    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+fn tls_config(cert: &PathBuf, key: &PathBuf) -> Result<Arc<rustls::ServerConfig>, ServeError> {
+    let read = |p: &PathBuf| std::fs::read(p).map_err(ServeError::io(p.display()));
+    let tls = |what: &str, detail: String| ServeError::Tls {
+        what: what.to_string(),
+        detail,
+    };
     let certs = rustls_pemfile::certs(&mut read(cert)?.as_slice())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
+        .map_err(|e| tls(&cert.display().to_string(), e.to_string()))?;
     let key_der = rustls_pemfile::private_key(&mut read(key)?.as_slice())
-        .map_err(|e| format!("{}: {e}", key.display()))?
-        .ok_or_else(|| format!("{}: no private key", key.display()))?;
+        .map_err(|e| tls(&key.display().to_string(), e.to_string()))?
+        .ok_or_else(|| tls(&key.display().to_string(), "no private key".into()))?;
     let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
+    .map_err(|e| tls("", e.to_string()))?
     .with_no_client_auth()
     .with_single_cert(certs, key_der)
-    .map_err(|e| format!("TLS: {e}"))?;
+    .map_err(|e| tls("TLS", e.to_string()))?;
     Ok(Arc::new(cfg))
 }
 
 /// The Forward port takes records that open cases and extend sensors' chains: it is served
 /// only with a shared key, or without one when asked explicitly and on loopback alone.
-pub fn forward_auth_allowed(addr: &str, keyed: bool, unauthenticated: bool) -> Result<(), String> {
+pub fn forward_auth_allowed(
+    addr: &str,
+    keyed: bool,
+    unauthenticated: bool,
+) -> Result<(), ServeError> {
     use std::net::ToSocketAddrs as _;
     if keyed {
         return Ok(());
     }
     if !unauthenticated {
-        return Err(format!(
+        return Err(ServeError::Config(format!(
             "the Forward receiver on {addr} needs a shared key (--forward-key-file FILE); \
              --forward-unauthenticated serves it without one on a loopback address only, and \
              --forward-listen off serves the console without it"
-        ));
+        )));
     }
     let addrs: Vec<SocketAddr> = addr
         .to_socket_addrs()
-        .map_err(|e| format!("forward listen {addr}: {e}"))?
+        .map_err(ServeError::io(format!("forward listen {addr}")))?
         .collect();
     if addrs.is_empty() || addrs.iter().any(|a| !a.ip().is_loopback()) {
-        return Err(format!(
+        return Err(ServeError::Config(format!(
             "--forward-unauthenticated: {addr} is not a loopback address; \
              give the Forward receiver a shared key to listen beyond this host"
-        ));
+        )));
     }
     Ok(())
 }
 
 /// Start everything; returns once the listeners are bound.
-pub fn start(cfg: ServeConfig) -> Result<Running, String> {
+pub fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
     let store = crate::open_store(&cfg.data)?;
     let inventory = match &cfg.inventory {
         Some(p) => Some(islet_policy::identity::Inventory::from_path(p)?),
@@ -165,7 +174,11 @@ pub fn start(cfg: ServeConfig) -> Result<Running, String> {
     let tls = match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(c), Some(k)) => Some(tls_config(c, k)?),
         (None, None) => None,
-        _ => return Err("TLS needs both a certificate and a key".into()),
+        _ => {
+            return Err(ServeError::Config(
+                "TLS needs both a certificate and a key".into(),
+            ));
+        }
     };
     if let Some(addr) = &cfg.forward_listen {
         forward_auth_allowed(
@@ -186,7 +199,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, String> {
                 tls.clone(),
                 crate::ingest::forward_handler(ingest.submitter()),
             )
-            .map_err(|e| format!("forward listen {addr}: {e}"))?,
+            .map_err(ServeError::io(format!("forward listen {addr}")))?,
         ),
         None => None,
     };
@@ -217,7 +230,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, String> {
                         Err(e) => eprintln!("islet serve: {}: {e}", p.display()),
                     },
                 )
-                .map_err(|e| e.to_string())?,
+                .map_err(ServeError::io(""))?,
         );
     }
     let pruner = {
@@ -247,11 +260,11 @@ pub fn start(cfg: ServeConfig) -> Result<Running, String> {
             .ok()
     };
     let std_listener = std::net::TcpListener::bind(&cfg.listen)
-        .map_err(|e| format!("listen {}: {e}", cfg.listen))?;
+        .map_err(ServeError::io(format!("listen {}", cfg.listen)))?;
     std_listener
         .set_nonblocking(true)
-        .map_err(|e| e.to_string())?;
-    let http = std_listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(ServeError::io(""))?;
+    let http = std_listener.local_addr().map_err(ServeError::io(""))?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     if let Some(r) = &receiver {
         let _ = app.forward.set(r.stats.clone());
@@ -286,7 +299,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, String> {
                 crate::listen::serve(tcp, acceptor, router, limits, listen_stats, shutdown).await;
             });
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(ServeError::io(""))?;
     Ok(Running {
         http,
         forward: receiver

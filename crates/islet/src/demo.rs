@@ -50,7 +50,7 @@ fn console(a: &DemoArgs, d: &Demo) -> Result<(), Failure> {
     getrandom::getrandom(&mut key).map_err(|e| Failure::Runtime(format!("random: {e}")))?;
     let key = hex::encode(key);
     cfg.forward_shared_key = Some(key.clone());
-    let running = islet_console::serve::start(cfg).map_err(Failure::Runtime)?;
+    let running = islet_console::serve::start(cfg).map_err(|e| Failure::Runtime(e.to_string()))?;
     let forward = running
         .forward
         .map(|f| f.to_string())

@@ -140,7 +140,7 @@ pub(crate) fn config(a: &ServeArgs) -> Result<ServeConfig, Failure> {
             c.forward_shared_key.is_some(),
             c.forward_unauthenticated,
         )
-        .map_err(Failure::Input)?;
+        .map_err(|e| Failure::Input(e.to_string()))?;
     }
     if c.tls_cert.is_some() != c.tls_key.is_some() {
         return Err(Failure::Input(
@@ -178,8 +178,9 @@ pub(crate) fn create_token(
     role: Role,
     name: &str,
 ) -> Result<String, Failure> {
-    let mut store = islet_console::open_store(data).map_err(Failure::Runtime)?;
-    let (secret, t) = islet_console::auth::mint(role, name).map_err(Failure::Runtime)?;
+    let mut store = islet_console::open_store(data).map_err(|e| Failure::Runtime(e.to_string()))?;
+    let (secret, t) =
+        islet_console::auth::mint(role, name).map_err(|e| Failure::Runtime(e.to_string()))?;
     let now = islet_console::ingest::now_ms();
     store
         .create_token(&t, now)
@@ -206,7 +207,8 @@ pub(crate) fn run(a: &ServeArgs) -> Result<(), Failure> {
             return Ok(());
         }
         Some(ServeCommand::Token(TokenCommand::List(t))) => {
-            let store = islet_console::open_store(&t.data).map_err(Failure::Runtime)?;
+            let store =
+                islet_console::open_store(&t.data).map_err(|e| Failure::Runtime(e.to_string()))?;
             for r in store
                 .tokens()
                 .map_err(|e| Failure::Runtime(e.to_string()))?
@@ -226,14 +228,16 @@ pub(crate) fn run(a: &ServeArgs) -> Result<(), Failure> {
             return Ok(());
         }
         Some(ServeCommand::Token(TokenCommand::Revoke(t))) => {
-            let mut store = islet_console::open_store(&t.data).map_err(Failure::Runtime)?;
+            let mut store =
+                islet_console::open_store(&t.data).map_err(|e| Failure::Runtime(e.to_string()))?;
             store
                 .revoke_token(&t.id, islet_console::ingest::now_ms())
                 .map_err(|e| Failure::Input(e.to_string()))?;
             return Ok(());
         }
         Some(ServeCommand::Records(r)) => {
-            let store = islet_console::open_store(&r.data).map_err(Failure::Runtime)?;
+            let store =
+                islet_console::open_store(&r.data).map_err(|e| Failure::Runtime(e.to_string()))?;
             let out: Box<dyn std::io::Write> = match r.output.as_str() {
                 "-" => Box::new(std::io::stdout().lock()),
                 p => Box::new(
@@ -250,7 +254,7 @@ pub(crate) fn run(a: &ServeArgs) -> Result<(), Failure> {
     }
     let cfg = config(a)?;
     let once = a.once;
-    let running = islet_console::serve::start(cfg).map_err(Failure::Runtime)?;
+    let running = islet_console::serve::start(cfg).map_err(|e| Failure::Runtime(e.to_string()))?;
     let scheme = if running.tls { "https" } else { "http" };
     eprintln!("islet serve: console on {scheme}://{}/", running.http);
     if let Some(f) = running.forward {
