@@ -17,6 +17,7 @@
 //! observables ([`triage`]). Everything an analyst does to a case is in the audit log.
 
 mod schema;
+pub mod sealed;
 mod sqlite;
 pub mod triage;
 mod types;

@@ -254,6 +254,14 @@ CREATE TABLE sealed (
 );
 CREATE INDEX sealed_sensor ON sealed (sensor, last_seq);
 "#,
+    // 4: sealed blocks compressed and framed by length. `codec` 0: the lines as they were
+    // (schema 3, one a line); 1: an LZ4 block of records, each a little-endian u32 length and
+    // the record's bytes (a record may hold any byte, a newline too); `raw_len`: the block's
+    // length before compression.
+    r#"
+ALTER TABLE sealed ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sealed ADD COLUMN raw_len INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 #[cfg(test)]

@@ -50,6 +50,8 @@ pub struct SqliteStore {
     /// Emptied sealed-block buffers, kept for the next batch: a fresh multi-megabyte buffer
     /// per sensor and batch costs the writer its page faults.
     sealed_bufs: Vec<Vec<u8>>,
+    /// The compressed block being written (reused).
+    sealed_packed: Vec<u8>,
 }
 
 fn json_str<T: serde::Serialize>(v: &T) -> String {
@@ -87,6 +89,7 @@ impl SqliteStore {
             workload_ids: HashMap::new(),
             addresses: HashMap::new(),
             sealed_bufs: Vec::new(),
+            sealed_packed: Vec::new(),
         })
     }
 
@@ -109,6 +112,7 @@ impl SqliteStore {
             workload_ids: HashMap::new(),
             addresses: HashMap::new(),
             sealed_bufs: Vec::new(),
+            sealed_packed: Vec::new(),
         })
     }
 
@@ -165,7 +169,7 @@ struct BatchSums {
     sealed: HashMap<i64, SealedBlock>,
 }
 
-/// One sensor's new chained records of one batch: their lines, one per line, in arrival order.
+/// One sensor's new chained records of one batch, framed ([`crate::sealed`]), in arrival order.
 struct SealedBlock {
     first_seq: u64,
     last_seq: u64,

@@ -468,35 +468,46 @@ fn records_exported_from_the_store_verify_and_one_changed_byte_fails() {
     );
     drop(s);
     // One byte of one stored record changed in the database: record 1000's timestamp, in the
-    // block of sealed lines that holds it (its line in the export is its seq).
+    // sealed block that holds it (opened, changed and compressed again as someone with write
+    // access to the file would; its line in the export is its seq).
     let seq = 1000;
     let db = rusqlite::Connection::open(data.join("islet.sqlite")).expect("db");
-    let (id, mut lines): (i64, Vec<u8>) = db
+    let (id, stored, codec, raw_len): (i64, Vec<u8>, i64, i64) = db
         .query_row(
-            "SELECT id, lines FROM sealed WHERE first_seq <= ?1 AND last_seq >= ?1",
+            "SELECT id, lines, codec, raw_len FROM sealed WHERE first_seq <= ?1 AND last_seq >= ?1",
             [seq],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .expect("the block holding record 1000");
-    let start = {
-        let mut at = 0;
-        let mut found = None;
-        for l in lines.split(|b| *b == b'\n') {
-            let v: Value = serde_json::from_slice(l).unwrap_or(Value::Null);
-            if v["islet"]["seq"] == seq {
-                found = Some(at);
-                break;
-            }
-            at += l.len() + 1;
-        }
-        found.expect("record 1000 in its block")
-    };
-    let digit = start + "{\"timestamp\":\"".len();
-    assert_eq!(lines[digit], b'2', "the year's first digit");
-    lines[digit] = b'3';
+    assert_eq!(codec, islet_store::sealed::CODEC_LZ4_FRAMED);
+    assert!(
+        stored.len() * 2 < raw_len as usize,
+        "a block is kept compressed: {} of {raw_len} bytes",
+        stored.len()
+    );
+    let mut records: Vec<Vec<u8>> = islet_store::sealed::Block::open(&stored, codec, raw_len)
+        .expect("block")
+        .records()
+        .map(|r| r.expect("record").to_vec())
+        .collect();
+    let i = records
+        .iter()
+        .position(|l| {
+            serde_json::from_slice::<Value>(l).unwrap_or(Value::Null)["islet"]["seq"] == seq
+        })
+        .expect("record 1000 in its block");
+    let digit = "{\"timestamp\":\"".len();
+    assert_eq!(records[i][digit], b'2', "the year's first digit");
+    records[i][digit] = b'3';
+    let mut raw = Vec::new();
+    for r in &records {
+        islet_store::sealed::frame(&mut raw, r);
+    }
+    let mut packed = Vec::new();
+    islet_store::sealed::compress(&raw, &mut packed);
     db.execute(
-        "UPDATE sealed SET lines = ?2 WHERE id = ?1",
-        rusqlite::params![id, lines],
+        "UPDATE sealed SET lines = ?2, raw_len = ?3 WHERE id = ?1",
+        rusqlite::params![id, packed, raw.len() as i64],
     )
     .expect("update");
     drop(db);

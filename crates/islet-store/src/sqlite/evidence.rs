@@ -520,14 +520,16 @@ impl EvidenceStore for SqliteStore {
         // Records stored before schema 3 were not kept as sealed: they are not in an export
         // (and its chain check reports them missing).
         let mut st = self.conn.prepare_cached(
-            "SELECT lines FROM sealed WHERE sensor = ?1 AND last_seq > ?2 ORDER BY id",
+            "SELECT lines, codec, raw_len FROM sealed WHERE sensor = ?1 AND last_seq > ?2 ORDER BY id",
         )?;
         let after = after_seq.min(i64::MAX as u64) as i64;
         let mut rows = st.query(params![id, after])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            let lines: Vec<u8> = r.get(0)?;
-            for l in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let stored: Vec<u8> = r.get(0)?;
+            let block = crate::sealed::Block::open(&stored, r.get(1)?, r.get(2)?)?;
+            for l in block.records() {
+                let l = l?;
                 // The seq of each line, read again (an export is not the hot path).
                 let seq = islet_event::record::EveRecord::decode(l)
                     .ok()

@@ -467,9 +467,10 @@ impl SqliteStore {
                 b.last_seq = seq;
                 b.ts_max = b.ts_max.max(rec.ts_ms);
                 b.records += 1;
-                b.lines
-                    .extend_from_slice(rec.line.strip_suffix(b"\n").unwrap_or(&rec.line));
-                b.lines.push(b'\n');
+                crate::sealed::frame(
+                    &mut b.lines,
+                    rec.line.strip_suffix(b"\n").unwrap_or(&rec.line),
+                );
             }
             let et = rec.eve.event_type.as_str();
             match et {
@@ -574,9 +575,10 @@ impl SqliteStore {
             .execute(params![id, last, *stored as i64, *dups as i64, first])?;
         }
         for (sensor, b) in &mut sums.sealed {
+            crate::sealed::compress(&b.lines, &mut self.sealed_packed);
             tx.prepare_cached(
-                "INSERT INTO sealed (sensor, first_seq, last_seq, ts_max, records, lines)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO sealed (sensor, first_seq, last_seq, ts_max, records, lines, codec, raw_len)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 sensor,
@@ -584,7 +586,9 @@ impl SqliteStore {
                 b.last_seq.min(i64::MAX as u64) as i64,
                 b.ts_max,
                 b.records,
-                b.lines
+                self.sealed_packed,
+                crate::sealed::CODEC_LZ4_FRAMED,
+                b.lines.len() as i64
             ])?;
             if self.sealed_bufs.len() < SEALED_BUFS_KEPT {
                 let mut buf = std::mem::take(&mut b.lines);
