@@ -78,32 +78,61 @@ impl Default for RingConfig {
 
 impl RingConfig {
     /// Check the geometry; the error names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), RingError> {
         let b = self.block_size;
         if !b.is_power_of_two() || b < 4096 || (b as usize) < MAX_FRAME {
-            return Err(format!(
-                "live.ring_block_size: {b} must be a power of two of at least {} bytes",
-                MAX_FRAME.next_power_of_two()
-            ));
+            return Err(RingError::BlockSize(b));
         }
         if self.block_count == 0 || self.block_count > 65_536 {
-            return Err(format!(
-                "live.ring_blocks: {} must be between 1 and 65536",
-                self.block_count
-            ));
+            return Err(RingError::BlockCount(self.block_count));
         }
         if (b as u64) * (self.block_count as u64) > 4 << 30 {
-            return Err("live.ring_block_size × live.ring_blocks is over 4 GiB".into());
+            return Err(RingError::TooLarge);
         }
         if self.block_timeout_ms == 0 || self.block_timeout_ms > 10_000 {
-            return Err(format!(
-                "live.ring_block_timeout_ms: {} must be between 1 and 10000",
-                self.block_timeout_ms
-            ));
+            return Err(RingError::BlockTimeout(self.block_timeout_ms));
         }
         Ok(())
     }
 }
+
+/// Why [`RingConfig::validate`] refused a geometry; the message names the `[live]` field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RingError {
+    /// `ring_block_size` is not a power of two, or too small for [`MAX_FRAME`].
+    BlockSize(u32),
+    /// `ring_blocks` is not between 1 and 65536.
+    BlockCount(u32),
+    /// The whole ring is over 4 GiB.
+    TooLarge,
+    /// `ring_block_timeout_ms` is not between 1 and 10000.
+    BlockTimeout(u32),
+}
+
+impl std::fmt::Display for RingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RingError::BlockSize(b) => write!(
+                f,
+                "live.ring_block_size: {b} must be a power of two of at least {} bytes",
+                MAX_FRAME.next_power_of_two()
+            ),
+            RingError::BlockCount(n) => {
+                write!(f, "live.ring_blocks: {n} must be between 1 and 65536")
+            }
+            RingError::TooLarge => {
+                f.write_str("live.ring_block_size × live.ring_blocks is over 4 GiB")
+            }
+            RingError::BlockTimeout(ms) => write!(
+                f,
+                "live.ring_block_timeout_ms: {ms} must be between 1 and 10000"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RingError {}
 
 /// How a socket is opened.
 #[derive(Clone, Debug)]

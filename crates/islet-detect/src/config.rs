@@ -277,27 +277,67 @@ impl Default for ServiceConfig {
 
 impl ServiceConfig {
     /// The configured ports, parsed: `(protocol number, port)`.
-    pub fn ports(&self) -> Result<Vec<(u8, u16)>, String> {
+    pub fn ports(&self) -> Result<Vec<(u8, u16)>, PortsError> {
         self.hypervisor_ports
             .iter()
             .map(|s| {
-                let (p, n) = s.split_once('/').ok_or_else(|| {
-                    format!("detect.service.hypervisor_ports: {s:?} is not proto/port")
-                })?;
+                let bad = |why| PortsError {
+                    entry: s.clone(),
+                    why,
+                };
+                let (p, n) = s
+                    .split_once('/')
+                    .ok_or_else(|| bad(PortsWhy::NotProtoPort))?;
                 let proto = match p {
                     "tcp" => 6,
                     "udp" => 17,
-                    _ => {
-                        return Err(format!(
-                            "detect.service.hypervisor_ports: {s:?}: protocol must be tcp or udp"
-                        ));
-                    }
+                    _ => return Err(bad(PortsWhy::Protocol)),
                 };
-                let port = n
-                    .parse()
-                    .map_err(|_| format!("detect.service.hypervisor_ports: {s:?}: bad port"))?;
+                let port = n.parse().map_err(|_| bad(PortsWhy::Port))?;
                 Ok((proto, port))
             })
             .collect()
     }
 }
+
+/// Why an entry of `detect.service.hypervisor_ports` is refused ([`ServiceConfig::ports`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PortsError {
+    /// The entry as configured.
+    pub entry: String,
+    pub why: PortsWhy,
+}
+
+/// What is wrong with a `proto/port` entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PortsWhy {
+    /// No `/` between protocol and port.
+    NotProtoPort,
+    /// The protocol is neither `tcp` nor `udp`.
+    Protocol,
+    /// The port is not a number from 0 to 65535.
+    Port,
+}
+
+impl std::fmt::Display for PortsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.entry;
+        match self.why {
+            PortsWhy::NotProtoPort => {
+                write!(
+                    f,
+                    "detect.service.hypervisor_ports: {s:?} is not proto/port"
+                )
+            }
+            PortsWhy::Protocol => write!(
+                f,
+                "detect.service.hypervisor_ports: {s:?}: protocol must be tcp or udp"
+            ),
+            PortsWhy::Port => write!(f, "detect.service.hypervisor_ports: {s:?}: bad port"),
+        }
+    }
+}
+
+impl std::error::Error for PortsError {}

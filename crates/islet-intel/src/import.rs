@@ -713,15 +713,13 @@ fn split_csv(line: &str, out: &mut Vec<String>) {
     out.push(cur);
 }
 
-fn stix_reason(r: &str) -> &'static str {
-    if r.starts_with("unsupported_pattern") {
-        "unsupported_pattern"
-    } else if r.starts_with("unsupported_and") || r == "observations_joined_by_and" {
-        "unsupported_and"
-    } else if r == "negated_comparison" {
-        "unsupported_negation"
-    } else {
-        "bad_pattern"
+fn stix_reason(e: &stix::PatternError) -> &'static str {
+    use stix::PatternError as P;
+    match e {
+        P::UnsupportedPattern { .. } => "unsupported_pattern",
+        P::UnsupportedAnd(_) | P::ObservationsJoinedByAnd => "unsupported_and",
+        P::Negated => "unsupported_negation",
+        _ => "bad_pattern",
     }
 }
 

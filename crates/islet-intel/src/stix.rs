@@ -6,6 +6,7 @@
 //! indicator. Anything else is rejected with a named reason.
 
 use crate::model::Kind;
+use PatternError::Malformed;
 
 /// Longest pattern parsed.
 pub const MAX_PATTERN: usize = 64 * 1024;
@@ -152,7 +153,7 @@ impl Parser {
     }
 
     /// observation-expression joined by OR / AND / FOLLOWEDBY.
-    fn pattern(&mut self) -> Result<Expr, &'static str> {
+    fn pattern(&mut self) -> Result<Expr, PatternError> {
         let mut ors = vec![self.and_observations()?];
         while self.keyword("OR") {
             self.at += 1;
@@ -165,35 +166,35 @@ impl Parser {
         })
     }
 
-    fn and_observations(&mut self) -> Result<Expr, &'static str> {
+    fn and_observations(&mut self) -> Result<Expr, PatternError> {
         let first = self.observation()?;
         if self.keyword("AND") || self.keyword("FOLLOWEDBY") {
-            return Err("observations_joined_by_and");
+            return Err(PatternError::ObservationsJoinedByAnd);
         }
         Ok(first)
     }
 
-    fn observation(&mut self) -> Result<Expr, &'static str> {
+    fn observation(&mut self) -> Result<Expr, PatternError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err("too_deep");
+            return Err(Malformed("too_deep"));
         }
         let e = match self.next() {
             Some(Tok::LBracket) => {
                 let e = self.comparisons()?;
                 if self.next() != Some(Tok::RBracket) {
-                    return Err("expected_bracket");
+                    return Err(Malformed("expected_bracket"));
                 }
                 e
             }
             Some(Tok::LParen) => {
                 let e = self.pattern()?;
                 if self.next() != Some(Tok::RParen) {
-                    return Err("expected_paren");
+                    return Err(Malformed("expected_paren"));
                 }
                 e
             }
-            _ => return Err("expected_observation"),
+            _ => return Err(Malformed("expected_observation")),
         };
         // Qualifiers (WITHIN n SECONDS, REPEATS n TIMES, START … STOP …) do not change what
         // is matched: skip them.
@@ -211,7 +212,7 @@ impl Parser {
         Ok(e)
     }
 
-    fn comparisons(&mut self) -> Result<Expr, &'static str> {
+    fn comparisons(&mut self) -> Result<Expr, PatternError> {
         let mut ors = vec![self.and_comparisons()?];
         while self.keyword("OR") {
             self.at += 1;
@@ -224,7 +225,7 @@ impl Parser {
         })
     }
 
-    fn and_comparisons(&mut self) -> Result<Expr, &'static str> {
+    fn and_comparisons(&mut self) -> Result<Expr, PatternError> {
         let mut ands = vec![self.comparison()?];
         while self.keyword("AND") {
             self.at += 1;
@@ -237,22 +238,22 @@ impl Parser {
         })
     }
 
-    fn comparison(&mut self) -> Result<Expr, &'static str> {
+    fn comparison(&mut self) -> Result<Expr, PatternError> {
         if self.peek() == Some(&Tok::LParen) {
             self.depth += 1;
             if self.depth > MAX_DEPTH {
-                return Err("too_deep");
+                return Err(Malformed("too_deep"));
             }
             self.at += 1;
             let e = self.comparisons()?;
             if self.next() != Some(Tok::RParen) {
-                return Err("expected_paren");
+                return Err(Malformed("expected_paren"));
             }
             self.depth -= 1;
             return Ok(e);
         }
         let Some(Tok::Word(path)) = self.next() else {
-            return Err("expected_object_path");
+            return Err(Malformed("expected_object_path"));
         };
         let mut negated = false;
         if self.keyword("NOT") {
@@ -262,43 +263,83 @@ impl Parser {
         let op = match self.next() {
             Some(Tok::Op(o)) => o,
             Some(Tok::Word(w)) => w.to_ascii_uppercase(),
-            _ => return Err("expected_operator"),
+            _ => return Err(Malformed("expected_operator")),
         };
         if negated || op == "!=" {
-            return Err("negated_comparison");
+            return Err(PatternError::Negated);
         }
         let value = match self.next() {
             Some(v @ (Tok::Str(_) | Tok::Num(_))) => v,
-            _ => return Err("expected_value"),
+            _ => return Err(Malformed("expected_value")),
         };
         Ok(Expr::Cmp { path, op, value })
     }
 }
 
 /// The indicators a pattern yields: (kind, value as islet stores it from STIX).
-pub fn indicators(pattern: &str) -> Result<Vec<(Kind, String)>, String> {
+pub fn indicators(pattern: &str) -> Result<Vec<(Kind, String)>, PatternError> {
     if pattern.len() > MAX_PATTERN {
-        return Err("pattern_too_long".into());
+        return Err(Malformed("pattern_too_long"));
     }
-    let toks = lex(pattern).map_err(str::to_string)?;
+    let toks = lex(pattern).map_err(Malformed)?;
     let mut p = Parser {
         toks,
         at: 0,
         depth: 0,
     };
-    let e = p.pattern().map_err(str::to_string)?;
+    let e = p.pattern()?;
     if p.at != p.toks.len() {
-        return Err("trailing_tokens".into());
+        return Err(Malformed("trailing_tokens"));
     }
     let mut out = Vec::new();
     convert(&e, &mut out)?;
     if out.len() > MAX_PER_PATTERN {
-        return Err("too_many_comparisons".into());
+        return Err(Malformed("too_many_comparisons"));
     }
     Ok(out)
 }
 
-fn convert(e: &Expr, out: &mut Vec<(Kind, String)>) -> Result<(), String> {
+/// Why a pattern yields no indicators. The message is the reason an import report gives
+/// (`too_deep`, `unsupported_pattern: file =`, …).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PatternError {
+    /// Not a well-formed pattern, or over a bound: `unterminated_string`, `too_deep`,
+    /// `pattern_too_long`, `trailing_tokens`, `too_many_comparisons`, `bad_port`, ….
+    Malformed(&'static str),
+    /// A negated comparison (`NOT`, `!=`).
+    Negated,
+    /// Observations joined by `AND` or `FOLLOWEDBY`.
+    ObservationsJoinedByAnd,
+    /// Comparisons joined by `AND` that are not one network-traffic address with its port;
+    /// what is wrong, if more can be said.
+    UnsupportedAnd(Option<String>),
+    /// A comparison islet cannot match: the object type and the operator.
+    UnsupportedPattern { object: String, op: String },
+    /// A comparison whose value is not a string: the object path.
+    UnsupportedValue { path: String },
+}
+
+impl std::fmt::Display for PatternError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Malformed(reason) => f.write_str(reason),
+            PatternError::Negated => f.write_str("negated_comparison"),
+            PatternError::ObservationsJoinedByAnd => f.write_str("observations_joined_by_and"),
+            PatternError::UnsupportedAnd(None) => f.write_str("unsupported_and"),
+            PatternError::UnsupportedAnd(Some(why)) => write!(f, "unsupported_and: {why}"),
+            PatternError::UnsupportedPattern { object, op } => {
+                write!(f, "unsupported_pattern: {object} {op}")
+            }
+            PatternError::UnsupportedValue { path } => write!(f, "unsupported_value: {path}"),
+        }
+    }
+}
+
+impl std::error::Error for PatternError {}
+
+fn convert(e: &Expr, out: &mut Vec<(Kind, String)>) -> Result<(), PatternError> {
+    let and = |why: String| PatternError::UnsupportedAnd(Some(why));
     match e {
         Expr::Or(v) => {
             for x in v {
@@ -315,31 +356,31 @@ fn convert(e: &Expr, out: &mut Vec<(Kind, String)>) -> Result<(), String> {
             let (mut ip, mut port, mut side) = (None, None, None);
             for x in v {
                 let Expr::Cmp { path, op, value } = x else {
-                    return Err("unsupported_and".into());
+                    return Err(PatternError::UnsupportedAnd(None));
                 };
                 let s = path
                     .strip_prefix("network-traffic:")
-                    .ok_or_else(|| format!("unsupported_and: {path}"))?;
+                    .ok_or_else(|| and(path.clone()))?;
                 let this = if s.starts_with("dst_") {
                     "dst"
                 } else if s.starts_with("src_") {
                     "src"
                 } else {
-                    return Err(format!("unsupported_and: {path}"));
+                    return Err(and(path.clone()));
                 };
                 if side.is_some_and(|x| x != this) {
-                    return Err("unsupported_and: mixed src and dst".into());
+                    return Err(and("mixed src and dst".into()));
                 }
                 side = Some(this);
                 match (s, op.as_str(), value) {
                     ("dst_ref.value" | "src_ref.value", "=", Tok::Str(v)) => ip = Some(v.clone()),
                     ("dst_port" | "src_port", "=", Tok::Num(n)) => {
-                        port = Some(u16::try_from(*n).map_err(|_| "bad_port".to_string())?)
+                        port = Some(u16::try_from(*n).map_err(|_| Malformed("bad_port"))?)
                     }
-                    _ => return Err(format!("unsupported_and: {path} {op}")),
+                    _ => return Err(and(format!("{path} {op}"))),
                 }
             }
-            let ip = ip.ok_or("unsupported_and: no address")?;
+            let ip = ip.ok_or_else(|| and("no address".into()))?;
             let dst = side == Some("dst");
             out.push(match (port, dst) {
                 (Some(p), true) => (Kind::IpDstPort, format!("{ip}|{p}")),
@@ -352,9 +393,11 @@ fn convert(e: &Expr, out: &mut Vec<(Kind, String)>) -> Result<(), String> {
     }
 }
 
-fn comparison(path: &str, op: &str, value: &Tok) -> Result<(Kind, String), String> {
+fn comparison(path: &str, op: &str, value: &Tok) -> Result<(Kind, String), PatternError> {
     let Tok::Str(v) = value else {
-        return Err(format!("unsupported_value: {path}"));
+        return Err(PatternError::UnsupportedValue {
+            path: path.to_string(),
+        });
     };
     let kind = match (path, op) {
         ("ipv4-addr:value" | "ipv6-addr:value", "=" | "ISSUBSET") => Kind::Ip,
@@ -369,7 +412,10 @@ fn comparison(path: &str, op: &str, value: &Tok) -> Result<(Kind, String), Strin
         ("network-traffic:src_ref.value", "=") => Kind::IpSrc,
         _ => {
             let object = path.split(':').next().unwrap_or(path);
-            return Err(format!("unsupported_pattern: {object} {op}"));
+            return Err(PatternError::UnsupportedPattern {
+                object: object.to_string(),
+                op: op.to_string(),
+            });
         }
     };
     Ok((kind, v.clone()))
@@ -425,21 +471,30 @@ mod tests {
         assert!(
             indicators("[file:hashes.'SHA-256' = 'aa']")
                 .unwrap_err()
+                .to_string()
                 .starts_with("unsupported_pattern: file")
         );
         assert!(
             indicators("[email-message:from_ref.value MATCHES '.+@example']")
                 .unwrap_err()
+                .to_string()
                 .starts_with("unsupported_pattern: email-message")
         );
         assert_eq!(
-            indicators("[ipv4-addr:value = '1.2.3.4'] AND [domain-name:value = 'x']").unwrap_err(),
+            indicators("[ipv4-addr:value = '1.2.3.4'] AND [domain-name:value = 'x']")
+                .unwrap_err()
+                .to_string(),
             "observations_joined_by_and"
         );
         assert_eq!(
-            indicators("[ipv4-addr:value = '1.2").unwrap_err(),
+            indicators("[ipv4-addr:value = '1.2")
+                .unwrap_err()
+                .to_string(),
             "unterminated_string"
         );
-        assert_eq!(indicators(&"(".repeat(100)).unwrap_err(), "too_deep");
+        assert_eq!(
+            indicators(&"(".repeat(100)).unwrap_err().to_string(),
+            "too_deep"
+        );
     }
 }

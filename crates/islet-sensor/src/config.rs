@@ -324,7 +324,10 @@ impl SensorConfig {
                 "flow.emergency_recovery is a percentage (0-100)".into(),
             ));
         }
-        self.detect.service.ports().map_err(ConfigError)?;
+        self.detect
+            .service
+            .ports()
+            .map_err(|e| ConfigError(e.to_string()))?;
         if self.detect.scan.max_sources == 0 || self.detect.flood.max_victims == 0 {
             return Err(ConfigError(
                 "detect.scan.max_sources and detect.flood.max_victims must be at least 1".into(),

@@ -60,7 +60,7 @@ pub enum LiveError {
     /// The policy could not be loaded.
     Policy(PolicyLoadError),
     /// The sockets could not be opened.
-    Open(String),
+    Open(live::OpenError),
     /// The output stage could not be opened.
     Output(OutputError),
     /// Privileges could not be dropped.
@@ -80,7 +80,8 @@ impl fmt::Display for LiveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LiveError::Config(e) => write!(f, "{e}"),
-            LiveError::Settings(m) | LiveError::Open(m) => f.write_str(m),
+            LiveError::Settings(m) => f.write_str(m),
+            LiveError::Open(e) => write!(f, "{e}"),
             LiveError::Interface(e) => write!(f, "{e}"),
             LiveError::NoUser(u) => write!(f, "live.user: user {u:?} does not exist"),
             LiveError::Privilege => f.write_str(
@@ -109,7 +110,7 @@ pub fn live_config(cfg: &SensorConfig, a: &LiveArgs) -> Result<LiveConfig, LiveE
         }
         let mut pairs = Vec::new();
         for p in &a.inline {
-            pairs.push(live::parse_pair(p).map_err(LiveError::Settings)?);
+            pairs.push(live::parse_pair(p).map_err(|e| LiveError::Settings(e.to_string()))?);
         }
         Mode::Inline(pairs)
     } else if !a.tap.is_empty() {
@@ -163,7 +164,8 @@ pub fn live_config(cfg: &SensorConfig, a: &LiveArgs) -> Result<LiveConfig, LiveE
         block_count: l.ring_blocks,
         block_timeout_ms: l.ring_block_timeout_ms,
     };
-    ring.validate().map_err(LiveError::Settings)?;
+    ring.validate()
+        .map_err(|e| LiveError::Settings(e.to_string()))?;
     Ok(LiveConfig {
         mode,
         backend,

@@ -6,10 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use islet_sink::chain::KeyError;
 use islet_sink::file::{RotatingFile, Rotation};
-use islet_sink::forward::{ForwardConfig, Forwarder, Mode, OnFull, RecordShape, TlsClient};
+use islet_sink::forward::{
+    ForwardConfig, ForwardError, Forwarder, Mode, OnFull, RecordShape, TlsClient,
+};
 use islet_sink::metrics::Metrics;
-use islet_sink::{FileOut, Format, Output, OutputConfig};
+use islet_sink::output::StateError;
+use islet_sink::{FileOut, Format, Output, OutputConfig, ParseError};
 use serde::Deserialize;
 
 /// `[output]`
@@ -136,18 +140,56 @@ impl Default for ForwardSection {
     }
 }
 
-fn secs(what: &str, v: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(v).map_err(|_| format!("forward.{what}: {v} is not a duration"))
+fn secs(field: &'static str, value: f64) -> Result<Duration, ForwardSectionError> {
+    Duration::try_from_secs_f64(value).map_err(|_| ForwardSectionError::Duration { field, value })
+}
+
+/// Why `[forward]` does not make a forwarder's settings ([`ForwardSection::to_config`]).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ForwardSectionError {
+    /// `forward.record` is neither `map` nor `message`.
+    Record(String),
+    /// `forward.mode` is not a Forward mode.
+    Mode(ParseError),
+    /// `forward.on_full` is not a full-buffer policy.
+    OnFull(ParseError),
+    /// A `forward.*` number of seconds that is not a duration (negative, not finite, too large).
+    Duration { field: &'static str, value: f64 },
+}
+
+impl std::fmt::Display for ForwardSectionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForwardSectionError::Record(r) => {
+                write!(f, "forward.record: {r:?} is not map or message")
+            }
+            ForwardSectionError::Mode(e) => write!(f, "forward.mode: {e}"),
+            ForwardSectionError::OnFull(e) => write!(f, "forward.on_full: {e}"),
+            ForwardSectionError::Duration { field, value } => {
+                write!(f, "forward.{field}: {value} is not a duration")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ForwardSectionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ForwardSectionError::Mode(e) | ForwardSectionError::OnFull(e) => Some(e),
+            ForwardSectionError::Record(_) | ForwardSectionError::Duration { .. } => None,
+        }
+    }
 }
 
 impl ForwardSection {
     /// One forwarder's settings for `servers` (a failover list).
-    pub fn to_config(&self, servers: Vec<String>) -> Result<ForwardConfig, String> {
+    pub fn to_config(&self, servers: Vec<String>) -> Result<ForwardConfig, ForwardSectionError> {
         let d = ForwardConfig::default();
         let record = match self.record.as_str() {
             "map" => RecordShape::Map,
             "message" => RecordShape::Message,
-            r => return Err(format!("forward.record: {r:?} is not map or message")),
+            r => return Err(ForwardSectionError::Record(r.to_string())),
         };
         let tls = (self.tls || self.tls_ca.is_some()).then(|| TlsClient {
             ca_file: self.tls_ca.clone(),
@@ -172,7 +214,7 @@ impl ForwardSection {
         Ok(ForwardConfig {
             servers,
             tag: self.tag.clone(),
-            mode: Mode::parse(&self.mode).map_err(|e| format!("forward.mode: {e}"))?,
+            mode: Mode::parse(&self.mode).map_err(ForwardSectionError::Mode)?,
             record,
             tls,
             shared_key: self.shared_key.clone(),
@@ -189,7 +231,7 @@ impl ForwardSection {
             memory_bytes: self.memory_bytes,
             spool_dir,
             disk_bytes: self.disk_bytes,
-            on_full: OnFull::parse(&self.on_full).map_err(|e| format!("forward.on_full: {e}"))?,
+            on_full: OnFull::parse(&self.on_full).map_err(ForwardSectionError::OnFull)?,
             shutdown_timeout: secs("shutdown_timeout", self.shutdown_timeout)?,
         })
     }
@@ -211,10 +253,10 @@ pub fn build_output(
     destinations: &[Vec<String>],
     file: FileTarget,
     metrics: Arc<Metrics>,
-) -> Result<Output, String> {
-    let format = Format::parse(&ev.format).map_err(|e| format!("output.format: {e}"))?;
+) -> Result<Output, BuildError> {
+    let format = Format::parse(&ev.format).map_err(BuildError::Format)?;
     let key = match &ev.sign_key {
-        Some(p) => Some(islet_sink::chain::read_signing_key(p)?),
+        Some(p) => Some(islet_sink::chain::read_signing_key(p).map_err(BuildError::Key)?),
         None => None,
     };
     let sensor = ev
@@ -223,8 +265,10 @@ pub fn build_output(
         .unwrap_or_else(islet_sink::forward::hostname);
     let mut forwarders = Vec::new();
     for servers in destinations {
-        let cfg = fwd.to_config(servers.clone())?;
-        let f = Forwarder::start(cfg, key.clone(), &sensor)?;
+        let cfg = fwd
+            .to_config(servers.clone())
+            .map_err(BuildError::Forward)?;
+        let f = Forwarder::start(cfg, key.clone(), &sensor).map_err(BuildError::Forwarder)?;
         metrics.add_forwarder(&servers.join(","), f.stats());
         forwarders.push(f);
     }
@@ -243,7 +287,10 @@ pub fn build_output(
                     compress: ev.compress,
                 },
             )
-            .map_err(|e| format!("{}: {e}", p.display()))?,
+            .map_err(|source| BuildError::File {
+                path: p.clone(),
+                source,
+            })?,
         ),
     };
     Output::new(
@@ -266,4 +313,53 @@ pub fn build_output(
         forwarders,
         metrics,
     )
+    .map_err(BuildError::State)
+}
+
+/// Why [`build_output`] could not build the output stage.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// `output.format` is not a record format.
+    Format(ParseError),
+    /// `output.sign_key` cannot be read (the error names the file).
+    Key(KeyError),
+    /// `[forward]` is wrong.
+    Forward(ForwardSectionError),
+    /// A forwarder did not start.
+    Forwarder(ForwardError),
+    /// The output file cannot be opened.
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The chain's state directory cannot be used.
+    State(StateError),
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BuildError::Format(e) => write!(f, "output.format: {e}"),
+            BuildError::Key(e) => write!(f, "{e}"),
+            BuildError::Forward(e) => write!(f, "{e}"),
+            BuildError::Forwarder(e) => write!(f, "{e}"),
+            BuildError::File { path, source } => write!(f, "{}: {source}", path.display()),
+            BuildError::State(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BuildError::Format(e) => Some(e),
+            BuildError::File { source, .. } => Some(source),
+            // Shown as they are: their causes are theirs.
+            BuildError::Key(e) => e.source(),
+            BuildError::Forward(e) => e.source(),
+            BuildError::Forwarder(e) => e.source(),
+            BuildError::State(e) => e.source(),
+        }
+    }
 }

@@ -6,7 +6,7 @@
 //! A run's messages for the operator go to an [`Observer`], one line each, in the order they
 //! arise; the binary prints them, a test can collect them.
 
-use crate::output::{FileTarget, build_output};
+use crate::output::{BuildError, FileTarget, build_output};
 use crate::pipeline::Progress;
 use crate::policy_load::PolicyArgs;
 use crate::{ConfigError, SensorConfig};
@@ -145,8 +145,9 @@ fn set(field: &mut String, over: &Option<String>) {
 pub enum OutputError {
     /// The metrics endpoint could not listen.
     Metrics { addr: String, error: std::io::Error },
-    /// The output's settings are wrong (format, signing key, Forward settings).
-    Settings(String),
+    /// The output's settings are wrong (format, signing key, Forward settings), or the output
+    /// file, a forwarder or the chain's state could not be opened.
+    Settings(BuildError),
     /// The first records could not be written.
     Write {
         output: String,
@@ -158,7 +159,7 @@ impl fmt::Display for OutputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OutputError::Metrics { addr, error } => write!(f, "metrics on {addr}: {error}"),
-            OutputError::Settings(m) => f.write_str(m),
+            OutputError::Settings(e) => write!(f, "{e}"),
             OutputError::Write { output, error } => write!(f, "{output}: {error}"),
         }
     }

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use ed25519_dalek::SigningKey;
 
 use crate::ParseError;
-use crate::chain::{ChainConfig, SavedHead, Sealer};
+use crate::chain::{ChainConfig, HeadError, SavedHead, Sealer};
 use crate::file::RotatingFile;
 use crate::forward::{CloseReport, Forwarder};
 use crate::metrics::Metrics;
@@ -102,13 +102,16 @@ impl Output {
         file: FileOut,
         forwarders: Vec<Forwarder>,
         metrics: Arc<Metrics>,
-    ) -> Result<Output, String> {
+    ) -> Result<Output, StateError> {
         let mut sealed = Vec::with_capacity(512 << 10);
         let (sealer, state) = match &cfg.state_dir {
             Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir).map_err(|source| StateError::Dir {
+                    path: dir.clone(),
+                    source,
+                })?;
                 let p = dir.join("chain.head");
-                let saved = SavedHead::load(&p).map_err(|e| e.to_string())?;
+                let saved = SavedHead::load(&p).map_err(StateError::Load)?;
                 let s = match saved {
                     Some(h) => Sealer::resume(cfg.chain, cfg.key, h.head),
                     None => Sealer::new(cfg.chain, cfg.key),
@@ -155,8 +158,7 @@ impl Output {
             first_ns: None,
             last_stats_ns: 0,
         };
-        o.save(false, None)
-            .map_err(|e| format!("chain head: {e}"))?;
+        o.save(false, None).map_err(StateError::Save)?;
         Ok(o)
     }
 
@@ -298,6 +300,40 @@ impl Write for Output {
             FileOut::None => Ok(()),
             FileOut::Stream(w) => w.flush(),
             FileOut::Rotating(f) => f.flush(),
+        }
+    }
+}
+
+/// Why [`Output::new`] could not continue or start the chain from its state directory.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StateError {
+    /// The state directory cannot be made.
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The saved chain head cannot be read, or is not one (shown as it is).
+    Load(HeadError),
+    /// The chain head cannot be saved (the error names the file: [`PathError`]).
+    Save(std::io::Error),
+}
+
+impl std::fmt::Display for StateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateError::Dir { path, source } => write!(f, "{}: {source}", path.display()),
+            StateError::Load(e) => write!(f, "{e}"),
+            StateError::Save(e) => write!(f, "chain head: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StateError::Dir { source, .. } | StateError::Save(source) => Some(source),
+            StateError::Load(e) => e.source(),
         }
     }
 }

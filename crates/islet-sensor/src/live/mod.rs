@@ -34,7 +34,7 @@ mod worker;
 
 pub use self::offload::KERNEL_BYPASS_FLOWS;
 use self::offload::*;
-pub use self::open::{Opened, open};
+pub use self::open::{OpenError, Opened, open};
 pub use self::stats::{Counters, LiveStats, cpu_seconds, write_live_stats};
 use self::stats::{merge_decoder, wall_ns};
 use self::worker::*;
@@ -266,13 +266,31 @@ pub fn run(
 }
 
 /// Parse `A,B` pairs and `IF,IF` lists from the command line.
-pub fn parse_pair(s: &str) -> Result<(String, String), String> {
+pub fn parse_pair(s: &str) -> Result<(String, String), PairError> {
     match s.split_once(',') {
         Some((a, b)) if !a.is_empty() && !b.is_empty() && a != b && !b.contains(',') => {
             Ok((a.to_owned(), b.to_owned()))
         }
-        _ => Err(format!(
-            "--inline {s:?}: expected two different interfaces, IFA,IFB"
-        )),
+        _ => Err(PairError { arg: s.to_owned() }),
     }
 }
+
+/// Why an `--inline` argument is not two different interfaces ([`parse_pair`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PairError {
+    /// The argument as given.
+    pub arg: String,
+}
+
+impl std::fmt::Display for PairError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "--inline {:?}: expected two different interfaces, IFA,IFB",
+            self.arg
+        )
+    }
+}
+
+impl std::error::Error for PairError {}

@@ -88,7 +88,11 @@ impl Opened {
 
 /// Open AF_XDP sockets: one per receive queue, `min(workers, queues)` of them per interface,
 /// and the steering program on each interface.
-pub(crate) fn open_xdp(live: &LiveConfig, workers: usize, idx: &[u32]) -> Result<Opened, String> {
+pub(crate) fn open_xdp(
+    live: &LiveConfig,
+    workers: usize,
+    idx: &[u32],
+) -> Result<Opened, OpenError> {
     let inline = matches!(live.mode, Mode::Inline(_));
     let ifaces = live.mode.interfaces();
     let queues = ifaces
@@ -104,16 +108,13 @@ pub(crate) fn open_xdp(live: &LiveConfig, workers: usize, idx: &[u32]) -> Result
         .any(|i| Path::new(&format!("/sys/devices/virtual/net/{i}")).exists());
     let kernel = live.bypass && live.kernel_bypass.unwrap_or(!(inline && virtual_port));
     let bypass_map = if kernel {
-        Some(
-            BypassMap::create(KERNEL_BYPASS_FLOWS * 2)
-                .map_err(|e| format!("the XDP bypass map: {e}"))?,
-        )
+        Some(BypassMap::create(KERNEL_BYPASS_FLOWS * 2).map_err(OpenError::BypassMap)?)
     } else {
         None
     };
     let mut progs = Vec::new();
     for i in &ifaces {
-        progs.push(XdpProgram::attach(i, queues, bypass_map.as_ref()).map_err(|e| e.to_string())?);
+        progs.push(XdpProgram::attach(i, queues, bypass_map.as_ref()).map_err(OpenError::Program)?);
     }
     let mut out = Vec::new();
     let mut zc = 0;
@@ -124,10 +125,11 @@ pub(crate) fn open_xdp(live: &LiveConfig, workers: usize, idx: &[u32]) -> Result
             ifindex: Vec::new(),
         };
         for (k, name) in ifaces.iter().enumerate() {
-            let x = Xsk::open(name, q, &XskConfig::default()).map_err(|e| e.to_string())?;
-            progs[k]
-                .steer(q, &x)
-                .map_err(|e| format!("interface {name}: XSKMAP update: {e}"))?;
+            let x = Xsk::open(name, q, &XskConfig::default()).map_err(OpenError::Xsk)?;
+            progs[k].steer(q, &x).map_err(|source| OpenError::Steer {
+                interface: name.clone(),
+                source,
+            })?;
             zc += usize::from(x.zero_copy());
             ws.socks.push(Port::Xdp(Box::new(x), XskStats::default()));
             ws.ifindex.push(idx[k]);
@@ -166,12 +168,12 @@ pub(crate) fn open_xdp(live: &LiveConfig, workers: usize, idx: &[u32]) -> Result
 
 /// Open every socket: `workers` per interface, fanned out by flow hash. Errors name the
 /// interface (a missing one, or a missing privilege).
-pub fn open(live: &LiveConfig, workers: usize) -> Result<Opened, String> {
+pub fn open(live: &LiveConfig, workers: usize) -> Result<Opened, OpenError> {
     let inline = matches!(live.mode, Mode::Inline(_));
     let ifaces = live.mode.interfaces();
     let mut idx = Vec::new();
     for i in &ifaces {
-        idx.push(afpacket::ifindex(i).map_err(|e| e.to_string())?);
+        idx.push(afpacket::ifindex(i).map_err(OpenError::Interface)?);
     }
     if live.backend == Backend::AfXdp {
         let mut o = open_xdp(live, workers, &idx)?;
@@ -196,13 +198,7 @@ pub fn open(live: &LiveConfig, workers: usize) -> Result<Opened, String> {
                 vnet_hdr: inline,
                 per_frame: inline,
             };
-            let s = AfPacket::open(name, &opts).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::PermissionDenied {
-                    format!("{e} (needs root or CAP_NET_RAW and CAP_NET_ADMIN)")
-                } else {
-                    e.to_string()
-                }
-            })?;
+            let s = AfPacket::open(name, &opts).map_err(OpenError::Packet)?;
             ws.socks.push(Port::Packet(s));
             ws.ifindex.push(idx[k]);
             ws.peer.push(inline.then_some(k ^ 1));
@@ -228,15 +224,72 @@ pub fn open(live: &LiveConfig, workers: usize) -> Result<Opened, String> {
     })
 }
 
-pub(crate) fn open_tc(live: &LiveConfig) -> Result<Option<Tc>, String> {
+pub(crate) fn open_tc(live: &LiveConfig) -> Result<Option<Tc>, OpenError> {
     if !live.offload.enabled || !matches!(live.mode, Mode::Inline(_)) {
         return Ok(None);
     }
-    let mut tc = Tc::open().map_err(|e| format!("netlink route socket: {e}"))?;
+    let mut tc = Tc::open().map_err(OpenError::Netlink)?;
     if live.offload.skip_hw {
         tc.flags = islet_capture::tc::SKIP_HW;
     }
     Ok(Some(tc))
+}
+
+/// Why [`open`] could not open the sockets. The interface's errors name it and the step.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// An interface does not exist.
+    Interface(std::io::Error),
+    /// An AF_PACKET socket could not be opened, bound or given its ring.
+    Packet(std::io::Error),
+    /// The XDP bypass map could not be made.
+    BypassMap(std::io::Error),
+    /// The XDP steering program could not be loaded or attached.
+    Program(std::io::Error),
+    /// An AF_XDP socket could not be opened.
+    Xsk(std::io::Error),
+    /// An AF_XDP socket could not be put in its interface's XSKMAP.
+    Steer {
+        interface: String,
+        source: std::io::Error,
+    },
+    /// The rtnetlink socket for offload rules could not be opened.
+    Netlink(std::io::Error),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Packet(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                write!(f, "{e} (needs root or CAP_NET_RAW and CAP_NET_ADMIN)")
+            }
+            OpenError::Interface(e)
+            | OpenError::Packet(e)
+            | OpenError::Program(e)
+            | OpenError::Xsk(e) => write!(f, "{e}"),
+            OpenError::BypassMap(e) => write!(f, "the XDP bypass map: {e}"),
+            OpenError::Steer { interface, source } => {
+                write!(f, "interface {interface}: XSKMAP update: {source}")
+            }
+            OpenError::Netlink(e) => write!(f, "netlink route socket: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            // Shown as they are: their causes are theirs.
+            OpenError::Interface(e)
+            | OpenError::Packet(e)
+            | OpenError::Program(e)
+            | OpenError::Xsk(e) => e.source(),
+            OpenError::BypassMap(e)
+            | OpenError::Steer { source: e, .. }
+            | OpenError::Netlink(e) => Some(e),
+        }
+    }
 }
 
 /// The socket `i` and, for a pair, the one its frames leave by.
