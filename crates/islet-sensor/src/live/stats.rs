@@ -225,5 +225,4 @@ pub fn write_live_stats(b: &mut Vec<u8>, ts_ns: u64, st: &LiveStats, mode: &str,
     j.end_object();
     j.end_object();
     j.finish();
-    b.push(b'\n');
 }
