@@ -41,7 +41,10 @@ impl<'t> FlowStmts<'t> {
 const SEALED_BUFS_KEPT: usize = 8;
 
 impl SqliteStore {
-    #[allow(clippy::too_many_arguments)] // the batch's state, passed apart to borrow apart
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the batch's state, passed apart so each part is borrowed apart"
+    )]
     pub(super) fn ingest_flow(
         tx: &Transaction<'_>,
         st: &mut FlowStmts<'_>,
