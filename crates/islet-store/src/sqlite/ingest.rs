@@ -39,6 +39,8 @@ impl<'t> FlowStmts<'t> {
 
 /// Sealed-block buffers kept between batches (one a sensor in a batch; more are dropped).
 const SEALED_BUFS_KEPT: usize = 8;
+/// A buffer larger than this (a batch of unusually large records) is freed, not kept.
+const SEALED_BUF_KEPT_BYTES: usize = 64 << 20;
 
 impl SqliteStore {
     #[allow(
@@ -593,11 +595,16 @@ impl SqliteStore {
                 crate::sealed::CODEC_LZ4_FRAMED,
                 b.lines.len() as i64
             ])?;
-            if self.sealed_bufs.len() < SEALED_BUFS_KEPT {
+            if self.sealed_bufs.len() < SEALED_BUFS_KEPT
+                && b.lines.capacity() <= SEALED_BUF_KEPT_BYTES
+            {
                 let mut buf = std::mem::take(&mut b.lines);
                 buf.clear();
                 self.sealed_bufs.push(buf);
             }
+        }
+        if self.sealed_packed.capacity() > SEALED_BUF_KEPT_BYTES {
+            self.sealed_packed = Vec::new();
         }
         for h in &batch.heads {
             let id = sensor_id(&tx, &mut sensor_cache, &h.sensor, batch.now_ms)?;
